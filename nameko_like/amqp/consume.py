@@ -1,0 +1,280 @@
+"""ConsumerConnection: one connection consuming all of a container's queues.
+
+The connection is read by one greenthread that never blocks on anything but
+the socket: a message that arrives while every worker is busy waits in a
+backlog instead of stalling the reader, so heartbeats keep flowing and acks
+keep going out however many messages are prefetched (the deadlocks of Nameko
+issues #417 and #428 came from blocking the reader).
+
+When the broker goes away the reader logs one warning per reconnect attempt,
+reconnects with backoff, declares its queues again and resumes consuming.
+Messages delivered on the old connection can no longer be acknowledged; the
+broker redelivers them.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any, Callable
+
+from kombu import Consumer, Queue
+
+from nameko_like._eventlet import eventlet
+from nameko_like.amqp.connection import make_connection, safe_uri
+
+_log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[Any], None]
+
+#: Reconnect backoff bounds, in seconds.
+RECONNECT_INTERVAL_START = 0.5
+RECONNECT_INTERVAL_MAX = 5.0
+
+
+class ConsumerConnection:
+    """Consume several queues on one connection for one container.
+
+    Args:
+        container: the container whose worker pool bounds dispatching.
+        config: the container config (broker URI, heartbeat, ...).
+        prefetch_count: how many unacknowledged messages the broker may send.
+    """
+
+    def __init__(self, container: Any, config: dict, prefetch_count: int) -> None:
+        self.container = container
+        self.config = config
+        self.prefetch_count = prefetch_count
+        self._handlers: dict[str, tuple[Queue, MessageHandler]] = {}
+        self._consumers: dict[str, Any] = {}
+        self._connection: Any = None
+        self._channel: Any = None
+        self._write_lock = eventlet.semaphore.Semaphore()
+        self._backlog: collections.deque = collections.deque()
+        self._backlog_ready = eventlet.event.Event()
+        self._stopping = False
+        self._ready = eventlet.event.Event()
+        self._reader: Any = None
+        self._dispatcher: Any = None
+        self._unsettled = 0
+        self._settled_all = eventlet.event.Event()
+        self._added: list[Queue] = []
+        #: called with the error whenever the connection is lost
+        self.on_lost: list[Callable[[BaseException], None]] = []
+
+    # -- queues ------------------------------------------------------------------
+
+    def add_queue(self, queue: Queue, handler: MessageHandler) -> None:
+        """Consume ``queue``, passing each message to ``handler`` in order."""
+        self._handlers[queue.name] = (queue, handler)
+        if self._channel is not None:
+            # declaring waits for a reply on the socket the reader owns:
+            # the reader picks new queues up between two reads
+            self._added.append(queue)
+
+    def remove_queue(self, queue_name: str) -> None:
+        """Stop consuming ``queue_name``; its backlog goes back to the broker."""
+        self._handlers.pop(queue_name, None)
+        consumer = self._consumers.pop(queue_name, None)
+        channel = self._channel
+        if consumer is not None and channel is not None:
+            try:
+                with self._write_lock:
+                    # nowait: the cancel-ok would have to be read from the
+                    # socket the reader owns; deliveries already on their
+                    # way are requeued by _handle
+                    for tag in list(consumer._active_tags.values()):
+                        channel.basic_cancel(tag, nowait=True)
+            except Exception as exc:  # a dead connection cancels by itself
+                _log.debug("cancel of %s failed: %s", queue_name, exc)
+
+    def _consume(self, queue: Queue) -> None:
+        bound = queue(self._channel)
+        bound.declare()
+        name = queue.name
+        consumer = Consumer(self._channel, queues=[bound], no_ack=False, auto_declare=False,
+                            on_message=lambda message: self._on_message(name, message))
+        consumer.consume()
+        self._consumers[queue.name] = consumer
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self, timeout: float | None = None) -> None:
+        """Connect and start consuming; return once consuming (or raise)."""
+        self._reader = self.container.spawn_managed_thread(self._read_forever, "amqp-consumer")
+        self._dispatcher = self.container.spawn_managed_thread(self._dispatch_backlog, "amqp-backlog")
+        with eventlet.Timeout(timeout):
+            self._ready.wait()
+
+    def stop(self, settle_timeout: float = 5.0) -> None:
+        """Stop consuming, wait briefly for acks still due, then disconnect."""
+        for name in list(self._handlers):
+            self.remove_queue(name)
+        self._stopping = True
+        self._requeue_backlog()
+        if self._unsettled and self._connection is not None:
+            with eventlet.Timeout(settle_timeout, False):
+                self._settled_all.wait()
+        self._close()
+        for thread in (self._reader, self._dispatcher):
+            if thread is not None and thread is not eventlet.getcurrent():
+                thread.kill()
+
+    def kill(self) -> None:
+        """Disconnect at once; unacknowledged messages go back to their queues."""
+        self._stopping = True
+        self._backlog.clear()
+        self._close()
+
+    def _close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        self._consumers.clear()
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # closing a broken connection may fail; it's gone either way
+                pass
+
+    # -- reading -----------------------------------------------------------------
+
+    def _connect(self) -> None:
+        connection = make_connection(self.config)
+        connection.connect()
+        channel = connection.channel()
+        channel.basic_qos(0, self.prefetch_count, False)
+        self._connection, self._channel = connection, channel
+        for queue, _handler in list(self._handlers.values()):
+            self._consume(queue)
+
+    def _read_forever(self) -> None:
+        interval = RECONNECT_INTERVAL_START
+        attempt = 0
+        while not self._stopping:
+            try:
+                with self._write_lock:
+                    self._connect()
+            except Exception as exc:
+                self._close()
+                if not self._is_connection_error(exc):
+                    raise
+                attempt += 1
+                _log.warning("cannot connect to %s (%s); attempt %d, retrying in %.1fs",
+                             safe_uri(self.config), exc, attempt, interval)
+                eventlet.sleep(interval)
+                interval = min(interval * 2, RECONNECT_INTERVAL_MAX)
+                continue
+            if attempt:
+                _log.warning("reconnected to %s after %d attempt(s)", safe_uri(self.config), attempt)
+            attempt, interval = 0, RECONNECT_INTERVAL_START
+            if not self._ready.ready():
+                self._ready.send(None)
+            try:
+                self._drain(self._connection)
+            except Exception as exc:
+                if self._stopping:
+                    return
+                if not self._is_connection_error(exc):
+                    raise
+                _log.warning("connection to %s lost (%s); reconnecting", safe_uri(self.config), exc)
+                self._close()
+                self._forget_unsettled()
+                for callback in self.on_lost:
+                    callback(exc)
+
+    def _drain(self, connection: Any) -> None:
+        heartbeat = connection.heartbeat or 0
+        timeout = min(1.0, heartbeat / 4) if heartbeat else 1.0
+        while not self._stopping and self._connection is connection:
+            while self._added:
+                queue = self._added.pop(0)
+                if queue.name in self._handlers and queue.name not in self._consumers:
+                    with self._write_lock:
+                        self._consume(queue)
+            try:
+                connection.drain_events(timeout=timeout)
+            except TimeoutError:
+                pass
+            if heartbeat:
+                with self._write_lock:
+                    connection.heartbeat_check()
+
+    def _is_connection_error(self, exc: BaseException) -> bool:
+        connection = self._connection or make_connection(self.config)
+        errors = tuple(connection.connection_errors) + tuple(connection.channel_errors) + (OSError,)
+        return isinstance(exc, errors)
+
+    # -- dispatching ------------------------------------------------------------
+
+    def _on_message(self, queue_name: str, message: Any) -> None:
+        self._unsettled += 1
+        if self._settled_all.ready():
+            self._settled_all.reset()
+        if not self._backlog and self.container.free_worker_slots > 0:
+            self._handle(queue_name, message)
+        else:
+            self._backlog.append((queue_name, message))
+            if not self._backlog_ready.ready():
+                self._backlog_ready.send(None)
+
+    def _handle(self, queue_name: str | None, message: Any) -> None:
+        entry = self._handlers.get(queue_name) if queue_name else None
+        if entry is None:
+            # consumption of this queue was cancelled meanwhile
+            self.settle(message, requeue=True)
+            return
+        entry[1](message)
+
+    def _dispatch_backlog(self) -> None:
+        while True:
+            if not self._backlog:
+                self._backlog_ready.wait()
+                self._backlog_ready.reset()
+                continue
+            # Wait for a free worker without holding one: the handler then
+            # spawns its worker straight away, with no switch in between.
+            self.container.wait_for_worker_slot()
+            if not self._backlog:
+                continue
+            queue_name, message = self._backlog.popleft()
+            if self._stopping:
+                self.settle(message, requeue=True)
+                continue
+            self._handle(queue_name, message)
+
+    def _requeue_backlog(self) -> None:
+        while self._backlog:
+            _queue_name, message = self._backlog.popleft()
+            self.settle(message, requeue=True)
+
+    # -- settling ----------------------------------------------------------------
+
+    def settle(self, message: Any, requeue: bool | None = None) -> None:
+        """Ack ``message`` (``requeue`` None), or reject it, requeued or not.
+
+        A message from a connection that has since been lost can't be
+        settled; the broker has already made it available again.
+        """
+        channel = self._channel
+        if message.channel is not channel or channel is None:
+            _log.debug("not settling a message from a lost connection; the broker redelivers it")
+            return
+        try:
+            with self._write_lock:
+                if requeue is None:
+                    message.ack()
+                else:
+                    message.reject(requeue=requeue)
+        except Exception as exc:
+            if not self._is_connection_error(exc):
+                raise
+            _log.debug("could not settle a message (%s); the broker redelivers it", exc)
+            return
+        self._unsettled -= 1
+        if self._unsettled <= 0 and not self._settled_all.ready():
+            self._settled_all.send(None)
+
+    def _forget_unsettled(self) -> None:
+        self._unsettled = 0
+        self._backlog.clear()
+        if not self._settled_all.ready():
+            self._settled_all.send(None)

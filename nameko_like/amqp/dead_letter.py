@@ -1,0 +1,88 @@
+"""Dead-lettering and bounded redelivery of messages that can't be processed.
+
+A message a service cannot process is published, unchanged, to the
+service's dead-letter queue ``<service>.dead-letter`` (declared durable on
+first use) with the reason in the ``x-dead-letter-reason`` header and where it came
+from in ``x-original-*`` headers; only then is the original acknowledged, so
+nothing is dropped. Explicit publishing is used instead of RabbitMQ's
+``x-dead-letter-exchange`` queue argument so our queues keep exactly the
+arguments Nameko declares them with, and mixed deployments stay compatible.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from kombu import Queue
+
+from nameko_like.amqp.publish_channel import get_publish_channel
+
+_log = logging.getLogger(__name__)
+
+#: header holding why a message was dead-lettered
+REASON_HEADER = "x-dead-letter-reason"
+#: header counting how often nameko_like has requeued a message
+REDELIVERY_HEADER = "x-redelivery-count"
+
+
+def dead_letter_queue_name(service_name: str) -> str:
+    """Name of the dead-letter queue of ``service_name``."""
+    return f"{service_name}.dead-letter"
+
+
+def _copy_properties(message: Any) -> dict:
+    properties = dict(message.properties or {})
+    keep = ("correlation_id", "reply_to", "priority", "message_id", "timestamp", "type", "app_id", "user_id")
+    return {key: properties[key] for key in keep if properties.get(key) is not None}
+
+
+def republish(config: dict, message: Any, routing_key: str, extra_headers: dict,
+              on_done: Callable[[BaseException | None], None]) -> None:
+    """Publish ``message`` unchanged to queue ``routing_key`` via the default exchange.
+
+    ``on_done(error)`` is called once the broker confirmed (error None) or
+    refused it.
+    """
+    headers = dict(message.headers or {})
+    headers.update(extra_headers)
+    channel = get_publish_channel(config)
+    queue = Queue(routing_key, durable=True, auto_delete=False)
+    try:
+        outcome = channel.publish(
+            message.body,
+            exchange="",
+            routing_key=routing_key,
+            headers=headers,
+            content_type=message.content_type or "application/data",
+            content_encoding=message.content_encoding or "binary",
+            delivery_mode=2,
+            declare=(queue,),
+            **_copy_properties(message),
+        )
+    except Exception as exc:
+        on_done(exc)
+        return
+    outcome.add_callback(lambda settled: on_done(settled.error))
+
+
+def dead_letter(config: dict, service_name: str, message: Any, reason: str,
+                on_done: Callable[[BaseException | None], None]) -> None:
+    """Send ``message`` to the service's dead-letter queue with ``reason``."""
+    info = message.delivery_info or {}
+    _log.warning("dead-lettering a message from %s/%s: %s",
+                 info.get("exchange"), info.get("routing_key"), reason)
+    headers = {
+        REASON_HEADER: reason,
+        "x-original-exchange": info.get("exchange") or "",
+        "x-original-routing-key": info.get("routing_key") or "",
+    }
+    republish(config, message, dead_letter_queue_name(service_name), headers, on_done)
+
+
+def redelivery_count(message: Any) -> int:
+    """How often this message was requeued after a handler error."""
+    try:
+        return int((message.headers or {}).get(REDELIVERY_HEADER, 0))
+    except (TypeError, ValueError):
+        return 0

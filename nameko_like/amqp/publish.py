@@ -1,0 +1,123 @@
+"""Publisher: publish messages with Nameko's options and safe defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange
+
+from nameko_like.amqp.outcome import PublishOutcome
+from nameko_like.amqp.publish_channel import DEFAULT_RETRY_POLICY, get_publish_channel
+
+#: delivery_mode values
+PERSISTENT = 2
+TRANSIENT = 1
+
+
+class Publisher:
+    """Publishes messages to one broker.
+
+    Defaults: publisher confirms on, persistent delivery, retries on
+    connection errors. Every option can be overridden per ``publish`` call.
+
+    Args:
+        amqp_uri: the broker URI.
+        config: a full config dict (SSL, heartbeat, transport options);
+            ``amqp_uri`` wins over its ``AMQP_URI`` when both are given.
+    """
+
+    use_confirms = True
+    delivery_mode = PERSISTENT
+    mandatory = False
+    priority = 0
+    expiration = None
+    serializer = "json"
+    compression = None
+    retry = True
+    retry_policy = DEFAULT_RETRY_POLICY
+
+    def __init__(
+        self,
+        amqp_uri: str | None = None,
+        use_confirms: bool | None = None,
+        serializer: str | None = None,
+        compression: str | None = None,
+        delivery_mode: int | None = None,
+        mandatory: bool | None = None,
+        priority: int | None = None,
+        expiration: float | None = None,
+        declare: list | None = None,
+        retry: bool | None = None,
+        retry_policy: dict | None = None,
+        ssl: Any = None,
+        login_method: str | None = None,
+        config: dict | None = None,
+        **publish_kwargs: Any,
+    ) -> None:
+        config = dict(config or {})
+        if amqp_uri:
+            config["AMQP_URI"] = amqp_uri
+        if ssl is not None:
+            config["AMQP_SSL"] = ssl
+        if login_method is not None:
+            config["LOGIN_METHOD"] = login_method
+        self.config = config
+        for name, value in (
+            ("use_confirms", use_confirms), ("serializer", serializer),
+            ("compression", compression), ("delivery_mode", delivery_mode),
+            ("mandatory", mandatory), ("priority", priority),
+            ("expiration", expiration), ("retry", retry), ("retry_policy", retry_policy),
+        ):
+            if value is not None:
+                setattr(self, name, value)
+        self.declare = list(declare or [])
+        self.publish_kwargs = publish_kwargs
+
+    @property
+    def channel(self) -> Any:
+        """The shared PublishChannel this publisher writes to."""
+        return get_publish_channel(self.config)
+
+    def publish_async(self, payload: Any, **kwargs: Any) -> PublishOutcome:
+        """Publish without waiting; return the outcome to wait on later."""
+        options = self._options(kwargs)
+        return self.channel.publish(payload, **options)
+
+    def publish(self, payload: Any, **kwargs: Any) -> None:
+        """Publish ``payload``; with confirms on, return once the broker has it.
+
+        Raises ``UndeliverableMessage`` for a ``mandatory`` message no queue
+        takes, and ``ConnectionError`` when the broker can't be reached.
+        """
+        use_confirms = kwargs.pop("use_confirms", self.use_confirms)
+        timeout = kwargs.pop("timeout", None)
+        channel = self.channel
+        outcome = channel.publish(payload, **self._options(kwargs))
+        if use_confirms:
+            channel.wait(outcome, timeout)
+
+    def _options(self, kwargs: dict) -> dict:
+        headers = dict(self.publish_kwargs.get("headers") or {})
+        headers.update(kwargs.pop("headers", None) or {})
+        extra_declare = kwargs.pop("declare", None) or []
+        options = {
+            "delivery_mode": self.delivery_mode,
+            "mandatory": self.mandatory,
+            "priority": self.priority,
+            "expiration": self.expiration,
+            "serializer": self.serializer,
+            "compression": self.compression,
+            "retry": self.retry,
+            "retry_policy": self.retry_policy,
+        }
+        options.update({k: v for k, v in self.publish_kwargs.items() if k != "headers"})
+        options.update(kwargs)
+        options["headers"] = headers
+        options["declare"] = tuple(self.declare) + tuple(extra_declare)
+        exchange = options.get("exchange")
+        if isinstance(exchange, Exchange):
+            options["exchange"] = exchange.name
+        if options["expiration"] is None:
+            del options["expiration"]
+        return options
+

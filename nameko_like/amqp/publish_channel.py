@@ -1,0 +1,361 @@
+"""PublishChannel: one connection that publishes with pipelined confirms.
+
+Nameko waits for each publish's confirm before the next publish can use the
+connection, so a publisher's rate is its confirm round-trip rate. Here every
+publish is written at once and gets a :class:`PublishOutcome`; confirms,
+nacks and returns are matched to outcomes as they arrive. The guarantee is
+the same (a caller that waits learns whether the broker took the message),
+but many publishes share one round trip.
+
+Confirms are read either by a reader greenthread (inside an eventlet
+monkey-patched process, where services always run) or, in a plain script, by
+whoever waits for an outcome.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any
+
+from kombu import Exchange, Producer
+
+from nameko_like._eventlet import eventlet
+from nameko_like.amqp.connection import is_memory_uri, make_connection, safe_uri
+from nameko_like.amqp.encode import build_message, send_publish
+from nameko_like.amqp.outcome import PublishOutcome, settled_outcome
+from nameko_like.exceptions import DeliveryError, RpcTimeout, UndeliverableMessage
+
+_log = logging.getLogger(__name__)
+
+#: How long a connection attempt may retry before a publish gives up.
+DEFAULT_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1, "interval_max": 2}
+
+
+class PublishConnectionLost(DeliveryError, ConnectionError):
+    """The connection dropped before the broker confirmed the message."""
+
+
+def _green_process() -> bool:
+    return eventlet.patcher.is_monkey_patched("socket")
+
+
+class PublishChannel:
+    """A connection and a confirm-mode channel shared by many publishers."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self._memory = is_memory_uri(config.get("AMQP_URI") or "")
+        self._use_reader = _green_process()
+        # Green locks where greenthreads share the channel, OS locks in a
+        # plain (possibly threaded) script.
+        self._lock: Any = eventlet.semaphore.Semaphore() if self._use_reader else threading.RLock()
+        self._drain_lock = threading.Lock()
+        self._connection: Any = None
+        self._channel: Any = None
+        self._producer: Any = None
+        self._next_tag = 0
+        self._pending: dict[int, PublishOutcome] = {}
+        self._by_route: dict[tuple[str, str], collections.deque] = {}
+        self._reader: Any = None
+        self._closed = False
+        self._declared: set[Any] = set()
+        #: called with each new (connection, publish channel) right after
+        #: connecting, before the reader starts: clients add consumers here
+        self.on_connected: list[Any] = []
+        #: called with the error when a connection is lost
+        self.on_lost: list[Any] = []
+
+    # -- connection management -------------------------------------------------
+
+    def _connect(self, retry_policy: dict | None) -> None:
+        connection = make_connection(self.config)
+        policy = dict(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
+        policy.setdefault("max_retries", 3)
+
+        def on_error(exc: Exception, interval: float) -> None:
+            _log.warning("cannot connect to %s to publish (%s); retrying in %.1fs",
+                         safe_uri(self.config), exc, interval)
+
+        connection.ensure_connection(errback=on_error, **policy)
+        channel = connection.channel()
+        if not self._memory:
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.events["basic_return"].add(self._on_return)
+        self._connection, self._channel = connection, channel
+        self._producer = Producer(channel, auto_declare=False)
+        self._next_tag = 0
+        self._declared.clear()
+        for callback in self.on_connected:
+            callback(connection, channel)
+        if self._use_reader and not self._memory:
+            self._reader = eventlet.spawn(self._read_forever, connection)
+
+    def _ensure(self, retry: bool, retry_policy: dict | None) -> None:
+        if self._closed:
+            raise PublishConnectionLost("publisher is closed")
+        if self._connection is None:
+            self._connect(retry_policy if retry else {"max_retries": 1})
+
+    def _lost(self, exc: BaseException) -> None:
+        """Drop the connection and fail every unconfirmed publish."""
+        connection, self._connection = self._connection, None
+        self._channel = self._producer = None
+        pending, self._pending = self._pending, {}
+        self._by_route.clear()
+        if connection is not None:
+            _log.warning("publish connection to %s lost: %s", safe_uri(self.config), exc)
+            try:
+                connection.collect()
+            except Exception:  # nothing useful to do with a broken socket
+                pass
+        error = PublishConnectionLost(f"connection lost before the broker confirmed: {exc}")
+        for outcome in pending.values():
+            outcome.settle(error)
+        if connection is not None:
+            for callback in self.on_lost:
+                callback(exc)
+
+    def close(self) -> None:
+        """Close the connection; unconfirmed publishes fail."""
+        self._closed = True
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not eventlet.getcurrent():
+            reader.kill()
+        if self._connection is not None:
+            connection = self._connection
+            self._lost(PublishConnectionLost("publisher closed"))
+            try:
+                connection.release()
+            except Exception:
+                pass
+
+    # -- publishing --------------------------------------------------------------
+
+    def _declare(self, entities: tuple) -> None:
+        """Declare exchanges/queues not yet declared on this connection.
+
+        Declaring waits for the broker's answer, which would mean reading
+        the socket the reader greenthread owns; so it happens on a
+        short-lived connection of its own. It is rare: once per entity.
+        """
+        todo = [entity for entity in entities if entity not in self._declared]
+        if not todo:
+            return
+        if self._memory:
+            for entity in todo:
+                entity(self._channel).declare()
+        else:
+            with make_connection(self.config, heartbeat=False) as connection:
+                channel = connection.channel()
+                for entity in todo:
+                    entity(channel).declare()
+        self._declared.update(todo)
+
+    def declare(self, *entities: Any) -> None:
+        """Declare exchanges or queues (once per connection)."""
+        with self._lock:
+            self._ensure(True, None)
+            self._declare(entities)
+
+    def publish(
+        self,
+        body: Any,
+        exchange: str | Exchange = "",
+        routing_key: str = "",
+        mandatory: bool = False,
+        retry: bool = True,
+        retry_policy: dict | None = None,
+        declare: tuple = (),
+        **properties: Any,
+    ) -> PublishOutcome:
+        """Publish one message; return its outcome without waiting.
+
+        ``properties`` are kombu ``Producer.publish`` keywords: serializer,
+        compression, headers, delivery_mode, priority, expiration,
+        correlation_id, reply_to, content_type, ...
+        """
+        exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            with self._lock:
+                try:
+                    self._ensure(retry, retry_policy)
+                    if declare:
+                        self._declare(declare)
+                    if self._memory:
+                        return self._publish_in_memory(body, exchange_name, routing_key, mandatory, properties)
+                    send_publish(self._channel, build_message(body, **properties),
+                                 exchange_name, routing_key, mandatory)
+                    # Registered only once written: a body that fails to
+                    # serialize must not take a delivery tag. Nothing can
+                    # be confirmed between the write and these lines, as
+                    # they don't yield.
+                    outcome = PublishOutcome()
+                    self._next_tag += 1
+                    self._pending[self._next_tag] = outcome
+                    if mandatory:
+                        self._by_route.setdefault((exchange_name, routing_key), collections.deque()).append(outcome)
+                    return outcome
+                except self._connection_errors() as exc:
+                    self._lost(exc)
+                    if attempt + 1 == attempts:
+                        raise PublishConnectionLost(
+                            f"cannot publish to {safe_uri(self.config)}: {exc}"
+                        ) from exc
+        raise AssertionError("unreachable")
+
+    def _connection_errors(self) -> tuple:
+        connection = self._connection or make_connection(self.config)
+        return tuple(connection.connection_errors) + tuple(connection.channel_errors) + (OSError,)
+
+    def _publish_in_memory(self, body: Any, exchange: str, routing_key: str,
+                           mandatory: bool, properties: dict) -> PublishOutcome:
+        if mandatory and exchange:
+            channel = self._channel
+            try:
+                routes = channel.typeof(exchange).lookup(channel.get_table(exchange), exchange, routing_key, None)
+            except KeyError:
+                routes = []
+            if not routes:
+                return settled_outcome(UndeliverableMessage(
+                    f"no queue bound to exchange {exchange!r} with routing key {routing_key!r}"))
+        self._producer.publish(body, exchange=exchange, routing_key=routing_key, retry=False, **properties)
+        return settled_outcome()
+
+    def wait(self, outcome: PublishOutcome, timeout: float | None = None) -> None:
+        """Wait for ``outcome`` to settle, reading confirms if nobody else does."""
+        if self._use_reader or outcome.settled:
+            outcome.wait(timeout)
+            return
+        outcome.wait(timeout, drain=lambda t: self._drain_until(outcome, t))
+
+    # -- confirms ------------------------------------------------------------------
+
+    def _drain_until(self, outcome: PublishOutcome, timeout: float | None) -> None:
+        if not self.drain_until(lambda: outcome.settled, timeout):
+            raise RpcTimeout(f"no confirm from the broker within {timeout}s")
+
+    @property
+    def has_reader(self) -> bool:
+        """Whether a reader greenthread reads this connection."""
+        return self._use_reader and not self._memory
+
+    def ensure_connected(self) -> None:
+        """Connect now (with retries) if not connected."""
+        with self._lock:
+            self._ensure(True, None)
+
+    def drain_until(self, done: Any, timeout: float | None) -> bool:
+        """Read from the connection until ``done()`` is true; False on timeout.
+
+        For processes without a reader greenthread: whoever waits reads, one
+        at a time, and what it reads settles everyone's outcomes.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            connection = self._connection
+            if connection is None:
+                return done()
+            with self._drain_lock:
+                if done():
+                    return True
+                try:
+                    connection.drain_events(timeout=min(remaining or 1.0, 1.0))
+                except TimeoutError:
+                    continue
+                except self._connection_errors() as exc:
+                    with self._lock:
+                        if self._connection is connection:
+                            self._lost(exc)
+        return True
+
+    def _read_forever(self, connection: Any) -> None:
+        interval = 1.0
+        while self._connection is connection:
+            try:
+                connection.drain_events(timeout=interval)
+            except TimeoutError:
+                pass
+            except Exception as exc:  # any failure here means the connection is gone
+                with self._lock:
+                    if self._connection is connection:
+                        self._lost(exc)
+                return
+            try:
+                with self._lock:
+                    connection.heartbeat_check()
+            except Exception as exc:
+                with self._lock:
+                    if self._connection is connection:
+                        self._lost(exc)
+                return
+
+    def _settle(self, delivery_tag: int, multiple: bool, error: BaseException | None) -> None:
+        if multiple:
+            tags = [tag for tag in self._pending if tag <= delivery_tag]
+        else:
+            tags = [delivery_tag]
+        for tag in tags:
+            outcome = self._pending.pop(tag, None)
+            if outcome is None:
+                continue
+            if outcome.returned:
+                outcome.settle(UndeliverableMessage(outcome.returned))
+            else:
+                outcome.settle(error)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, None)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, UndeliverableMessage("the broker rejected the message (nack)"))
+
+    def _on_return(self, exc: Any, exchange: str, routing_key: str, message: Any) -> None:
+        # A return precedes the confirm of the same message. Messages on one
+        # route are matched oldest first (see the module docstring).
+        waiting = self._by_route.get((exchange, routing_key))
+        while waiting:
+            outcome = waiting.popleft()
+            if not outcome.settled:
+                outcome.returned = (
+                    f"no queue bound to exchange {exchange!r} with routing key {routing_key!r}"
+                )
+                break
+        _log.debug("message to %s/%s returned as unroutable", exchange, routing_key)
+
+
+_channels: dict[tuple, PublishChannel] = {}
+_channels_lock = threading.Lock()
+
+
+def get_publish_channel(config: dict) -> PublishChannel:
+    """The process-wide PublishChannel for the broker of ``config``.
+
+    One pipelined connection per broker and connection settings is the
+    bounded pool: a publisher never waits for a connection to be free.
+    """
+    from nameko_like.amqp.connection import connection_key
+
+    key = connection_key(config)
+    with _channels_lock:
+        channel = _channels.get(key)
+        if channel is None or channel._closed:
+            channel = _channels[key] = PublishChannel(config)
+        return channel
+
+
+def reset_publish_channels() -> None:
+    """Close every shared publish channel (tests, forked processes)."""
+    with _channels_lock:
+        channels = list(_channels.values())
+        _channels.clear()
+    for channel in channels:
+        channel.close()

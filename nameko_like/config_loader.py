@@ -1,0 +1,380 @@
+"""Loading service configuration from YAML files.
+
+Several files merge in order, later ones winning (nested mappings merge key
+by key; any other value is replaced). Scalars may refer to environment
+variables:
+
+* ``${VAR}`` is the variable's value; an unset variable is an error.
+* ``${VAR:default}`` falls back to ``default``, which may itself hold
+  references (``${A:${B:x}}``) and may be empty (``${VAR:}``).
+
+A plain (unquoted) scalar containing ``${`` is substituted and then typed as
+YAML would type it had it been written literally (``${PORT:8000}`` is the
+int 8000, ``${DEBUG:true}`` a bool). The ``!env_var`` tag does the same
+explicitly; ``!raw_env_var`` substitutes but always keeps a string. A quoted
+scalar is never substituted, which is how to write a literal ``${``.
+
+Inside flow collections (``[...]``, ``{...}``) YAML does not allow braces in
+plain scalars, so there a reference must be quoted and tagged:
+``PORTS: [!env_var "${PORT:80}"]``.
+
+Substitution happens after merging, so a reference in a value that a later
+file overrides is never evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from nameko_like.exceptions import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+#: Tag for a scalar whose references are substituted, then typed as YAML.
+ENV_VAR_TAG = "!env_var"
+#: Tag for a scalar whose references are substituted and kept a string.
+RAW_ENV_VAR_TAG = "!raw_env_var"
+
+
+# --- parsing ${...} references ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A parsed ``${name:default}``; ``default`` is None when absent."""
+
+    name: str
+    default: tuple[_Part, ...] | None
+
+
+_Part = str | _Ref
+
+
+class _SyntaxProblem(ConfigurationError):
+    """Internal: a malformed reference (reported with file and key)."""
+
+
+class _MissingVariable(ConfigurationError):
+    """Internal: a required variable is unset (reported with file and key)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _is_name(text: str) -> bool:
+    return bool(text) and (text[0].isalpha() or text[0] == "_") and all(
+        char.isalnum() or char == "_" for char in text)
+
+
+def _parse(text: str, pos: int = 0,
+           nested: bool = False) -> tuple[tuple[_Part, ...], int]:
+    """Parse ``text`` from ``pos`` into literal strings and references.
+
+    Inside a default (``nested``), parsing stops at the ``}`` that closes it
+    and the returned position points just past that brace.
+    """
+    parts: list[_Part] = []
+    literal: list[str] = []
+    while pos < len(text):
+        if text.startswith("${", pos):
+            end = pos + 2
+            while end < len(text) and text[end] not in ":}":
+                end += 1
+            name = text[pos + 2:end]
+            if end >= len(text):
+                raise _SyntaxProblem(f"unterminated '${{' in {text!r}")
+            if not _is_name(name):
+                raise _SyntaxProblem(
+                    f"invalid environment variable name {name!r} in {text!r}")
+            default: tuple[_Part, ...] | None = None
+            if text[end] == ":":
+                default, pos = _parse(text, end + 1, nested=True)
+            else:
+                pos = end + 1
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(_Ref(name, default))
+        elif nested and text[pos] == "}":
+            break
+        else:
+            literal.append(text[pos])
+            pos += 1
+    else:
+        if nested:
+            raise _SyntaxProblem(f"unterminated '${{' in {text!r}")
+    if literal:
+        parts.append("".join(literal))
+    return tuple(parts), pos + 1 if nested else pos
+
+
+def _evaluate(parts: tuple[_Part, ...], env: Mapping[str, str]) -> str:
+    pieces = []
+    for part in parts:
+        if isinstance(part, str):
+            pieces.append(part)
+        elif part.name in env:
+            pieces.append(env[part.name])
+        elif part.default is not None:
+            # Defaults are evaluated only when needed, so a nested default
+            # may name a variable that is unset whenever the outer one is set.
+            pieces.append(_evaluate(part.default, env))
+        else:
+            raise _MissingVariable(part.name)
+    return "".join(pieces)
+
+
+def substitute(text: str, env: Mapping[str, str]) -> str:
+    """Return ``text`` with every ``${VAR}`` / ``${VAR:default}`` replaced.
+
+    Raises:
+        ConfigurationError: a reference is malformed or names an unset
+            variable without a default.
+    """
+    try:
+        parts, _ = _parse(text)
+        return _evaluate(parts, env)
+    except _SyntaxProblem as exc:
+        raise ConfigurationError(str(exc)) from None
+    except _MissingVariable as exc:
+        raise ConfigurationError(_missing_message(exc.name)) from None
+
+
+def _missing_message(name: str) -> str:
+    return f"environment variable {name} is not set and has no default"
+
+
+# --- YAML loading -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A scalar awaiting substitution, with where it came from."""
+
+    text: str
+    raw: bool
+    source: str
+    line: int = field(compare=False)
+
+
+def _scalar_type(value: str) -> Any:
+    """Type ``value`` as YAML types a plain scalar (int, float, bool, null,
+    timestamp, else str), without parsing it as a document, so text after a
+    ``#`` or a ``: `` inside a value is kept rather than reinterpreted."""
+    loader = yaml.SafeLoader("")
+    try:
+        tag = loader.resolve(yaml.ScalarNode, value, (True, False))
+        return loader.construct_object(yaml.ScalarNode(tag, value))
+    except (yaml.YAMLError, ValueError):
+        # e.g. a string shaped like a date that is not a real date.
+        return value
+    finally:
+        loader.dispose()
+
+
+def _make_loader(source: str) -> type[yaml.SafeLoader]:
+    """A SafeLoader subclass that defers ``${...}`` scalars of ``source``."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct(raw: bool):
+        def constructor(loader: yaml.SafeLoader, node: yaml.Node) -> _Deferred:
+            text = loader.construct_scalar(node)  # type: ignore[arg-type]
+            return _Deferred(text, raw, source, node.start_mark.line + 1)
+        return constructor
+
+    Loader.add_constructor(ENV_VAR_TAG, construct(raw=False))
+    Loader.add_constructor(RAW_ENV_VAR_TAG, construct(raw=True))
+    # Checked for every plain scalar whatever its first character; quoted
+    # scalars are never implicitly resolved, which keeps them literal.
+    Loader.add_implicit_resolver(ENV_VAR_TAG, _IMPLICIT, None)
+    return Loader
+
+
+class _Implicit:
+    """Matches any scalar containing ``${`` (PyYAML wants a ``match``)."""
+
+    @staticmethod
+    def match(value: str) -> bool:
+        return "${" in value
+
+
+_IMPLICIT = _Implicit()
+
+
+def _load_file(path: PathLike) -> dict[Any, Any]:
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as stream:
+            text = stream.read()
+    except FileNotFoundError:
+        raise ConfigurationError(f"{source}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(
+            f"{source}: cannot read config file: {exc}") from exc
+    try:
+        data = yaml.load(text, Loader=_make_loader(source))  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise ConfigurationError(f"{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{source}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"{source}: the top level must be a mapping of config keys, "
+            f"not a {type(data).__name__}")
+    return data
+
+
+# --- merging and resolving ----------------------------------------------------
+
+
+def merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict:
+    """Return ``base`` updated by ``override``: mappings present in both merge
+    recursively, any other value in ``override`` replaces. Inputs are not
+    changed."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _key_path(parent: str, key: Any) -> str:
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def _resolve(value: Any, env: Mapping[str, str], key_path: str) -> Any:
+    if isinstance(value, _Deferred):
+        try:
+            parts, _ = _parse(value.text)
+            text = _evaluate(parts, env)
+        except (_SyntaxProblem, _MissingVariable) as exc:
+            problem = (_missing_message(exc.name)
+                       if isinstance(exc, _MissingVariable) else str(exc))
+            raise ConfigurationError(
+                f"{value.source}:{value.line}: key '{key_path}': "
+                f"{problem}") from None
+        return text if value.raw else _scalar_type(text)
+    if isinstance(value, dict):
+        resolved = {}
+        for key, item in value.items():
+            key = _resolve(key, env, key_path or "<key>")
+            resolved[key] = _resolve(item, env, _key_path(key_path, key))
+        return resolved
+    if isinstance(value, list):
+        return [_resolve(item, env, f"{key_path}[{index}]")
+                for index, item in enumerate(value)]
+    return value
+
+
+def load_config(paths: PathLike | Iterable[PathLike],
+                env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Load, merge and substitute one or several YAML config files.
+
+    Args:
+        paths: a file path, or several merged in order (later ones win).
+        env: where ``${VAR}`` references are looked up.
+
+    Raises:
+        ConfigurationError: a file is missing, unreadable, not YAML, or not a
+            mapping at the top; or a reference is malformed or names an unset
+            variable without a default. The message names the file, and the
+            line and key where they apply.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    merged: dict[Any, Any] = {}
+    for path in paths:
+        merged = merge(merged, _load_file(path))
+    return _resolve(merged, env, "")
+
+
+# --- command-line overrides and dumping ---------------------------------------
+
+
+def _type_define(value: str) -> Any:
+    # Flow collections are parsed as YAML ("[1, 2]", "{a: 1}"); anything else
+    # is typed as a single scalar, so "abc #1" stays whole.
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigurationError(
+                f"--define value {value!r} is not valid YAML: {exc}") from None
+    if value == "":
+        return ""
+    return _scalar_type(value)
+
+
+def _split_define(define: str) -> tuple[str, str]:
+    key, sep, value = define.partition("=")
+    if not sep or not key.strip():
+        raise ConfigurationError(
+            f"--define expects KEY=VALUE (e.g. WEB.PORT=9000), got {define!r}")
+    return key.strip(), value
+
+
+def apply_overrides(config: Mapping[str, Any],
+                    defines: Iterable[str] | Mapping[str, str]
+                    ) -> dict[str, Any]:
+    """Return ``config`` with command-line ``--define`` values applied.
+
+    Each define is ``"KEY=VALUE"`` (or a ``{KEY: VALUE}`` mapping entry);
+    dots in KEY reach into nested mappings, creating missing ones
+    (``WEB.PORT=9000`` sets ``config["WEB"]["PORT"]``). VALUE is typed as
+    YAML: ``9000`` is an int, ``true`` a bool, ``[a, b]`` a list. The input
+    is not changed.
+
+    Raises:
+        ConfigurationError: a define is not ``KEY=VALUE``, or its key passes
+            through a value that is not a mapping.
+    """
+    items = (list(defines.items()) if isinstance(defines, Mapping)
+             else [_split_define(define) for define in defines])
+    result = merge({}, config)
+    for key, raw_value in items:
+        names = key.split(".")
+        if not all(names):
+            raise ConfigurationError(f"--define key {key!r} has an empty part")
+        value = _type_define(raw_value) if isinstance(raw_value, str) \
+            else raw_value
+        target = result
+        for depth, name in enumerate(names[:-1]):
+            child = target.get(name)
+            if child is None:
+                child = {}
+            elif not isinstance(child, Mapping):
+                where = ".".join(names[:depth + 1])
+                raise ConfigurationError(
+                    f"cannot apply --define {key}: {where} is a "
+                    f"{type(child).__name__}, not a mapping")
+            # Copy so nested mappings shared with the input stay untouched.
+            child = dict(child)
+            target[name] = child
+            target = child
+        target[names[-1]] = value
+    return result
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """Return ``config`` as a YAML document, keys in their given order."""
+    return yaml.safe_dump(dict(config), default_flow_style=False,
+                          sort_keys=False, allow_unicode=True)

@@ -1,0 +1,84 @@
+"""Config keys and their defaults, in one place.
+
+Keys are spelled exactly as Nameko spells them so existing config files port
+unchanged.
+"""
+
+#: URI of the AMQP broker; ``memory://`` runs everything in one process.
+AMQP_URI_CONFIG_KEY = "AMQP_URI"
+#: Default broker when a config names none.
+DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
+#: Whether to use SSL for AMQP (a dict of ssl options, or True).
+AMQP_SSL_CONFIG_KEY = "AMQP_SSL"
+#: AMQP login method (e.g. ``EXTERNAL``); None lets kombu choose.
+LOGIN_METHOD_CONFIG_KEY = "LOGIN_METHOD"
+#: Extra kombu transport options.
+TRANSPORT_OPTIONS_CONFIG_KEY = "TRANSPORT_OPTIONS"
+#: AMQP heartbeat interval in seconds.
+HEARTBEAT_CONFIG_KEY = "HEARTBEAT"
+DEFAULT_HEARTBEAT = 60
+#: How many unacknowledged messages a container's consumer may hold
+#: (default: ``max_workers``).
+PREFETCH_COUNT_CONFIG_KEY = "PREFETCH_COUNT"
+
+#: Size of each container's worker pool.
+MAX_WORKERS_CONFIG_KEY = "max_workers"
+DEFAULT_MAX_WORKERS = 10
+#: How many ancestors' call ids a worker context keeps.
+PARENT_CALLS_CONFIG_KEY = "parent_calls_tracked"
+DEFAULT_PARENT_CALLS_TRACKED = 10
+#: Dotted path of a custom ServiceContainer class.
+SERVICE_CONTAINER_CLS = "SERVICE_CONTAINER_CLS"
+
+#: Name of the exchange RPC requests are published to.
+RPC_EXCHANGE_CONFIG_KEY = "rpc_exchange"
+DEFAULT_RPC_EXCHANGE = "nameko-rpc"
+#: Seconds an idle reply queue survives on the broker.
+RPC_REPLY_QUEUE_TTL_CONFIG_KEY = "RPC_REPLY_QUEUE_TTL"
+DEFAULT_RPC_REPLY_QUEUE_TTL = 300
+
+#: Serializer for outgoing messages.
+SERIALIZER_CONFIG_KEY = "serializer"
+DEFAULT_SERIALIZER = "json"
+#: Extra serializers to register: ``{name: {encoder, decoder, content_type}}``.
+SERIALIZERS_CONFIG_KEY = "SERIALIZERS"
+#: Content types (serializer names) accepted on incoming messages.
+ACCEPT_CONFIG_KEY = "ACCEPT"
+
+#: Whether event exchanges are declared auto-delete.
+AUTO_DELETE_EVENT_EXCHANGES_CONFIG_KEY = "AUTO_DELETE_EVENT_EXCHANGES"
+#: Whether event dispatchers declare the exchanges they publish to.
+DECLARE_EVENT_EXCHANGES_CONFIG_KEY = "DECLARE_EVENT_EXCHANGES"
+
+#: How many times a message is redelivered before it is dead-lettered.
+MAX_REDELIVERIES_CONFIG_KEY = "MAX_REDELIVERIES"
+DEFAULT_MAX_REDELIVERIES = 5
+#: Seconds a graceful stop waits for running workers before killing them.
+SHUTDOWN_GRACE_PERIOD_CONFIG_KEY = "SHUTDOWN_GRACE_PERIOD"
+DEFAULT_SHUTDOWN_GRACE_PERIOD = 30
+
+#: ``host:port`` the HTTP server binds.
+WEB_SERVER_CONFIG_KEY = "WEB_SERVER_ADDRESS"
+DEFAULT_WEB_SERVER_ADDRESS = "0.0.0.0:8000"
+
+#: Context-data keys propagated with every call (AMQP header suffixes).
+LANGUAGE_CONTEXT_KEY = "language"
+USER_ID_CONTEXT_KEY = "user_id"
+USER_AGENT_CONTEXT_KEY = "user_agent"
+AUTH_TOKEN_CONTEXT_KEY = "auth_token"
+CALL_ID_STACK_CONTEXT_KEY = "call_id_stack"
+#: Prefix of AMQP headers that carry context data.
+HEADER_PREFIX = "nameko"
+
+#: Largest request body the HTTP server accepts, in bytes; bigger ones get
+#: 413 before any of the body is read.
+WEB_MAX_CONTENT_LENGTH_CONFIG_KEY = "WEB_MAX_CONTENT_LENGTH"
+DEFAULT_WEB_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+#: Seconds an HTTP client has to send a whole request head (and the longest
+#: a single socket read or write may block); slow clients are disconnected.
+WEB_SOCKET_TIMEOUT_CONFIG_KEY = "WEB_SOCKET_TIMEOUT"
+DEFAULT_WEB_SOCKET_TIMEOUT = 30.0
+#: Most HTTP connections served at once; far above ``max_workers`` because
+#: idle and slow connections hold a cheap greenthread, not a worker.
+WEB_MAX_CONNECTIONS_CONFIG_KEY = "WEB_MAX_CONNECTIONS"
+DEFAULT_WEB_MAX_CONNECTIONS = 1024

@@ -1,0 +1,347 @@
+"""ServiceContainer: hosts one service class and runs its workers."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from typing import Any, Callable, Iterable
+
+from nameko_like._eventlet import eventlet
+from nameko_like.constants import (
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_SHUTDOWN_GRACE_PERIOD,
+    MAX_WORKERS_CONFIG_KEY,
+    SERVICE_CONTAINER_CLS,
+    SHUTDOWN_GRACE_PERIOD_CONFIG_KEY,
+)
+from nameko_like.exceptions import ContainerBeingKilled
+from nameko_like.extensions import (
+    ENTRYPOINT_EXTENSIONS_ATTR,
+    Extension,
+    is_dependency,
+    iter_extensions,
+)
+from nameko_like.utils import import_from_path
+from nameko_like.worker_context import WorkerContext
+
+_log = logging.getLogger(__name__)
+
+__all__ = ["ServiceContainer", "WorkerContext", "get_service_name", "get_container_cls"]
+
+
+def get_service_name(service_cls: type) -> str:
+    """Return the ``name`` a service class declares, or raise a clear error."""
+    name = getattr(service_cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise AttributeError(
+            f"Service class {service_cls.__name__} must define a `name` attribute (a non-empty str)"
+        )
+    return name
+
+
+def get_container_cls(config: dict) -> type:
+    """The container class named by ``SERVICE_CONTAINER_CLS``, or ServiceContainer."""
+    path = config.get(SERVICE_CONTAINER_CLS)
+    if path:
+        return import_from_path(path)
+    return ServiceContainer
+
+
+def _run_on_all(extensions: Iterable[Extension], action: Callable[[Extension], Any]) -> None:
+    """Run ``action`` on every extension concurrently; re-raise the first error."""
+    items = list(extensions)
+    if not items:
+        return
+    if len(items) == 1:
+        action(items[0])
+        return
+    threads = [eventlet.spawn(action, item) for item in items]
+    first_error: BaseException | None = None
+    for thread in threads:
+        try:
+            thread.wait()
+        except Exception as exc:  # keep waiting for the rest before raising
+            if first_error is None:
+                first_error = exc
+    if first_error is not None:
+        raise first_error
+
+
+class ServiceContainer:
+    """Runs one service class: binds its extensions and spawns its workers.
+
+    Args:
+        service_cls: the service class (it must have a ``name``).
+        config: the configuration dict shared with every extension.
+    """
+
+    def __init__(self, service_cls: type, config: dict) -> None:
+        self.service_cls = service_cls
+        self.config = config
+        self.service_name = get_service_name(service_cls)
+        self.max_workers = config.get(MAX_WORKERS_CONFIG_KEY) or DEFAULT_MAX_WORKERS
+        self.shared_extensions: dict[Any, Extension] = {}
+
+        self.dependencies: set[Extension] = set()
+        self.entrypoints: set[Extension] = set()
+        self.subextensions: set[Extension] = set()
+
+        for attr_name, declaration in inspect.getmembers(service_cls, is_dependency):
+            bound = declaration.bind(self, attr_name)
+            self.dependencies.add(bound)
+            self.subextensions.update(iter_extensions(bound))
+
+        for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
+            for declaration in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
+                bound = declaration.bind(self, method_name)
+                self.entrypoints.add(bound)
+                self.subextensions.update(iter_extensions(bound))
+
+        self.started = False
+        self._worker_pool = eventlet.GreenPool(size=self.max_workers)
+        self._worker_threads: dict[WorkerContext, Any] = {}
+        self._managed_threads: dict[Any, str | None] = {}
+        self._being_killed = False
+        self._died = eventlet.event.Event()
+
+    @property
+    def extensions(self) -> set[Extension]:
+        """Every bound extension of this container."""
+        return self.dependencies | self.entrypoints | self.subextensions
+
+    @property
+    def interface(self) -> "ServiceContainer":
+        """What extensions see of their container (Nameko compatibility)."""
+        return self
+
+    @property
+    def running(self) -> bool:
+        """Whether the container has started and not yet died."""
+        return self.started and not self._died.ready()
+
+    @property
+    def free_worker_slots(self) -> int:
+        """How many workers can be spawned now without waiting."""
+        return self._worker_pool.free()
+
+    def wait_for_worker_slot(self, timeout: float = 0.5) -> bool:
+        """Block until a worker could be spawned without waiting, or ``timeout``.
+
+        The slot is not reserved: spawn in the same greenthread, without
+        yielding in between, to be sure to get it.
+        """
+        semaphore = self._worker_pool.sem
+        if semaphore.acquire(timeout=timeout):
+            semaphore.release()
+            return True
+        return False
+
+    def start(self) -> None:
+        """Set up every extension, then start dependencies before entrypoints."""
+        _log.debug("starting %s", self.service_name)
+        self.started = True
+        _run_on_all(self.extensions, lambda ext: ext.setup())
+        _run_on_all(self.dependencies, lambda ext: ext.start())
+        _run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.start())
+        _run_on_all(self.entrypoints, lambda ext: ext.start())
+        _log.debug("started %s", self.service_name)
+
+    def stop(self) -> None:
+        """Stop gracefully: no new work, let running workers finish, then stop.
+
+        Workers still running after ``SHUTDOWN_GRACE_PERIOD`` seconds are
+        killed; the messages that started them are not acknowledged and so go
+        back to their queue.
+        """
+        if self._died.ready():
+            return
+        if self._being_killed:
+            self._wait_for_kill()
+            return
+        _log.debug("stopping %s", self.service_name)
+        _run_on_all(self.entrypoints, lambda ext: ext.stop())
+
+        grace = self.config.get(SHUTDOWN_GRACE_PERIOD_CONFIG_KEY, DEFAULT_SHUTDOWN_GRACE_PERIOD)
+        if not self._wait_for_workers(grace):
+            _log.warning(
+                "%s: %d worker(s) still running after the %ss grace period; killing them",
+                self.service_name, len(self._worker_threads), grace,
+            )
+            self._kill_worker_threads()
+
+        _run_on_all(self.dependencies, lambda ext: ext.stop())
+        _run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.stop())
+        self._kill_managed_threads()
+        self.started = False
+        if not self._died.ready():
+            self._died.send(None)
+        _log.debug("stopped %s", self.service_name)
+
+    def _wait_for_workers(self, timeout: float | None) -> bool:
+        """Wait until no worker runs; False if ``timeout`` passed first."""
+        with eventlet.Timeout(timeout, False):
+            self._worker_pool.waitall()
+            return True
+        return False
+
+    def kill(self, exc_info: Any = None) -> None:
+        """Stop at once; ``wait()`` then raises the error in ``exc_info``, if any."""
+        if self._being_killed:
+            _log.debug("already killing %s; waiting for it", self.service_name)
+            self._wait_for_kill()
+            return
+        if self._died.ready():
+            return
+        self._being_killed = True
+        if exc_info is not None:
+            _log.error("killing %s because of an error", self.service_name, exc_info=exc_info)
+        else:
+            _log.info("killing %s", self.service_name)
+
+        def safely_kill(ext: Extension) -> None:
+            try:
+                ext.kill()
+            except Exception:  # killing must reach every extension
+                _log.warning("extension %r raised while being killed", ext, exc_info=True)
+
+        for group in (self.entrypoints, self.dependencies, self.subextensions - self.entrypoints):
+            _run_on_all(group, safely_kill)
+        self._kill_worker_threads()
+        self._kill_managed_threads()
+        self.started = False
+        if not self._died.ready():
+            if exc_info is not None:
+                self._died.send_exception(*exc_info)
+            else:
+                self._died.send(None)
+
+    def _wait_for_kill(self) -> None:
+        """Wait until a kill in progress (or done) has finished.
+
+        The error the container was killed with is for ``wait()`` callers:
+        a second ``stop()`` or ``kill()`` must not raise it.
+        """
+        try:
+            self._died.wait()
+        except Exception:
+            pass
+
+    def wait(self) -> Any:
+        """Block until the container dies; re-raise the error that killed it."""
+        return self._died.wait()
+
+    def spawn_worker(
+        self,
+        entrypoint: Any,
+        args: Iterable,
+        kwargs: dict,
+        context_data: dict | None = None,
+        handle_result: Callable | None = None,
+    ) -> WorkerContext:
+        """Run ``entrypoint``'s method in a new worker greenthread.
+
+        Blocks while all ``max_workers`` workers are busy. Raises
+        ``IncorrectSignature`` at once if the arguments don't fit the method,
+        and ``ContainerBeingKilled`` if the container is going away.
+
+        ``handle_result(worker_ctx, result, exc_info)`` is called in the
+        worker once the method returned; it returns the (possibly changed)
+        ``(result, exc_info)`` passed on to the dependencies.
+        """
+        if self._being_killed:
+            raise ContainerBeingKilled()
+        args = tuple(args)
+        entrypoint.check_signature(args, kwargs)
+        service = self.service_cls()
+        worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
+        thread = self._worker_pool.spawn(self._run_worker, worker_ctx, handle_result)
+        if not thread.dead:
+            self._worker_threads[worker_ctx] = thread
+        return worker_ctx
+
+    def spawn_managed_thread(self, fn: Callable[[], Any], identifier: str | None = None) -> Any:
+        """Run ``fn`` in a greenthread the container owns.
+
+        The thread is killed when the container stops or is killed; if ``fn``
+        raises, the container is killed with that error.
+        """
+        thread = eventlet.spawn(fn)
+        self._managed_threads[thread] = identifier
+        thread.link(self._managed_thread_exited, identifier)
+        return thread
+
+    def _managed_thread_exited(self, thread: Any, identifier: str | None) -> None:
+        self._managed_threads.pop(thread, None)
+        try:
+            thread.wait()
+        except eventlet.greenlet.GreenletExit:
+            pass
+        except Exception:
+            _log.error("managed thread %s of %s raised", identifier or thread, self.service_name)
+            self.kill(sys.exc_info())
+
+    def _run_worker(self, worker_ctx: WorkerContext, handle_result: Callable | None) -> None:
+        try:
+            self._run_worker_lifecycle(worker_ctx, handle_result)
+        except Exception:
+            # An error outside the service method (a provider's hook, a
+            # result handler) leaves the service in an unknown state: as in
+            # Nameko the container dies loudly rather than limp on.
+            _log.error("worker %s failed outside its method", worker_ctx.call_id)
+            # kill() kills every worker thread, this one included: do it
+            # from a thread of its own so it runs to the end.
+            eventlet.spawn_n(self.kill, sys.exc_info())
+
+    def _run_worker_lifecycle(self, worker_ctx: WorkerContext, handle_result: Callable | None) -> None:
+        entrypoint = worker_ctx.entrypoint
+        try:
+            method = getattr(worker_ctx.service, entrypoint.method_name)
+            self._inject_dependencies(worker_ctx)
+            for provider in self.dependencies:
+                provider.worker_setup(worker_ctx)
+
+            result = exc_info = None
+            try:
+                result = method(*worker_ctx.args, **worker_ctx.kwargs)
+            except Exception as exc:
+                exc_info = sys.exc_info()
+                if isinstance(exc, entrypoint.expected_exceptions or ()):
+                    _log.warning("(expected) %s raised %r", worker_ctx.call_id, exc)
+                else:
+                    _log.exception("error handling worker %s", worker_ctx.call_id)
+
+            if handle_result is not None:
+                result, exc_info = handle_result(worker_ctx, result, exc_info)
+
+            for provider in self.dependencies:
+                provider.worker_result(worker_ctx, result, exc_info)
+        finally:
+            try:
+                for provider in self.dependencies:
+                    provider.worker_teardown(worker_ctx)
+            finally:
+                self._worker_threads.pop(worker_ctx, None)
+
+    def _inject_dependencies(self, worker_ctx: WorkerContext) -> None:
+        for provider in self.dependencies:
+            setattr(worker_ctx.service, provider.attr_name, provider.get_dependency(worker_ctx))
+
+    def _kill_worker_threads(self) -> None:
+        current = eventlet.getcurrent()
+        for worker_ctx, thread in list(self._worker_threads.items()):
+            if thread is current:
+                continue
+            _log.warning("killing worker %s of %s", worker_ctx.call_id, self.service_name)
+            thread.kill()
+        self._worker_threads.clear()
+
+    def _kill_managed_threads(self) -> None:
+        current = eventlet.getcurrent()
+        for thread in list(self._managed_threads):
+            if thread is not current:
+                thread.kill()
+        self._managed_threads.clear()
+
+    def __repr__(self) -> str:
+        return f"<ServiceContainer {self.service_name} at 0x{id(self):x}>"

@@ -1,0 +1,276 @@
+"""The extension model: everything a service can use is an ``Extension``.
+
+An extension is *declared* once on a service class (``rpc_proxy =
+RpcProxy("other")``) and *bound* to each container that hosts the class.
+Binding makes a fresh instance by calling the class again with the arguments
+the declaration was made with, so ``__init__`` of an extension must only store
+its arguments and must not do work with side effects: real work belongs in
+``setup()`` and ``start()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Callable, Iterator
+
+from nameko_like._eventlet import eventlet
+from nameko_like.exceptions import IncorrectSignature
+
+_log = logging.getLogger(__name__)
+
+#: Attribute on a service method that lists the entrypoints decorating it.
+ENTRYPOINT_EXTENSIONS_ATTR = "nameko_entrypoints"
+
+
+class Extension:
+    """Base of entrypoints, dependency providers and their helpers.
+
+    Lifecycle hooks are no-ops; override the ones you need. They are called
+    by the container in this order: ``setup``, ``start``, then ``stop`` for a
+    graceful shutdown or ``kill`` for an immediate one.
+    """
+
+    container: Any = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Extension":
+        instance = super().__new__(cls)
+        # Remembered so bind() can build an identical, unbound twin.
+        instance._init_args = (args, kwargs)
+        return instance
+
+    def setup(self) -> None:
+        """Called once on a bound extension before the container starts."""
+
+    def start(self) -> None:
+        """Called when the container starts; begin serving here."""
+
+    def stop(self) -> None:
+        """Called on graceful stop; finish outstanding work, then return."""
+
+    def kill(self) -> None:
+        """Called when the container is killed; stop at once."""
+
+    def bind(self, container: Any) -> "Extension":
+        """Return a copy of this declaration bound to ``container``.
+
+        Sub-extensions declared as class attributes are bound too, so an
+        extension can itself be built from extensions.
+        """
+        args, kwargs = self._init_args
+        instance = type(self)(*args, **kwargs)
+        instance.container = container
+        for name, declared in _declared_subextensions(instance):
+            setattr(instance, name, declared.bind(container))
+        return instance
+
+    def is_bound(self) -> bool:
+        """Whether this instance belongs to a container."""
+        return self.container is not None
+
+    def __repr__(self) -> str:
+        state = "bound" if self.is_bound() else "declaration"
+        return f"<{type(self).__name__} [{state}] at 0x{id(self):x}>"
+
+
+def _declared_subextensions(extension: Extension) -> Iterator[tuple[str, Extension]]:
+    """Yield (name, extension) for unbound extensions held by ``extension``.
+
+    Looks at class attributes (through the MRO) and instance attributes
+    directly, never through ``getattr``, so properties are not evaluated.
+    """
+    found: dict[str, Any] = {}
+    for klass in reversed(type(extension).__mro__):
+        found.update(vars(klass))
+    found.update(vars(extension))
+    for name, value in sorted(found.items(), key=lambda item: item[0]):
+        if isinstance(value, Extension) and not value.is_bound():
+            yield name, value
+
+
+class SharedExtension(Extension):
+    """An extension of which a container holds one instance per ``sharing_key``.
+
+    Entrypoints of a container that all need, say, one AMQP consumer declare
+    the same SharedExtension; binding returns the container's existing
+    instance instead of a new one.
+    """
+
+    @property
+    def sharing_key(self) -> Any:
+        """Key under which instances are shared; the class by default."""
+        return type(self)
+
+    def bind(self, container: Any) -> "SharedExtension":
+        """Return the container's instance for this key, creating it once."""
+        existing = container.shared_extensions.get(self.sharing_key)
+        if existing is not None:
+            return existing
+        instance = super().bind(container)
+        container.shared_extensions[self.sharing_key] = instance
+        return instance
+
+
+class DependencyProvider(Extension):
+    """Injects an object into each worker's service instance.
+
+    Declared as a class attribute of a service; ``get_dependency`` is called
+    for every worker and its return value replaces the attribute on that
+    worker's service instance.
+    """
+
+    attr_name: str | None = None
+
+    def bind(self, container: Any, attr_name: str) -> "DependencyProvider":  # type: ignore[override]
+        """Bind to ``container`` as the service attribute ``attr_name``."""
+        instance = super().bind(container)
+        instance.attr_name = attr_name
+        self.attr_name = attr_name
+        return instance
+
+    def get_dependency(self, worker_ctx: "Any") -> Any:
+        """Return the object the worker sees as the service attribute."""
+
+    def worker_setup(self, worker_ctx: "Any") -> None:
+        """Called before the service method runs."""
+
+    def worker_result(self, worker_ctx: "Any", result: Any = None, exc_info: Any = None) -> None:
+        """Called with the method's result, or ``exc_info`` if it raised."""
+
+    def worker_teardown(self, worker_ctx: "Any") -> None:
+        """Called after the worker finished, whatever the outcome."""
+
+
+class ProviderCollector:
+    """Mixin for shared extensions that serve several entrypoints.
+
+    Entrypoints register on start and unregister when they stop; ``stop()``
+    waits until every registered provider is gone so that a shared consumer,
+    say, outlives the entrypoints that feed it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._providers: set[Any] = set()
+        self._providers_gone = eventlet.event.Event()
+        super().__init__(*args, **kwargs)
+
+    def register_provider(self, provider: Any) -> None:
+        """Add ``provider`` to the set this collector serves."""
+        self._providers.add(provider)
+
+    def unregister_provider(self, provider: Any) -> None:
+        """Remove ``provider``; wakes ``wait_for_providers`` when none remain."""
+        self._providers.discard(provider)
+        if not self._providers and not self._providers_gone.ready():
+            self._providers_gone.send(None)
+
+    def wait_for_providers(self) -> None:
+        """Block until every registered provider has unregistered."""
+        if self._providers:
+            self._providers_gone.wait()
+
+    def stop(self) -> None:
+        """Wait for the providers, then stop."""
+        self.wait_for_providers()
+
+
+class Entrypoint(Extension):
+    """Something that makes the container run a service method.
+
+    Args:
+        expected_exceptions: exception classes the method may raise as part of
+            its contract; they are logged as warnings, not errors.
+        sensitive_arguments: argument names (or ``"arg.key"`` paths) whose
+            values are redacted wherever call arguments are logged.
+    """
+
+    method_name: str | None = None
+
+    def __init__(
+        self,
+        expected_exceptions: type | tuple[type, ...] = (),
+        sensitive_arguments: str | tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(sensitive_arguments, str):
+            sensitive_arguments = (sensitive_arguments,)
+        self.expected_exceptions = expected_exceptions
+        self.sensitive_arguments = tuple(sensitive_arguments)
+        self._signature: inspect.Signature | None = None
+        super().__init__(**kwargs)
+
+    def bind(self, container: Any, method_name: str) -> "Entrypoint":  # type: ignore[override]
+        """Bind to ``container`` as the entrypoint of ``method_name``."""
+        instance = super().bind(container)
+        instance.method_name = method_name
+        return instance
+
+    def check_signature(self, args: tuple, kwargs: dict) -> None:
+        """Raise ``IncorrectSignature`` if the method can't take these arguments."""
+        if self._signature is None:
+            method = getattr(self.container.service_cls, self.method_name)
+            self._signature = inspect.signature(method)
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise IncorrectSignature(str(exc)) from None
+
+    @classmethod
+    def decorator(cls, *args: Any, **kwargs: Any) -> Callable:
+        """Return a decorator registering an instance of ``cls`` on a method.
+
+        Works bare (``@rpc``) and with arguments (``@rpc(expected_exceptions=...)``).
+        """
+
+        def register(fn: Callable) -> Callable:
+            register_entrypoint(fn, cls(*args, **kwargs))
+            return fn
+
+        if len(args) == 1 and not kwargs and inspect.isfunction(args[0]):
+            fn = args[0]
+            args = ()
+            return register(fn)
+        return register
+
+    def __repr__(self) -> str:
+        if not self.is_bound():
+            return f"<{type(self).__name__} [declaration] at 0x{id(self):x}>"
+        return f"<{type(self).__name__} [{self.container.service_name}.{self.method_name}] at 0x{id(self):x}>"
+
+
+def register_entrypoint(fn: Callable, entrypoint: Entrypoint) -> None:
+    """Declare ``entrypoint`` on the service method ``fn``."""
+    entrypoints = getattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, None)
+    if entrypoints is None:
+        entrypoints = set()
+        setattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, entrypoints)
+    entrypoints.add(entrypoint)
+
+
+def is_extension(obj: Any) -> bool:
+    """Whether ``obj`` is an Extension."""
+    return isinstance(obj, Extension)
+
+
+def is_dependency(obj: Any) -> bool:
+    """Whether ``obj`` is a DependencyProvider."""
+    return isinstance(obj, DependencyProvider)
+
+
+def is_entrypoint(obj: Any) -> bool:
+    """Whether ``obj`` is an Entrypoint."""
+    return isinstance(obj, Entrypoint)
+
+
+def iter_extensions(extension: Extension) -> Iterator[Extension]:
+    """Yield every sub-extension of ``extension``, depth first, once each."""
+    seen: set[int] = {id(extension)}
+    stack = [extension]
+    while stack:
+        current = stack.pop()
+        for name in sorted(vars(current)):
+            value = vars(current)[name]
+            if isinstance(value, Extension) and id(value) not in seen:
+                seen.add(id(value))
+                yield value
+                stack.append(value)

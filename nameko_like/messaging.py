@@ -1,0 +1,276 @@
+"""Generic AMQP extensions: ``Publisher``, ``@consume`` and the shared consumer.
+
+These are the building blocks RPC and events are made of, and the ones to
+use for plain messaging with queues and exchanges of your own.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any, Callable
+
+from kombu import Exchange, Queue
+from kombu.exceptions import ContentDisallowed, DecodeError
+
+from nameko_like import serialization
+from nameko_like.amqp import dead_letter as dead_letters
+from nameko_like.amqp.consume import ConsumerConnection
+from nameko_like.amqp.publish import Publisher as _AmqpPublisher
+from nameko_like.constants import (
+    DEFAULT_MAX_REDELIVERIES,
+    HEADER_PREFIX,
+    MAX_REDELIVERIES_CONFIG_KEY,
+    PREFETCH_COUNT_CONFIG_KEY,
+)
+from nameko_like.exceptions import ContainerBeingKilled, IncorrectSignature
+from nameko_like.extensions import DependencyProvider, Entrypoint, ProviderCollector, SharedExtension
+
+_log = logging.getLogger(__name__)
+
+_PREFIX = HEADER_PREFIX + "."
+
+
+def encode_context_headers(context_data: dict) -> dict:
+    """AMQP headers (``nameko.<key>``) carrying ``context_data``; None values dropped."""
+    return {_PREFIX + key: value for key, value in context_data.items() if value is not None}
+
+
+def decode_context_headers(headers: dict | None) -> dict:
+    """Context data from the ``nameko.*`` headers of a message."""
+    if not headers:
+        return {}
+    return {key[len(_PREFIX):]: value for key, value in headers.items() if key.startswith(_PREFIX)}
+
+
+class HeaderEncoder:
+    """Mixin giving extensions Nameko's header-encoding method name."""
+
+    def get_message_headers(self, worker_ctx: Any) -> dict:
+        """Headers that propagate ``worker_ctx``'s context data."""
+        return encode_context_headers(worker_ctx.context_data)
+
+
+class HeaderDecoder:
+    """Mixin giving extensions Nameko's header-decoding method name."""
+
+    def unpack_message_headers(self, message: Any) -> dict:
+        """Context data carried by ``message``'s headers."""
+        return decode_context_headers(message.headers)
+
+
+class QueueConsumer(SharedExtension, ProviderCollector):
+    """The container's one AMQP consumer; entrypoints register queues with it.
+
+    It also settles messages for them: ack, bounded requeue, dead-letter.
+    """
+
+    def __init__(self) -> None:
+        self._connection: ConsumerConnection | None = None
+        self.accept: set[str] = set()
+        self.max_redeliveries = DEFAULT_MAX_REDELIVERIES
+        super().__init__()
+
+    def setup(self) -> None:
+        """Read the config; consuming starts in ``start``."""
+        self._prepare()
+
+    def _prepare(self) -> ConsumerConnection:
+        # Entrypoints register in their own setup(), which may run before
+        # this extension's: whoever comes first prepares the connection.
+        if self._connection is None:
+            config = self.container.config
+            prefetch = config.get(PREFETCH_COUNT_CONFIG_KEY) or self.container.max_workers
+            self.accept = serialization.content_types(serialization.setup(config).accept)
+            self.max_redeliveries = config.get(MAX_REDELIVERIES_CONFIG_KEY, DEFAULT_MAX_REDELIVERIES)
+            self._connection = ConsumerConnection(self.container, config, prefetch)
+        return self._connection
+
+    def start(self) -> None:
+        """Connect and consume every registered queue."""
+        self._prepare().start()
+
+    def stop(self) -> None:
+        """Wait for the entrypoints to stop, then stop consuming."""
+        super().stop()
+        if self._connection is not None:
+            self._connection.stop()
+
+    def kill(self) -> None:
+        """Disconnect at once; unacknowledged messages return to their queues."""
+        if self._connection is not None:
+            self._connection.kill()
+
+    def on_connection_lost(self, callback: Callable[[BaseException], None]) -> None:
+        """Call ``callback(error)`` whenever the consumer connection drops."""
+        self._prepare().on_lost.append(callback)
+
+    def register_provider(self, provider: Any) -> None:  # type: ignore[override]
+        """Consume ``provider.queue``, calling ``provider.handle_message``."""
+        super().register_provider(provider)
+        self._prepare().add_queue(provider.queue, provider.handle_message)
+
+    def unregister_provider(self, provider: Any) -> None:  # type: ignore[override]
+        """Stop consuming ``provider.queue``."""
+        if self._connection is not None:
+            self._connection.remove_queue(provider.queue.name)
+        super().unregister_provider(provider)
+
+    # -- messages ---------------------------------------------------------------
+
+    def decode(self, message: Any) -> Any:
+        """The message body, decoded; refuses content types not accepted."""
+        return serialization.decode(message.body, message.content_type, message.content_encoding, self.accept)
+
+    def ack(self, message: Any) -> None:
+        """Acknowledge ``message``."""
+        self._settle(message, None)
+
+    def requeue(self, message: Any, queue_name: str) -> None:
+        """Put ``message`` back on ``queue_name``, at most ``MAX_REDELIVERIES`` times.
+
+        Past that it is dead-lettered, so a message that always fails can't
+        hot-loop between the broker and the service.
+        """
+        count = dead_letters.redelivery_count(message)
+        if count >= self.max_redeliveries:
+            self.dead_letter(message, f"handler failed {count + 1} times (MAX_REDELIVERIES={self.max_redeliveries})")
+            return
+        dead_letters.republish(
+            self.container.config, message, queue_name, {dead_letters.REDELIVERY_HEADER: count + 1},
+            partial(self._settle_after_copy, message),
+        )
+
+    def dead_letter(self, message: Any, reason: str) -> None:
+        """Move ``message`` to the service's dead-letter queue with ``reason``."""
+        dead_letters.dead_letter(
+            self.container.config, self.container.service_name, message, reason,
+            partial(self._settle_after_copy, message),
+        )
+
+    def _settle_after_copy(self, message: Any, error: BaseException | None) -> None:
+        if error is None:
+            self._settle(message, None)
+        else:
+            # keep the original rather than lose it; the broker redelivers it
+            _log.warning("could not move a message aside (%s); requeueing it", error)
+            self._settle(message, True)
+
+    def _settle(self, message: Any, requeue: bool | None) -> None:
+        if self._connection is not None:
+            self._connection.settle(message, requeue)
+
+
+class Consumer(Entrypoint, HeaderDecoder):
+    """Runs the decorated method with the body of each message on ``queue``.
+
+    The message is acknowledged once the worker finished. With
+    ``requeue_on_error`` a message whose handler raised is requeued
+    (bounded by ``MAX_REDELIVERIES``, then dead-lettered); otherwise it is
+    acknowledged anyway. Messages that can't be decoded are dead-lettered.
+    """
+
+    queue_consumer = QueueConsumer()
+
+    def __init__(self, queue: Queue, requeue_on_error: bool = False, **kwargs: Any) -> None:
+        self.queue = queue
+        self.requeue_on_error = requeue_on_error
+        super().__init__(**kwargs)
+
+    def setup(self) -> None:
+        """Register this entrypoint's queue with the container's consumer."""
+        self.queue_consumer.register_provider(self)
+
+    def stop(self) -> None:
+        """Stop consuming this entrypoint's queue."""
+        self.queue_consumer.unregister_provider(self)
+
+    def handle_message(self, message: Any) -> None:
+        """Decode ``message`` and run a worker for it."""
+        try:
+            body = self.queue_consumer.decode(message)
+        except (ContentDisallowed, DecodeError) as exc:
+            self.queue_consumer.dead_letter(message, f"cannot decode message: {exc}")
+            return
+        self.spawn_for(message, (body,), {})
+
+    def spawn_for(self, message: Any, args: tuple, kwargs: dict) -> None:
+        """Spawn a worker for ``message``, settling it when the worker is done."""
+        try:
+            self.container.spawn_worker(
+                self, args, kwargs,
+                context_data=self.unpack_message_headers(message),
+                handle_result=partial(self.handle_result, message),
+            )
+        except IncorrectSignature as exc:
+            self.queue_consumer.dead_letter(message, f"{type(exc).__name__}: {exc}")
+        except ContainerBeingKilled:
+            self.queue_consumer._settle(message, True)
+
+    def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+        """Settle ``message`` once its worker finished."""
+        if exc_info is not None and self.requeue_on_error:
+            self.queue_consumer.requeue(message, self.queue.name)
+        else:
+            self.queue_consumer.ack(message)
+        return result, exc_info
+
+
+consume = Consumer.decorator
+
+
+class Publisher(DependencyProvider, HeaderEncoder):
+    """Injects a ``publish(payload, **kwargs)`` function.
+
+    Messages carry the worker's context data as headers and are confirmed by
+    the broker before ``publish`` returns.
+
+    Args:
+        exchange: exchange to publish to (declared on first use).
+        queue: a queue to declare (and publish to, if no exchange is given).
+        declare: more exchanges or queues to declare.
+        **options: publisher options: delivery_mode, priority, expiration,
+            compression, serializer, retry, retry_policy, use_confirms,
+            mandatory.
+    """
+
+    def __init__(self, exchange: Exchange | None = None, queue: Queue | None = None,
+                 declare: list | None = None, **options: Any) -> None:
+        self.exchange = exchange
+        self.queue = queue
+        self.declare = list(declare or [])
+        self.options = options
+        self.publisher: _AmqpPublisher | None = None
+
+    def setup(self) -> None:
+        """Build the publisher from the container config."""
+        declare = list(self.declare)
+        if self.exchange is not None:
+            declare.append(self.exchange)
+        if self.queue is not None:
+            declare.append(self.queue)
+            if self.exchange is None and self.queue.exchange is not None and self.queue.exchange.name:
+                self.exchange = self.queue.exchange
+        config = self.container.config
+        options = dict(self.options)
+        options.setdefault("serializer", serialization.setup(config).serializer)
+        self.publisher = _AmqpPublisher(config=config, declare=declare, **options)
+
+    def get_dependency(self, worker_ctx: Any) -> Callable[..., None]:
+        """A ``publish`` function bound to this worker's context data."""
+        headers = self.get_message_headers(worker_ctx)
+        exchange = self.exchange.name if self.exchange is not None else ""
+        default_key = self.queue.name if (self.queue is not None and not exchange) else ""
+        publisher = self.publisher
+        assert publisher is not None
+
+        def publish(payload: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("exchange", exchange)
+            kwargs.setdefault("routing_key", default_key)
+            extra = kwargs.pop("extra_headers", None) or {}
+            merged = dict(headers)
+            merged.update(extra)
+            merged.update(kwargs.pop("headers", None) or {})
+            publisher.publish(payload, headers=merged, **kwargs)
+
+        return publish

@@ -1,0 +1,159 @@
+"""The calling side of RPC, shared by ``RpcProxy`` and the standalone proxies.
+
+``ServiceProxy(router, "svc").method(...)`` publishes a request and waits for
+its reply; ``.call_async(...)`` returns an :class:`RpcReply` at once. The
+*router* is whatever receives replies: a container's ``ReplyListener`` or a
+standalone client. It provides ``routing_key``, ``publish_channel``,
+``register``, ``unregister`` and ``wait``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from nameko_like.amqp.publish_channel import PublishConnectionLost
+from nameko_like.exceptions import (
+    RpcConnectionError,
+    RpcTimeout,
+    UndeliverableMessage,
+    UnknownService,
+    deserialize,
+)
+from nameko_like.messaging import encode_context_headers
+from nameko_like.rpc import wire
+
+_NOT_SET = object()
+
+
+class RpcReply:
+    """The pending result of one call; ``result()`` waits for it."""
+
+    __slots__ = ("correlation_id", "service_name", "method_name", "timeout",
+                 "_router", "_body", "_error", "_ready")
+
+    def __init__(self, router: Any, correlation_id: str, service_name: str,
+                 method_name: str, timeout: float | None) -> None:
+        self._router = router
+        self.correlation_id = correlation_id
+        self.service_name = service_name
+        self.method_name = method_name
+        self.timeout = timeout
+        self._body: Any = _NOT_SET
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the reply (or a failure) has arrived."""
+        return self._ready.is_set()
+
+    def set_body(self, body: Any) -> None:
+        """Record the reply message body (first one wins)."""
+        if not self._ready.is_set():
+            self._body = body
+            self._ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        """Fail the call with ``error`` unless it already completed."""
+        if not self._ready.is_set():
+            self._error = error
+            self._ready.set()
+
+    def on_publish_outcome(self, outcome: Any) -> None:
+        """Fail the call if its request never reached a queue."""
+        error = outcome.error
+        if error is None:
+            return
+        if isinstance(error, UndeliverableMessage):
+            self.fail(UnknownService(self.service_name))
+        else:
+            self.fail(RpcConnectionError(f"request to {self.service_name}.{self.method_name} not delivered: {error}"))
+
+    def result(self) -> Any:
+        """The call's return value; raises what the remote method raised.
+
+        Raises ``RpcTimeout`` after ``timeout`` seconds without a reply.
+        """
+        if not self._ready.is_set():
+            if not self._router.wait(self, self.timeout):
+                self._router.unregister(self.correlation_id)
+                raise RpcTimeout(
+                    f"{self.service_name}.{self.method_name} did not reply within {self.timeout}s"
+                )
+        if self._error is not None:
+            raise self._error
+        body = self._body
+        if not isinstance(body, dict):
+            raise RpcConnectionError(f"malformed reply from {self.service_name}: {body!r}")
+        error = body.get("error")
+        if error:
+            raise deserialize(error)
+        return body.get("result")
+
+
+class MethodProxy:
+    """Calls one remote method: ``proxy(*args)`` or ``proxy.call_async(*args)``."""
+
+    def __init__(self, router: Any, service_name: str, method_name: str,
+                 context_data: dict | None = None, timeout: float | None = None,
+                 serializer: str = "json", exchange: str = "nameko-rpc") -> None:
+        self.router = router
+        self.service_name = service_name
+        self.method_name = method_name
+        self.context_data = context_data or {}
+        self.timeout = timeout
+        self.serializer = serializer
+        self.exchange = exchange
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method and wait for its result."""
+        return self.call_async(*args, **kwargs).result()
+
+    def call_async(self, *args: Any, **kwargs: Any) -> RpcReply:
+        """Send the request and return its :class:`RpcReply` without waiting."""
+        correlation_id = str(uuid.uuid4())
+        reply = RpcReply(self.router, correlation_id, self.service_name, self.method_name, self.timeout)
+        # registered before publishing, so even an instant reply finds it
+        self.router.register(correlation_id, reply)
+        try:
+            outcome = self.router.publish_channel.publish(
+                wire.request_body(args, kwargs),
+                exchange=self.exchange,
+                routing_key=f"{self.service_name}.{self.method_name}",
+                mandatory=True,
+                reply_to=self.router.routing_key,
+                correlation_id=correlation_id,
+                headers=encode_context_headers(self.context_data),
+                serializer=self.serializer,
+                delivery_mode=2,
+            )
+        except PublishConnectionLost as exc:
+            self.router.unregister(correlation_id)
+            raise RpcConnectionError(f"cannot send {self.service_name}.{self.method_name}: {exc}") from None
+        except BaseException:
+            self.router.unregister(correlation_id)
+            raise
+        outcome.add_callback(reply.on_publish_outcome)
+        return reply
+
+    def __repr__(self) -> str:
+        return f"<proxy method {self.service_name}.{self.method_name}>"
+
+
+class ServiceProxy:
+    """Attribute access gives a :class:`MethodProxy` for that method."""
+
+    def __init__(self, router: Any, service_name: str, **options: Any) -> None:
+        self._router = router
+        self._service_name = service_name
+        self._options = options
+
+    def __getattr__(self, name: str) -> MethodProxy:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return MethodProxy(self._router, self._service_name, name, **self._options)
+
+    def __repr__(self) -> str:
+        return f"<proxy for service {self._service_name}>"

@@ -1,0 +1,176 @@
+"""``@rpc``: serve a service method over AMQP RPC."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from kombu.exceptions import ContentDisallowed, DecodeError
+
+from nameko_like.exceptions import (
+    ContainerBeingKilled,
+    IncorrectSignature,
+    MalformedRequest,
+    MethodNotFound,
+    serialize,
+)
+from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko_like.messaging import HeaderDecoder, QueueConsumer
+from nameko_like.rpc import wire
+from nameko_like.rpc.replies import ReplyPublisher
+
+_log = logging.getLogger(__name__)
+
+
+class RpcConsumer(SharedExtension, ProviderCollector):
+    """Consumes the container's ``rpc-<service>`` queue for all its ``@rpc`` methods.
+
+    Requests that can't be processed (undecodable, not an object with args
+    and kwargs, no ``reply_to``) are dead-lettered; if they name a
+    ``reply_to`` the caller also gets a ``MalformedRequest`` error at once.
+    """
+
+    queue_consumer = QueueConsumer()
+
+    def __init__(self) -> None:
+        self._by_method: dict[str, "Rpc"] = {}
+        self.queue: Any = None
+        self.replies: ReplyPublisher | None = None
+        self._consuming = False
+        super().__init__()
+
+    def setup(self) -> None:
+        """Declare interest in the service queue."""
+        self._prepare()
+
+    def _prepare(self) -> None:
+        if self.queue is None:
+            config = self.container.config
+            self.queue = wire.service_queue(config, self.container.service_name)
+            self.replies = ReplyPublisher(config)
+            self.queue_consumer.register_provider(self)
+            self._consuming = True
+
+    def stop(self) -> None:
+        """Stop consuming once every ``@rpc`` entrypoint has stopped."""
+        super().stop()
+        self._stop_consuming()
+
+    def _stop_consuming(self) -> None:
+        if self._consuming:
+            self._consuming = False
+            self.queue_consumer.unregister_provider(self)
+
+    def register_provider(self, provider: "Rpc") -> None:  # type: ignore[override]
+        """Route requests for ``provider.method_name`` to ``provider``."""
+        self._prepare()
+        self._by_method[provider.method_name] = provider
+        super().register_provider(provider)
+
+    def unregister_provider(self, provider: "Rpc") -> None:  # type: ignore[override]
+        """Stop routing to ``provider``; stop consuming when none is left."""
+        self._by_method.pop(provider.method_name, None)
+        if not self._by_method:
+            # no entrypoint left to answer: leave requests on the queue for
+            # other instances rather than answer MethodNotFound
+            self._stop_consuming()
+        super().unregister_provider(provider)
+
+    def handle_message(self, message: Any) -> None:
+        """Validate a request and hand it to its entrypoint."""
+        properties = message.properties
+        reply_to = properties.get("reply_to")
+        correlation_id = properties.get("correlation_id")
+        try:
+            body = self.queue_consumer.decode(message)
+            args, kwargs = wire.parse_request_body(body)
+            if not reply_to:
+                raise MalformedRequest("request has no reply_to; nowhere to send the result")
+        except (ContentDisallowed, DecodeError, MalformedRequest) as exc:
+            self._reject(message, reply_to, correlation_id, exc)
+            return
+
+        if not self._by_method:
+            self.queue_consumer._settle(message, True)
+            return
+        method_name = (message.delivery_info.get("routing_key") or "").rpartition(".")[2]
+        provider = self._by_method.get(method_name)
+        if provider is None:
+            error = MethodNotFound(method_name)
+            self.reply_and_ack(message, reply_to, correlation_id, None, serialize(error))
+            return
+        provider.handle_request(message, args, kwargs, reply_to, correlation_id)
+
+    def _reject(self, message: Any, reply_to: Any, correlation_id: Any, exc: Exception) -> None:
+        if not isinstance(exc, MalformedRequest):
+            exc = MalformedRequest(f"cannot decode request: {exc}")
+        reason = f"MalformedRequest: {exc}"
+        self.queue_consumer.dead_letter(message, reason)
+        if reply_to and isinstance(reply_to, str):
+            assert self.replies is not None
+            self.replies.send(reply_to, correlation_id, None, serialize(exc))
+
+    def reply_and_ack(self, message: Any, reply_to: str, correlation_id: Any,
+                      result: Any, error: dict | None) -> None:
+        """Send a reply; acknowledge the request once the broker has the reply."""
+        assert self.replies is not None
+        outcome = self.replies.send(reply_to, correlation_id, result, error)
+        if outcome is None:
+            # the reply could not be published: leave the request to be redelivered
+            self.queue_consumer._settle(message, True)
+            return
+        outcome.add_callback(partial(self._settle_after_reply, message))
+
+    def _settle_after_reply(self, message: Any, outcome: Any) -> None:
+        if outcome.error is None:
+            self.queue_consumer.ack(message)
+        else:
+            _log.warning("reply not confirmed (%s); the request will be redelivered", outcome.error)
+            self.queue_consumer._settle(message, True)
+
+
+class Rpc(Entrypoint, HeaderDecoder):
+    """Serves the decorated method over AMQP RPC.
+
+    Example::
+
+        class Greeter:
+            name = "greeter"
+
+            @rpc
+            def hello(self, name):
+                return f"hello, {name}"
+    """
+
+    rpc_consumer = RpcConsumer()
+
+    def setup(self) -> None:
+        """Register with the container's RPC consumer."""
+        self.rpc_consumer.register_provider(self)
+
+    def stop(self) -> None:
+        """Stop taking requests."""
+        self.rpc_consumer.unregister_provider(self)
+
+    def handle_request(self, message: Any, args: list, kwargs: dict, reply_to: str, correlation_id: Any) -> None:
+        """Run a worker for one request; its reply is sent when it finishes."""
+        try:
+            self.container.spawn_worker(
+                self, args, kwargs,
+                context_data=self.unpack_message_headers(message),
+                handle_result=partial(self._handle_result, message, reply_to, correlation_id),
+            )
+        except IncorrectSignature as exc:
+            self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None, serialize(exc))
+        except ContainerBeingKilled:
+            self.rpc_consumer.queue_consumer._settle(message, True)
+
+    def _handle_result(self, message: Any, reply_to: str, correlation_id: Any,
+                       worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+        error = serialize(exc_info[1]) if exc_info is not None else None
+        self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, result, error)
+        return result, exc_info
+
+
+rpc = Rpc.decorator

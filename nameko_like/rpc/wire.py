@@ -1,0 +1,86 @@
+"""What RPC looks like on the wire; the same names and shapes as Nameko 2.x.
+
+* requests go to the topic exchange ``nameko-rpc`` (config ``rpc_exchange``)
+  with routing key ``<service>.<method>``, body ``{"args": [...], "kwargs": {...}}``,
+  properties ``reply_to`` (the routing key of the caller's reply queue) and
+  ``correlation_id``, and context data in ``nameko.<key>`` headers;
+* each service consumes the durable queue ``rpc-<service>``, bound with
+  ``<service>.*``;
+* replies go to the same exchange with the request's ``reply_to`` as routing
+  key and body ``{"result": ..., "error": null | {"exc_type", "exc_path",
+  "exc_args", "value"}}``;
+* callers consume ``rpc.reply-<caller>-<uuid>``, bound with ``<uuid>``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from nameko_like.constants import (
+    DEFAULT_RPC_EXCHANGE,
+    DEFAULT_RPC_REPLY_QUEUE_TTL,
+    RPC_EXCHANGE_CONFIG_KEY,
+    RPC_REPLY_QUEUE_TTL_CONFIG_KEY,
+)
+from nameko_like.exceptions import MalformedRequest
+
+
+def rpc_exchange(config: dict) -> Exchange:
+    """The RPC exchange named by ``config``."""
+    name = config.get(RPC_EXCHANGE_CONFIG_KEY) or DEFAULT_RPC_EXCHANGE
+    return Exchange(name, type="topic", durable=True, auto_delete=False)
+
+
+def service_queue(config: dict, service_name: str) -> Queue:
+    """The queue a service's RPC requests arrive on."""
+    return Queue(
+        f"rpc-{service_name}",
+        exchange=rpc_exchange(config),
+        routing_key=f"{service_name}.*",
+        durable=True,
+    )
+
+
+def reply_queue(config: dict, owner: str) -> tuple[Queue, str]:
+    """A fresh reply queue for ``owner`` and its routing key.
+
+    The queue outlives a lost connection (it is neither exclusive nor
+    auto-delete) and expires after ``RPC_REPLY_QUEUE_TTL`` seconds without a
+    consumer, so replies published while a caller reconnects wait for it.
+    """
+    routing_key = str(uuid.uuid4())
+    ttl = config.get(RPC_REPLY_QUEUE_TTL_CONFIG_KEY, DEFAULT_RPC_REPLY_QUEUE_TTL)
+    queue = Queue(
+        f"rpc.reply-{owner}-{routing_key}",
+        exchange=rpc_exchange(config),
+        routing_key=routing_key,
+        durable=True,
+        queue_arguments={"x-expires": int(ttl * 1000)},
+    )
+    return queue, routing_key
+
+
+def request_body(args: tuple, kwargs: dict) -> dict:
+    """The body of an RPC request."""
+    return {"args": list(args), "kwargs": kwargs}
+
+
+def parse_request_body(body: Any) -> tuple[list, dict]:
+    """``(args, kwargs)`` of a decoded request body, or ``MalformedRequest``."""
+    if not isinstance(body, dict):
+        raise MalformedRequest(f"request body must be an object with args and kwargs, got {type(body).__name__}")
+    args = body.get("args", [])
+    kwargs = body.get("kwargs", {})
+    if not isinstance(args, (list, tuple)):
+        raise MalformedRequest(f"'args' must be a list, got {type(args).__name__}")
+    if not isinstance(kwargs, dict) or not all(isinstance(key, str) for key in kwargs):
+        raise MalformedRequest("'kwargs' must be an object with string keys")
+    return list(args), kwargs
+
+
+def reply_body(result: Any, error: dict | None) -> dict:
+    """The body of an RPC reply."""
+    return {"result": result, "error": error}

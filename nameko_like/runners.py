@@ -1,0 +1,100 @@
+"""ServiceRunner: run several service containers together."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from nameko_like._eventlet import eventlet
+from nameko_like.containers import _run_on_all, get_container_cls, get_service_name
+
+_log = logging.getLogger(__name__)
+
+
+class ServiceRunner:
+    """Hosts one container per service class and drives them as one.
+
+    Example::
+
+        runner = ServiceRunner(config)
+        runner.add_service(Greeter)
+        runner.start()
+        runner.wait()   # until stopped, or one container dies
+    """
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.service_map: dict[str, Any] = {}
+        self.container_cls = get_container_cls(config)
+
+    @property
+    def service_names(self) -> list[str]:
+        """Names of the services added so far."""
+        return list(self.service_map)
+
+    @property
+    def containers(self) -> list[Any]:
+        """The containers, in the order the services were added."""
+        return list(self.service_map.values())
+
+    def add_service(self, cls: type) -> None:
+        """Add a service class; each name may be added once."""
+        name = get_service_name(cls)
+        if name in self.service_map:
+            raise ValueError(f"a service named {name!r} was already added to this runner")
+        self.service_map[name] = self.container_cls(cls, self.config)
+
+    def start(self) -> None:
+        """Start every container (concurrently)."""
+        _log.info("starting services: %s", ", ".join(self.service_names))
+        _run_on_all(self.containers, lambda container: container.start())
+
+    def stop(self) -> None:
+        """Stop every container gracefully (concurrently)."""
+        _log.info("stopping services: %s", ", ".join(self.service_names))
+        _run_on_all(self.containers, lambda container: container.stop())
+
+    def kill(self) -> None:
+        """Kill every container at once."""
+        _log.info("killing services: %s", ", ".join(self.service_names))
+        _run_on_all(self.containers, lambda container: container.kill())
+
+    def wait(self) -> None:
+        """Wait until every container has stopped.
+
+        If one dies with an error, that error is raised at once; the caller
+        decides what to do with the others (``nameko_like run`` kills them).
+        """
+        waiters = [eventlet.spawn(container.wait) for container in self.containers]
+        pending = set(waiters)
+        queue: Any = eventlet.queue.LightQueue()
+        for waiter in waiters:
+            waiter.link(queue.put)
+        try:
+            while pending:
+                finished = queue.get()
+                pending.discard(finished)
+                finished.wait()
+        finally:
+            for waiter in pending:
+                waiter.kill()
+
+
+@contextmanager
+def run_services(config: dict, *services: type, kill_on_exit: bool = False) -> Iterator[ServiceRunner]:
+    """Run ``services`` for the duration of a ``with`` block.
+
+    They are stopped gracefully on exit, or killed if ``kill_on_exit``.
+    """
+    runner = ServiceRunner(config)
+    for service in services:
+        runner.add_service(service)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        if kill_on_exit:
+            runner.kill()
+        else:
+            runner.stop()

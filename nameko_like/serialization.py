@@ -1,0 +1,102 @@
+"""Which serializer messages are written with, and which are accepted.
+
+Config keys (spelled as in Nameko):
+
+* ``serializer``: name of the serializer for outgoing messages (``json``).
+* ``SERIALIZERS``: extra serializers to register, as
+  ``{name: {"encoder": "pkg.mod:dumps", "decoder": "pkg.mod:loads",
+  "content_type": "application/x-name", "content_encoding": "utf-8"}}``.
+* ``ACCEPT``: serializer names (or content types) accepted on incoming
+  messages; defaults to just the configured serializer. Pickle is never
+  accepted unless listed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from kombu import serialization as kombu_serialization
+
+from nameko_like.constants import (
+    ACCEPT_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    SERIALIZER_CONFIG_KEY,
+    SERIALIZERS_CONFIG_KEY,
+)
+from nameko_like.exceptions import ConfigurationError
+from nameko_like.utils import import_from_path
+
+
+class SerializationConfig(NamedTuple):
+    """The outgoing serializer and the accepted content types."""
+
+    serializer: str
+    accept: list[str]
+
+
+def _register_custom(config: dict) -> None:
+    for name, spec in (config.get(SERIALIZERS_CONFIG_KEY) or {}).items():
+        try:
+            encoder = import_from_path(spec["encoder"])
+            decoder = import_from_path(spec["decoder"])
+            content_type = spec["content_type"]
+        except KeyError as exc:
+            raise ConfigurationError(
+                f"{SERIALIZERS_CONFIG_KEY}.{name}: missing required key {exc.args[0]!r} "
+                "(each serializer needs encoder, decoder and content_type)"
+            ) from None
+        except ImportError as exc:
+            raise ConfigurationError(f"{SERIALIZERS_CONFIG_KEY}.{name}: {exc}") from None
+        kombu_serialization.register(
+            name,
+            encoder=encoder,
+            decoder=decoder,
+            content_type=content_type,
+            content_encoding=spec.get("content_encoding", "utf-8"),
+        )
+
+
+def setup(config: dict) -> SerializationConfig:
+    """Register custom serializers of ``config`` and return what to use.
+
+    Raises ``ConfigurationError`` naming the key for an unknown serializer.
+    """
+    _register_custom(config)
+    serializer = config.get(SERIALIZER_CONFIG_KEY) or DEFAULT_SERIALIZER
+    known = kombu_serialization.registry._encoders
+    if serializer not in known:
+        raise ConfigurationError(
+            f"config key {SERIALIZER_CONFIG_KEY!r}: unknown serializer {serializer!r} "
+            f"(known: {', '.join(sorted(known))}; register others under {SERIALIZERS_CONFIG_KEY})"
+        )
+    accept = list(config.get(ACCEPT_CONFIG_KEY) or [serializer])
+    for name in accept:
+        if name not in known and "/" not in name:
+            raise ConfigurationError(
+                f"config key {ACCEPT_CONFIG_KEY!r}: unknown serializer {name!r}"
+            )
+    return SerializationConfig(serializer, accept)
+
+
+def content_types(accept: list[str]) -> set[str]:
+    """The content types that a list of serializer names stands for."""
+    types = set()
+    for name in accept:
+        if "/" in name:
+            types.add(name)
+        else:
+            types.add(_content_type_of(name))
+    return types
+
+
+def _content_type_of(name: str) -> str:
+    return kombu_serialization.registry._encoders[name].content_type
+
+
+def decode(body: Any, content_type: str | None, content_encoding: str | None, accept: set[str]) -> Any:
+    """Decode a message body, refusing content types not in ``accept``.
+
+    Raises ``kombu.exceptions.ContentDisallowed`` for a refused type and
+    ``kombu.exceptions.DecodeError`` for a body its type can't parse.
+    """
+    return kombu_serialization.loads(body, content_type, content_encoding, accept=accept)

@@ -1,0 +1,1 @@
+"""Helpers for testing services and extensions built on nameko_like."""

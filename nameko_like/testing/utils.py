@@ -1,0 +1,146 @@
+"""Small helpers for tests: find containers and extensions, poll, wait."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from nameko_like._eventlet import eventlet
+from nameko_like.extensions import DependencyProvider
+from nameko_like.testing import waiting
+from nameko_like.testing.waiting import WaitTimeout
+
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "get_container", "get_extension", "wait_for_call", "wait_for_worker_idle",
+    "assert_stops_raising", "find_free_port", "DummyProvider", "AnyInstanceOf",
+]
+
+
+_MISSING = object()
+
+
+def get_container(runner: Any, service_cls: type) -> Any:
+    """Return the container of ``runner`` hosting ``service_cls``, or None."""
+    for container in runner.containers:
+        if container.service_cls is service_cls:
+            return container
+    return None
+
+
+def get_extension(container: Any, extension_type: type, **match_attrs: Any) -> Any:
+    """Return an extension of ``container`` of ``extension_type``, or None.
+
+    Keyword arguments further require attributes to equal the given values,
+    e.g. ``get_extension(container, Rpc, method_name="add")``.
+    """
+    for extension in container.extensions:
+        if isinstance(extension, extension_type) and all(
+            getattr(extension, name, _MISSING) == value for name, value in match_attrs.items()
+        ):
+            return extension
+    return None
+
+
+@contextmanager
+def wait_for_call(timeout: float, mock_method: Any) -> Iterator[Any]:
+    """Wait, on entering the block, until ``mock_method`` has been called.
+
+    Yields the mock so the block can assert on its calls. A call made
+    before entering counts. (To wait on *exit* for a call the block
+    triggers, use :func:`nameko_like.testing.waiting.wait_for_call`.)
+
+    Raises:
+        WaitTimeout: the mock was not called within ``timeout`` seconds.
+    """
+    if not mock_method.called:
+        with waiting.wait_for_call(mock_method, timeout=timeout):
+            pass
+    yield mock_method
+
+
+def wait_for_worker_idle(container: Any, timeout: float = 10) -> None:
+    """Wait until no worker of ``container`` is running.
+
+    Raises:
+        WaitTimeout: workers were still running after ``timeout`` seconds.
+    """
+    assert_stops_raising(
+        lambda: _assert_idle(container),
+        exception_type=AssertionError, timeout=timeout, interval=0.01,
+    )
+
+
+def _assert_idle(container: Any) -> None:
+    busy = container.max_workers - container.free_worker_slots
+    assert not busy, f"{busy} worker(s) of {container.service_name!r} still running"
+
+
+def assert_stops_raising(
+    fn: Callable[[], Any],
+    exception_type: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    timeout: float = 10,
+    interval: float = 0.1,
+) -> Any:
+    """Call ``fn`` until it stops raising ``exception_type``; return its result.
+
+    Sleeps ``interval`` seconds (cooperatively) between attempts.
+
+    Raises:
+        WaitTimeout: ``fn`` still raised after ``timeout`` seconds; the last
+            error is its ``__cause__``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except exception_type as exc:
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"{fn!r} still raised {exc!r} after {timeout}s") from exc
+        eventlet.sleep(interval)
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class DummyProvider(DependencyProvider):
+    """A dependency provider that injects ``value`` into every worker."""
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+        super().__init__()
+
+    def get_dependency(self, worker_ctx: Any) -> Any:
+        """Return the fixed value."""
+        return self.value
+
+
+class AnyInstanceOf:
+    """Equal to any instance of ``cls``; for asserting on mock calls.
+
+    Example::
+
+        handler.assert_called_once_with(AnyInstanceOf(WorkerContext))
+    """
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, self.cls)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]  # equality is not identity
+
+    def __repr__(self) -> str:
+        return f"<AnyInstanceOf {self.cls.__qualname__}>"

@@ -1,0 +1,154 @@
+"""``@http``: run a service method for each HTTP request to a URL.
+
+Example::
+
+    class Shop:
+        name = "shop"
+
+        @http("GET", "/items/<int:item_id>")
+        def get_item(self, request, item_id):
+            return json.dumps({"id": item_id})
+
+The method gets the werkzeug ``Request`` and the URL's arguments as keyword
+arguments. It may return a body (``str`` or ``bytes``), ``(status, body)``,
+``(status, headers, body)`` or a werkzeug ``Response``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import partial
+from typing import Any
+
+from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from nameko_like._eventlet import eventlet
+from nameko_like.exceptions import serialize
+from nameko_like.extensions import Entrypoint
+from nameko_like.web.server import WebServer
+
+_log = logging.getLogger(__name__)
+
+_METHOD = re.compile(r"[A-Z]+")
+
+
+class HttpRequestHandler(Entrypoint):
+    """Entrypoint serving the HTTP requests to ``url`` with one of ``method``.
+
+    Args:
+        method: an HTTP method, or several separated by commas (``"GET,POST"``).
+        url: a werkzeug URL rule, e.g. ``"/users/<int:user_id>"``.
+        expected_exceptions: exceptions answered with ``400 Bad Request``.
+
+    Errors are answered as plain text ``Error: <ExcType>: <message>``: an
+    expected exception or a werkzeug ``BadRequest`` with 400, another werkzeug
+    client error (4xx) with its own status, anything else with 500. A
+    traceback is never sent. Override :meth:`response_from_exception` and
+    :meth:`response_from_result` in a subclass to shape responses (see
+    ``docs/examples/http_json_errors.py``).
+    """
+
+    server = WebServer()
+
+    def __init__(
+        self, method: str, url: str, expected_exceptions: Any = (), **kwargs: Any
+    ) -> None:
+        methods = [name.strip().upper() for name in method.split(",")]
+        if not all(_METHOD.fullmatch(name) for name in methods):
+            raise ValueError(f"invalid HTTP method list {method!r}; expected e.g. 'GET' or 'GET,POST'")
+        self.method = method
+        self.methods = methods
+        self.url = url
+        self._fitting_arguments: set[tuple] = set()
+        super().__init__(expected_exceptions=expected_exceptions, **kwargs)
+
+    def setup(self) -> None:
+        """Register with the container's web server."""
+        self.server.register_provider(self)
+
+    def stop(self) -> None:
+        """Stop taking requests (the server stops accepting when none remain)."""
+        self.server.unregister_provider(self)
+
+    def kill(self) -> None:
+        """Stop taking requests at once."""
+        self.server.unregister_provider(self)
+
+    def get_url_rule(self) -> Rule:
+        """The werkzeug routing rule for this entrypoint."""
+        return Rule(self.url, methods=self.methods, endpoint=self)
+
+    def check_signature(self, args: tuple, kwargs: dict) -> None:
+        """Raise ``IncorrectSignature`` unless the method takes these arguments.
+
+        Whether arguments fit depends only on how many are positional and
+        which names are given, and a rule always gives the same names: so
+        each combination is checked once, not on every request.
+        """
+        key = (len(args), *kwargs)
+        if key not in self._fitting_arguments:
+            super().check_signature(args, kwargs)
+            self._fitting_arguments.add(key)
+
+    def get_entrypoint_parameters(self, request: Request) -> tuple[tuple, dict]:
+        """``(args, kwargs)`` for the service method: the request and URL values."""
+        return (request,), request.path_values
+
+    def handle_request(self, request: Request) -> Response:
+        """Run a worker for ``request`` and turn its outcome into a response."""
+        try:
+            context_data = self.server.context_data_from_headers(request)
+            args, kwargs = self.get_entrypoint_parameters(request)
+            done = eventlet.event.Event()
+            # spawn_worker checks the signature and raises at once on a
+            # mismatch, before taking a worker slot.
+            self.container.spawn_worker(
+                self, args, kwargs,
+                context_data=context_data,
+                handle_result=partial(self.handle_result, done),
+            )
+            result = done.wait()
+            return self.response_from_result(result)
+        except Exception as exc:
+            return self.response_from_exception(exc)
+
+    def handle_result(self, done: Any, worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+        """Hand the worker's outcome to the waiting request (runs in the worker)."""
+        done.send(result, exc_info)
+        return result, exc_info
+
+    def response_from_result(self, result: Any) -> Response:
+        """Build the response for what the service method returned."""
+        if isinstance(result, Response):
+            return result
+        headers = None
+        if isinstance(result, tuple):
+            if len(result) == 3:
+                status, headers, payload = result
+            elif len(result) == 2:
+                status, payload = result
+            else:
+                raise TypeError(
+                    f"an HTTP entrypoint may return (status, body) or (status, headers, body); "
+                    f"got a tuple of {len(result)} items"
+                )
+        else:
+            status, payload = 200, result
+        return Response(payload, status=status, headers=headers)
+
+    def response_from_exception(self, exc: BaseException) -> Response:
+        """Build the error response for ``exc`` (never with a traceback)."""
+        if isinstance(exc, self.expected_exceptions or ()) or isinstance(exc, BadRequest):
+            status = 400
+        elif isinstance(exc, HTTPException) and exc.code and 400 <= exc.code < 500:
+            status = exc.code
+        else:
+            status = 500
+        error = serialize(exc)
+        return Response(f"Error: {error['exc_type']}: {error['value']}\n", status=status)
+
+
+http = HttpRequestHandler.decorator

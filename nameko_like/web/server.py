@@ -1,0 +1,297 @@
+"""``WebServer``: the one HTTP server a container's web entrypoints share."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, RequestRedirect
+from werkzeug.wrappers import Request, Response
+
+from nameko_like._eventlet import eventlet
+from nameko_like.constants import (
+    DEFAULT_WEB_MAX_CONNECTIONS,
+    DEFAULT_WEB_MAX_CONTENT_LENGTH,
+    DEFAULT_WEB_SERVER_ADDRESS,
+    DEFAULT_WEB_SOCKET_TIMEOUT,
+    WEB_MAX_CONNECTIONS_CONFIG_KEY,
+    WEB_MAX_CONTENT_LENGTH_CONFIG_KEY,
+    WEB_SERVER_CONFIG_KEY,
+    WEB_SOCKET_TIMEOUT_CONFIG_KEY,
+)
+from nameko_like.exceptions import ConfigurationError
+from nameko_like.extensions import ProviderCollector, SharedExtension
+from nameko_like.web.protocol import HttpProtocol, WsgiServer
+
+import eventlet.wsgi  # noqa: E402  (after _eventlet silenced its import warning)
+
+_log = logging.getLogger(__name__)
+
+# accept() errors that mean "try again later", not "the server is broken".
+_TRANSIENT_ACCEPT_ERRORS = {
+    errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+    errno.ECONNABORTED, errno.EPROTO, errno.EPERM,
+}
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``"host:port"`` (or ``"[v6-host]:port"``) into ``(host, port)``."""
+    host, sep, port = str(address).rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigurationError(
+            f"{WEB_SERVER_CONFIG_KEY} must look like 'host:port' (e.g. "
+            f"{DEFAULT_WEB_SERVER_ADDRESS!r}), got {address!r}"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class WsgiApp:
+    """The WSGI application: routes each request to the provider of its URL.
+
+    Providers are the extensions registered with the server (HTTP
+    entrypoints, the websocket endpoint); each offers ``get_url_rule()`` and
+    ``handle_request(request)``, which returns a WSGI application (usually a
+    werkzeug ``Response``). URL arguments are set on ``request.path_values``.
+    """
+
+    def __init__(self, server: "WebServer") -> None:
+        self.server = server
+        self.url_map = server.get_url_map()
+        # Matching with an explicit path and method reads nothing else from
+        # the adapter, so one adapter serves every request; binding per
+        # request is only needed to build a redirect's absolute URL.
+        self._adapter = self.url_map.bind("localhost")
+        self._matches: dict[tuple[str, str], tuple[Any, dict]] = {}
+
+    def match(self, path: str, method: str) -> tuple[Any, dict]:
+        """``(provider, url_values)`` for a request; raises werkzeug's
+        ``NotFound``, ``MethodNotAllowed`` or ``RequestRedirect``."""
+        key = (path, method)
+        found = self._matches.get(key)
+        if found is None:
+            found = self._adapter.match(path, method)
+            # Bounded: a client requesting endless distinct URLs only
+            # restarts the cache.
+            if len(self._matches) >= self.match_cache_size:
+                self._matches.clear()
+            self._matches[key] = found
+        return found[0], dict(found[1])
+
+    #: How many (path, method) routing results are remembered.
+    match_cache_size = 1024
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if not self.server.accepting:
+            response: Any = _SERVICE_STOPPING
+            return response(environ, start_response)
+        request = Request(environ, populate_request=False)
+        try:
+            provider, values = self.match(request.path, request.method)
+        except RequestRedirect:
+            response = self._redirect(environ)
+        except HTTPException as exc:
+            response = exc
+        else:
+            request.path_values = values
+            try:
+                response = provider.handle_request(request)
+            except Exception:  # a provider bug must not leak a traceback
+                _log.exception("%r failed to handle a request", provider)
+                response = Response("Error: internal server error\n", status=500)
+        return response(environ, start_response)
+
+    def _redirect(self, environ: dict) -> Any:
+        try:
+            self.url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            return exc
+        return Response("Error: redirect expected\n", status=500)  # pragma: no cover
+
+
+_SERVICE_STOPPING = Response(
+    "Error: the service is stopping\n", status=503, headers={"Connection": "close"}
+)
+
+
+class WebServer(ProviderCollector, SharedExtension):
+    """The HTTP server of a container, shared by all its web entrypoints.
+
+    It listens on ``WEB_SERVER_ADDRESS`` (``host:port``; port 0 picks a free
+    port, readable from :attr:`port` once started) and serves each
+    connection in its own greenthread, so idle or slow connections never
+    hold a service worker. Subclass it to change how the server is built:
+
+    * :meth:`get_wsgi_app` to wrap the application in WSGI middleware;
+    * :meth:`get_wsgi_server` to change the connection handler;
+    * :meth:`context_data_from_headers` to pass request headers to workers
+      as context data.
+
+    A subclass must then be declared by every web entrypoint of the
+    container (``server = MyWebServer()`` on an ``HttpRequestHandler``
+    subclass), as one container has one web server.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sock: Any = None
+        self._wsgi_server: Any = None
+        self._pool: Any = None
+        self._accept_thread: Any = None
+        self._connections: dict[Any, list] = {}
+        self.accepting = False
+
+    @property
+    def sharing_key(self) -> Any:
+        """All web server classes share one key: one server per container."""
+        return WebServer
+
+    def bind(self, container: Any) -> "WebServer":
+        """Return the container's web server, refusing a second server class."""
+        existing = container.shared_extensions.get(WebServer)
+        if existing is not None and type(existing) is not type(self):
+            raise ConfigurationError(
+                f"{container.service_name} declares two web server classes, "
+                f"{type(existing).__name__} and {type(self).__name__}; a container "
+                f"has one web server, so declare the same class on every web entrypoint"
+            )
+        return super().bind(container)
+
+    @property
+    def bind_addr(self) -> tuple[str, int]:
+        """``(host, port)`` from ``WEB_SERVER_ADDRESS``."""
+        address = self.container.config.get(WEB_SERVER_CONFIG_KEY, DEFAULT_WEB_SERVER_ADDRESS)
+        return parse_address(address)
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (useful with port 0)."""
+        if self._sock is None:
+            raise RuntimeError("the web server is not listening yet")
+        return self._sock.getsockname()[1]
+
+    def setup(self) -> None:
+        """Check the configured address early, with a clear error."""
+        self.bind_addr  # noqa: B018 - raises ConfigurationError if malformed
+
+    def start(self) -> None:
+        """Listen, then accept connections in a container-managed thread."""
+        if self._sock is not None:
+            return
+        config = self.container.config
+        host, port = self.bind_addr
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = eventlet.listen((host, port), family=family, backlog=1024)
+        self._wsgi_server = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+        size = config.get(WEB_MAX_CONNECTIONS_CONFIG_KEY, DEFAULT_WEB_MAX_CONNECTIONS)
+        self._pool = eventlet.GreenPool(size)
+        self.accepting = True
+        self._accept_thread = self.container.spawn_managed_thread(
+            self._accept_loop, identifier="web server"
+        )
+        _log.debug("%s serving HTTP on %s:%s", self.container.service_name, host, self.port)
+
+    def get_wsgi_app(self) -> Any:
+        """Return the WSGI application to serve; override to add middleware."""
+        return WsgiApp(self)
+
+    def get_wsgi_server(self, sock: Any, wsgi_app: Any, protocol: type = HttpProtocol) -> Any:
+        """Return the eventlet WSGI server object serving ``wsgi_app`` on ``sock``."""
+        config = self.container.config
+        return WsgiServer(
+            sock,
+            wsgi_app,
+            max_content_length=config.get(
+                WEB_MAX_CONTENT_LENGTH_CONFIG_KEY, DEFAULT_WEB_MAX_CONTENT_LENGTH
+            ),
+            request_timeout=config.get(WEB_SOCKET_TIMEOUT_CONFIG_KEY, DEFAULT_WEB_SOCKET_TIMEOUT),
+            protocol=protocol,
+        )
+
+    def get_url_map(self) -> Map:
+        """The werkzeug ``Map`` of every registered provider's rule."""
+        return Map([provider.get_url_rule() for provider in self._providers])
+
+    def context_data_from_headers(self, request: Request) -> dict:
+        """Context data for the worker handling ``request``; none by default."""
+        return {}
+
+    def unregister_provider(self, provider: Any) -> None:
+        """Forget ``provider``; once none remain, stop accepting requests."""
+        super().unregister_provider(provider)
+        if not self._providers:
+            self._stop_accepting()
+
+    def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, then close."""
+        self.wait_for_providers()
+        self._stop_accepting()
+        if self._pool is not None:
+            # The container has already waited for the workers; what is left
+            # is writing their responses, which the socket timeout bounds.
+            timeout = self._wsgi_server.request_timeout
+            with eventlet.Timeout(timeout, False):
+                self._pool.waitall()
+            self._kill_connections()
+
+    def kill(self) -> None:
+        """Close the server and every connection at once."""
+        self._stop_accepting()
+        self._kill_connections()
+
+    def _stop_accepting(self) -> None:
+        if not self.accepting:
+            return
+        self.accepting = False
+        if self._accept_thread is not None:
+            self._accept_thread.kill()
+        self._sock.close()
+        # Shutting the read side makes every connection see the end of its
+        # input: idle ones (keep-alive, websockets) end, a request still
+        # being received is dropped, while a request being handled can
+        # still write its response.
+        for state in list(self._connections.values()):
+            state[2] = eventlet.wsgi.STATE_CLOSE
+            try:
+                state[1].shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        _log.debug("%s stopped accepting HTTP requests", self.container.service_name)
+
+    def _kill_connections(self) -> None:
+        if self._pool is None:
+            return
+        for thread in list(self._pool.coroutines_running):
+            thread.kill()
+
+    def _accept_loop(self) -> None:
+        sock, pool = self._sock, self._pool
+        timeout = self._wsgi_server.socket_timeout
+        while True:
+            try:
+                client, address = sock.accept()
+            except OSError as exc:
+                if exc.errno not in _TRANSIENT_ACCEPT_ERRORS:
+                    raise
+                _log.warning("web server could not accept a connection: %s", exc)
+                eventlet.sleep(0.1)
+                continue
+            client.settimeout(timeout)
+            state = [address, client, eventlet.wsgi.STATE_IDLE]
+            self._connections[client] = state
+            # Blocks while the pool is full: new clients wait in the backlog.
+            pool.spawn(self._serve_connection, state)
+
+    def _serve_connection(self, state: list) -> None:
+        try:
+            self._wsgi_server.process_request(state)
+        except OSError as exc:
+            _log.debug("connection from %s ended: %s", state[0], exc)
+        except Exception:
+            _log.exception("error serving the connection from %s", state[0])
+        finally:
+            self._connections.pop(state[1], None)
+            state[2] = eventlet.wsgi.STATE_CLOSE
+            state[1].close()

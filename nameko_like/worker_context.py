@@ -1,0 +1,81 @@
+"""WorkerContext: everything known about one call while it runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from nameko_like.constants import (
+    CALL_ID_STACK_CONTEXT_KEY,
+    DEFAULT_PARENT_CALLS_TRACKED,
+    PARENT_CALLS_CONFIG_KEY,
+)
+
+
+def new_call_id() -> str:
+    """Return a fresh, unique id for one call (tests patch it to get predictable ids)."""
+    return str(uuid.uuid4())
+
+
+class WorkerContext:
+    """The state of one worker: its service instance, call and context data.
+
+    ``call_id_stack`` lists the call ids of the chain of calls that led here,
+    oldest first, ending with this call's own id; it keeps at most
+    ``parent_calls_tracked`` ancestors.
+    """
+
+    __slots__ = (
+        "container", "config", "service", "entrypoint", "args", "kwargs",
+        "data", "call_id", "call_id_stack", "parent_calls_tracked",
+    )
+
+    def __init__(
+        self,
+        container: Any,
+        service: Any,
+        entrypoint: Any,
+        args: tuple | None = None,
+        kwargs: dict | None = None,
+        data: dict | None = None,
+    ) -> None:
+        self.container = container
+        self.config = container.config
+        self.service = service
+        self.entrypoint = entrypoint
+        self.args = args if args is not None else ()
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.data = dict(data) if data else {}
+        self.parent_calls_tracked = self.config.get(
+            PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED
+        )
+        self.call_id = f"{container.service_name}.{entrypoint.method_name}.{new_call_id()}"
+        parents = list(self.data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or ())
+        if self.parent_calls_tracked >= 0:
+            parents = parents[-self.parent_calls_tracked:] if self.parent_calls_tracked else []
+        self.call_id_stack = parents + [self.call_id]
+
+    @property
+    def service_name(self) -> str:
+        """Name of the service this worker runs for."""
+        return self.container.service_name
+
+    @property
+    def context_data(self) -> dict:
+        """Context data to pass on to calls this worker makes."""
+        data = dict(self.data)
+        data[CALL_ID_STACK_CONTEXT_KEY] = list(self.call_id_stack)
+        return data
+
+    @property
+    def origin_call_id(self) -> str:
+        """Call id that started the chain this call belongs to."""
+        return self.call_id_stack[0]
+
+    @property
+    def immediate_parent_call_id(self) -> str | None:
+        """Call id of the caller, if it was a nameko_like worker."""
+        return self.call_id_stack[-2] if len(self.call_id_stack) > 1 else None
+
+    def __repr__(self) -> str:
+        return f"<WorkerContext [{self.call_id}] at 0x{id(self):x}>"

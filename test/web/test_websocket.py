@@ -1,0 +1,195 @@
+"""Websocket RPC and the hub, with a real websocket client."""
+
+import json
+
+import pytest
+
+from nameko_like._eventlet import eventlet
+from nameko_like.exceptions import ConnectionNotFound, RemoteError
+from nameko_like.testing.utils import get_extension
+from nameko_like.web.handlers import http
+from nameko_like.web.websocket import WebSocketHubProvider, WebSocketServer, rpc
+
+
+class Chat:
+    name = "chat"
+    hub = WebSocketHubProvider()
+
+    @rpc
+    def echo(self, socket_id, value):
+        return {"socket_id": socket_id, "value": value}
+
+    @rpc
+    def subscribe(self, socket_id, channel):
+        self.hub.subscribe(socket_id, channel)
+        return self.hub.get_subscriptions(socket_id)
+
+    @rpc
+    def unsubscribe(self, socket_id, channel):
+        self.hub.unsubscribe(socket_id, channel)
+        return self.hub.get_subscriptions(socket_id)
+
+    @rpc
+    def whisper(self, socket_id, to, text):
+        return self.hub.unicast(to, "whisper", {"from": socket_id, "text": text})
+
+    @rpc
+    def slow(self, socket_id, seconds):
+        eventlet.sleep(seconds)
+        return seconds
+
+    @rpc(expected_exceptions=KeyError)
+    def fail(self, socket_id):
+        raise KeyError("nope")
+
+    @rpc
+    def unserializable(self, socket_id):
+        return object()
+
+    @http("POST", "/say/<channel>")
+    def say(self, request, channel):
+        self.hub.broadcast(channel, "said", request.get_data(as_text=True))
+        return "sent"
+
+    @http("GET", "/ping")
+    def ping(self, request):
+        return "pong"
+
+
+@pytest.fixture
+def chat(container_factory, web_config):
+    container = container_factory(Chat, web_config)
+    container.start()
+    return container
+
+
+def hub_of(container):
+    return get_extension(container, WebSocketServer).hub
+
+
+def test_rpc_call(chat, websocket):
+    client = websocket()
+    assert client.rpc("echo", value=[1, 2]) == {"socket_id": client.socket_id, "value": [1, 2]}
+
+
+def test_errors_are_result_frames(chat, websocket):
+    client = websocket()
+    with pytest.raises(RemoteError) as info:
+        client.rpc("fail")
+    assert (info.value.exc_type, info.value.value) == ("KeyError", "'nope'")
+    for method, kwargs, error in [
+        ("missing", {}, "MethodNotFound"),
+        ("echo", {"wrong": 1}, "IncorrectSignature"),
+        ("unserializable", {}, "UnserializableValueError"),
+    ]:
+        with pytest.raises(RemoteError) as info:
+            client.rpc(method, **kwargs)
+        assert info.value.exc_type == error
+
+
+def test_error_frame_shape(chat, websocket):
+    client = websocket()
+    client.send(json.dumps({"method": "fail", "data": {}, "correlation_id": "abc"}))
+    assert client.receive() == {
+        "type": "result", "success": False, "correlation_id": "abc",
+        "error": {"type": "KeyError", "message": "'nope'"},
+    }
+
+
+@pytest.mark.parametrize("frame", ["not json", "[1, 2]", '{"data": {}}', '{"method": "echo", "data": 3}'])
+def test_malformed_frames_get_an_error_and_the_socket_lives_on(chat, websocket, frame):
+    client = websocket()
+    client.send(frame)
+    reply = client.receive()
+    assert reply["success"] is False
+    assert reply["error"]["type"] == "MalformedRequest"
+    assert client.rpc("echo", value=1)["value"] == 1
+
+
+def test_calls_on_one_socket_run_concurrently(chat, websocket):
+    client = websocket()
+    for number, seconds in enumerate([0.3, 0.0]):
+        client.send(json.dumps({"method": "slow", "data": {"seconds": seconds}, "correlation_id": number}))
+    # The quick call answers first although it was sent second.
+    assert [client.receive()["correlation_id"] for _ in range(2)] == [1, 0]
+
+
+def test_broadcast_reaches_subscribers_only(chat, websocket, web_session):
+    alice, bob, carol = websocket(), websocket(), websocket()
+    assert alice.rpc("subscribe", channel="news") == ["news"]
+    assert bob.rpc("subscribe", channel="news") == ["news"]
+    carol.rpc("subscribe", channel="sports")
+    assert web_session.post("/say/news", data="hello").text == "sent"
+    for client in (alice, bob):
+        assert client.wait_for_event("said") == {"type": "event", "event": "said", "data": "hello"}
+    carol.rpc("echo", value=0)  # a round trip: anything pushed would have come first
+    assert carol.events == []
+
+
+def test_unsubscribe(chat, websocket, web_session):
+    client = websocket()
+    client.rpc("subscribe", channel="a")
+    client.rpc("subscribe", channel="b")
+    assert client.rpc("unsubscribe", channel="a") == ["b"]
+    web_session.post("/say/a", data="missed")
+    web_session.post("/say/b", data="heard")
+    assert client.wait_for_event("said")["data"] == "heard"
+
+
+def test_unicast(chat, websocket):
+    alice, bob = websocket(), websocket()
+    assert alice.rpc("whisper", to=bob.socket_id, text="psst") is True
+    assert bob.wait_for_event("whisper")["data"] == {"from": alice.socket_id, "text": "psst"}
+
+
+def test_unknown_socket_ids_raise_connection_not_found(chat, websocket):
+    client = websocket()
+    with pytest.raises(RemoteError) as info:
+        client.rpc("whisper", to="no-such-socket", text="?")
+    assert info.value.exc_type == "ConnectionNotFound"
+    hub = hub_of(chat)
+    for call in (
+        lambda: hub.unicast("gone", "event", {}),
+        lambda: hub.subscribe("gone", "channel"),
+        lambda: hub.get_subscriptions("gone"),
+    ):
+        with pytest.raises(ConnectionNotFound):
+            call()
+
+
+def test_disconnect_forgets_the_socket_and_its_subscriptions(chat, websocket):
+    client = websocket()
+    client.rpc("subscribe", channel="news")
+    server = get_extension(chat, WebSocketServer)
+    assert server.channels == {"news": {client.socket_id}}
+    client.close()
+    for _ in range(100):
+        if not server.sockets:
+            break
+        eventlet.sleep(0.01)
+    assert server.sockets == {}
+    assert server.channels == {}
+
+
+def test_plain_get_on_the_endpoint_is_refused(chat, web_session):
+    assert web_session.get("/ws").status_code == 400
+
+
+def test_stop_closes_websockets(chat, websocket):
+    client = websocket()
+    client.rpc("echo", value=1)
+    chat.stop()
+    with pytest.raises(ConnectionError):
+        client.receive()
+
+
+def test_websocket_only_service_mounts_the_endpoint(container_factory, web_config, websocket):
+    class Pusher:
+        name = "pusher"
+        hub = WebSocketHubProvider()
+
+    container = container_factory(Pusher, web_config)
+    container.start()
+    client = websocket()
+    hub_of(container).unicast(client.socket_id, "hello", {"n": 1})
+    assert client.wait_for_event("hello")["data"] == {"n": 1}
