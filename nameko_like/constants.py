@@ -78,7 +78,7 @@ DEFAULT_WEB_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 #: a single socket read or write may block); slow clients are disconnected.
 WEB_SOCKET_TIMEOUT_CONFIG_KEY = "WEB_SOCKET_TIMEOUT"
 DEFAULT_WEB_SOCKET_TIMEOUT = 30.0
-#: Most HTTP connections served at once; far above ``max_workers`` because
-#: idle and slow connections hold a cheap greenthread, not a worker.
+#: Most HTTP connections served at once (default: 1024, or 4 x ``max_workers``
+#: if that is more); idle and slow connections hold a greenthread, not a worker.
 WEB_MAX_CONNECTIONS_CONFIG_KEY = "WEB_MAX_CONNECTIONS"
 DEFAULT_WEB_MAX_CONNECTIONS = 1024

@@ -101,13 +101,13 @@ class PublishChannel:
         if self._connection is None:
             self._connect(retry_policy if retry else {"max_retries": 1})
 
-    def _lost(self, exc: BaseException) -> None:
+    def _lost(self, exc: BaseException, expected: bool = False) -> None:
         """Drop the connection and fail every unconfirmed publish."""
         connection, self._connection = self._connection, None
         self._channel = self._producer = None
         pending, self._pending = self._pending, {}
         self._by_route.clear()
-        if connection is not None:
+        if connection is not None and not expected:
             _log.warning("publish connection to %s lost: %s", safe_uri(self.config), exc)
             try:
                 connection.collect()
@@ -128,7 +128,7 @@ class PublishChannel:
             reader.kill()
         if self._connection is not None:
             connection = self._connection
-            self._lost(PublishConnectionLost("publisher closed"))
+            self._lost(PublishConnectionLost("publisher closed"), expected=True)
             try:
                 connection.release()
             except Exception:

@@ -44,7 +44,9 @@ class WebSession(requests.Session):
         super().__init__()
         self.base_url = base_url.rstrip("/")
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(  # type: ignore[override]
+        self, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         """Send a request, prefixing relative URLs with ``base_url``."""
         if url.startswith("/"):
             url = self.base_url + url

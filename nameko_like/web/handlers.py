@@ -58,7 +58,9 @@ class HttpRequestHandler(Entrypoint):
     ) -> None:
         methods = [name.strip().upper() for name in method.split(",")]
         if not all(_METHOD.fullmatch(name) for name in methods):
-            raise ValueError(f"invalid HTTP method list {method!r}; expected e.g. 'GET' or 'GET,POST'")
+            raise ValueError(
+                f"invalid HTTP method list {method!r}; expected e.g. 'GET' or 'GET,POST'"
+            )
         self.method = method
         self.methods = methods
         self.url = url

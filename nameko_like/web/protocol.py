@@ -23,7 +23,6 @@ and replaces the reading side:
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import socket
@@ -34,6 +33,8 @@ from urllib.parse import unquote
 from nameko_like._eventlet import eventlet
 import eventlet.wsgi  # noqa: E402  (after _eventlet silenced its import warning)
 
+from nameko_like.exceptions import RequestError
+from nameko_like.web.body import BodyReader, RequestRejected
 from nameko_like.web.writer import ResponseWriter
 
 _log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ _BAD_VALUE_CHAR = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Spaces and controls are not allowed in a request target, and every "%"
 # must start a two-digit hex escape.
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]|%(?![0-9A-Fa-f]{2})")
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
 _REASONS = {
     400: "Bad Request",
@@ -62,42 +62,11 @@ _REASONS = {
 }
 
 
-class RequestRejected(Exception):
-    """A request the server answers itself, without running the application."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(status, detail)
-
-
-class _RequestTimedOut(Exception):
+class _RequestTimedOut(RequestError):
     """The client took longer than the request timeout to send its request."""
 
 
-class RequestBody(io.BytesIO):
-    """A request body received in full, served to WSGI as ``wsgi.input``.
-
-    Carries the few attributes eventlet's response writer expects of its own
-    input object; the body is already read, so there is never anything to
-    discard or to send ``100 Continue`` for.
-    """
-
-    chunked_input = False
-    should_send_hundred_continue = False
-
-    def __init__(self, data: bytes, sock: Any) -> None:
-        super().__init__(data)
-        self.content_length = self.position = len(data)
-        self.headers_sent = None
-        self._sock = sock
-
-    def get_socket(self) -> Any:
-        """The client socket (eventlet.websocket takes it over from here)."""
-        return self._sock
-
-
-class HttpProtocol(ResponseWriter, eventlet.wsgi.HttpProtocol):
+class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
     """Serves one client connection: strict, bounded request parsing.
 
     Limits are class attributes so a subclass can change them; the body
@@ -116,7 +85,7 @@ class HttpProtocol(ResponseWriter, eventlet.wsgi.HttpProtocol):
     linger_seconds = 2.0
 
     def setup(self) -> None:
-        """Prepare the connection and the environ keys it shares by all requests."""
+        """Prepare the connection, and the environ keys all its requests share."""
         super().setup()
         server = self.server
         environ = server.get_environ()
@@ -322,86 +291,6 @@ class HttpProtocol(ResponseWriter, eventlet.wsgi.HttpProtocol):
                 self.close_connection = True
             elif "keep-alive" in tokens:
                 self.close_connection = False
-
-    @staticmethod
-    def _content_length(values: list[bytes]) -> str:
-        # Several Content-Length headers are only acceptable if they agree;
-        # otherwise where the body ends is ambiguous (request smuggling).
-        found = set()
-        for value in values:
-            for item in value.split(b","):
-                item = item.strip(b" \t")
-                if not item.isdigit() or len(item) > 18:
-                    raise RequestRejected(400, "malformed Content-Length")
-                found.add(int(item))
-        if len(found) != 1:
-            raise RequestRejected(400, "conflicting Content-Length headers")
-        return str(found.pop())
-
-    def _read_body(self, environ: dict) -> None:
-        length = environ.get("CONTENT_LENGTH")
-        encoding = environ.pop("HTTP_TRANSFER_ENCODING", None)
-        chunked = False
-        if encoding is not None:
-            if length is not None:
-                raise RequestRejected(400, "Content-Length and Transfer-Encoding together")
-            codings = [coding.strip().lower() for coding in encoding.split(",")]
-            if codings[-1] != "chunked":
-                raise RequestRejected(400, "request body framing not understood")
-            if len(codings) > 1:
-                raise RequestRejected(501, "transfer codings other than chunked")
-            chunked = True
-
-        limit = self.server.max_content_length
-        size = int(length) if length is not None else 0
-        if size > limit:
-            raise RequestRejected(413, f"request body larger than {limit} bytes")
-        expect = environ.get("HTTP_EXPECT")
-        if expect is not None:
-            if expect.lower() != "100-continue":
-                raise RequestRejected(417, "unsupported Expect header")
-            if (size or chunked) and self.request_version == "HTTP/1.1":
-                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                self.wfile.flush()
-
-        if chunked:
-            body = self._read_chunked(limit)
-            environ["CONTENT_LENGTH"] = str(len(body))
-        elif size:
-            body = self.rfile.read(size)
-            if len(body) < size:
-                raise RequestRejected(400, "request body shorter than its Content-Length")
-        else:
-            body = b""
-        environ["wsgi.input"] = environ["eventlet.input"] = RequestBody(body, self.connection)
-        environ["eventlet.posthooks"] = []
-
-    def _read_chunked(self, limit: int) -> bytes:
-        rfile = self.rfile
-        parts = []
-        total = 0
-        while True:
-            match = _CHUNK_SIZE.fullmatch(rfile.readline(1024))
-            if match is None:
-                raise RequestRejected(400, "malformed chunk size")
-            size = int(match.group(1), 16)
-            if size == 0:
-                break
-            total += size
-            if total > limit:
-                raise RequestRejected(413, f"request body larger than {limit} bytes")
-            data = rfile.read(size)
-            if len(data) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise RequestRejected(400, "malformed or truncated chunk")
-            parts.append(data)
-        # Trailer fields are read and ignored, within the header limits.
-        for _ in range(self.max_header_count + 1):
-            line = rfile.readline(self.max_header_line + 1)
-            if line in (b"\r\n", b"\n"):
-                return b"".join(parts)
-            if not line.endswith(b"\n"):
-                raise RequestRejected(400, "malformed or truncated chunked trailer")
-        raise RequestRejected(431, "too many trailer fields")
 
     def _reject(self, rejected: RequestRejected) -> None:
         _log.debug(

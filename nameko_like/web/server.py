@@ -185,7 +185,11 @@ class WebServer(ProviderCollector, SharedExtension):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = eventlet.listen((host, port), family=family, backlog=1024)
         self._wsgi_server = self.get_wsgi_server(self._sock, self.get_wsgi_app())
-        size = config.get(WEB_MAX_CONNECTIONS_CONFIG_KEY, DEFAULT_WEB_MAX_CONNECTIONS)
+        # Idle and slow connections cost a greenthread each, not a worker,
+        # and must never crowd the workers out.
+        size = config.get(WEB_MAX_CONNECTIONS_CONFIG_KEY) or max(
+            DEFAULT_WEB_MAX_CONNECTIONS, 4 * self.container.max_workers
+        )
         self._pool = eventlet.GreenPool(size)
         self.accepting = True
         self._accept_thread = self.container.spawn_managed_thread(

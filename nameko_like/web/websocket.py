@@ -34,9 +34,7 @@ from nameko_like._eventlet import eventlet
 import eventlet.websocket  # noqa: E402  (after _eventlet silenced its import warning)
 
 from nameko_like.constants import (
-    DEFAULT_MAX_WORKERS,
     DEFAULT_WEB_MAX_CONTENT_LENGTH,
-    MAX_WORKERS_CONFIG_KEY,
     WEB_MAX_CONTENT_LENGTH_CONFIG_KEY,
 )
 from nameko_like.exceptions import (
@@ -45,7 +43,12 @@ from nameko_like.exceptions import (
     MethodNotFound,
     UnserializableValueError,
 )
-from nameko_like.extensions import DependencyProvider, Entrypoint, ProviderCollector, SharedExtension
+from nameko_like.extensions import (
+    DependencyProvider,
+    Entrypoint,
+    ProviderCollector,
+    SharedExtension,
+)
 from nameko_like.web.server import WebServer
 
 _log = logging.getLogger(__name__)
@@ -178,7 +181,7 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         connection.send(event_frame("connected", {"socket_id": connection.socket_id}))
         # A client may have several calls in flight, but no more than the
         # service has workers: past that, its frames wait unread.
-        calls = eventlet.GreenPool(self.container.config.get(MAX_WORKERS_CONFIG_KEY) or DEFAULT_MAX_WORKERS)
+        calls = eventlet.GreenPool(self.container.max_workers)
         try:
             while not connection.closed:
                 frame = ws.wait()

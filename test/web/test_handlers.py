@@ -160,7 +160,8 @@ def test_errors_are_logged_with_their_traceback(service, web_session, caplog):
 
 def test_expected_errors_are_logged_as_warnings(service, web_session, caplog):
     web_session.get("/expected")
-    assert any(r.levelname == "WARNING" and "Unauthorized" in r.getMessage() for r in caplog.records)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any("Unauthorized" in r.getMessage() for r in warnings)
     assert not any(r.levelname == "ERROR" for r in caplog.records)
 
 

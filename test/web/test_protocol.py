@@ -52,25 +52,27 @@ def body_of(response: bytes) -> bytes:
     return response.partition(b"\r\n\r\n")[2]
 
 
+GET = b"GET /echo HTTP/1.1\r\nHost: a\r\n"
+POST = b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+CHUNKED = POST + b"Transfer-Encoding: chunked\r\n"
+
 MALFORMED = {
-    "bad chunk size": (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       b"zz\r\nabc\r\n0\r\n\r\n", 400),
-    "header without colon": (b"GET /echo HTTP/1.1\r\nHost: a\r\nNoColonHere\r\n\r\n", 400),
-    "space in header name": (b"GET /echo HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", 400),
-    "obs-fold": (b"GET /echo HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400),
-    "control char in value": (b"GET /echo HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n", 400),
-    "bad Content-Length": (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\nhello", 400),
-    "negative Content-Length": (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\nhello", 400),
-    "conflicting Content-Lengths": (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-                                    b"Content-Length: 6\r\n\r\nhello!", 400),
-    "Content-Length and chunked": (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-                                   b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
-    "unknown transfer coding": (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400),
-    "unsupported coding before chunked": (b"POST /echo HTTP/1.1\r\nHost: a\r\n"
-                                          b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
-    "short body then EOF": (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nhello", 400),
-    "chunked body then EOF": (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              b"10\r\nabc", 400),
+    "bad chunk size": (CHUNKED + b"\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
+    "header without colon": (GET + b"NoColonHere\r\n\r\n", 400),
+    "space in header name": (GET + b"Bad Name: x\r\n\r\n", 400),
+    "obs-fold": (GET + b"X-A: b\r\n c\r\n\r\n", 400),
+    "control char in value": (GET + b"X-A: b\x00c\r\n\r\n", 400),
+    "bad Content-Length": (POST + b"Content-Length: abc\r\n\r\nhello", 400),
+    "negative Content-Length": (POST + b"Content-Length: -5\r\n\r\nhello", 400),
+    "conflicting Content-Lengths": (
+        POST + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+    "Content-Length and chunked": (
+        CHUNKED + b"Content-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
+    "unknown transfer coding": (POST + b"Transfer-Encoding: gzip\r\n\r\nabc", 400),
+    "unsupported coding before chunked": (
+        POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    "short body then EOF": (POST + b"Content-Length: 100\r\n\r\nhello", 400),
+    "chunked body then EOF": (CHUNKED + b"\r\n10\r\nabc", 400),
     "HTTP/9.9": (b"GET /echo HTTP/9.9\r\nHost: a\r\n\r\n", 505),
     "garbage version": (b"GET /echo FOO/1.1\r\nHost: a\r\n\r\n", 400),
     "garbage request line": (b"hello\r\n\r\n", 400),
@@ -78,14 +80,13 @@ MALFORMED = {
     "truncated %-escape in query": (b"GET /echo?a=%4 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     "bad method token": (b"G(T /echo HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     "HTTP/1.1 without Host": (b"GET /echo HTTP/1.1\r\n\r\n", 400),
-    "unsupported Expect": (b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx", 417),
-    "head cut short": (b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Partial", 400),
+    "unsupported Expect": (POST + b"Expect: magic\r\nContent-Length: 1\r\n\r\nx", 417),
+    "head cut short": (GET + b"X-Partial", 400),
     "URL too long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
-    "too many headers": (b"GET /echo HTTP/1.1\r\nHost: a\r\n"
-                         + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
-    "header line too long": (b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
-    "head too large": (b"GET /echo HTTP/1.1\r\nHost: a\r\n"
-                       + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 8000) for i in range(9)) + b"\r\n", 431),
+    "too many headers": (GET + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
+    "header line too long": (GET + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    "head too large": (
+        GET + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 8000) for i in range(9)) + b"\r\n", 431),
 }
 
 
@@ -108,7 +109,7 @@ def test_request_body_limit_from_content_length_needs_no_body(port):
 
 def test_chunked_body_over_the_limit_is_413(port):
     chunk = b"%x\r\n%s\r\n" % (600, b"x" * 600)
-    request = b"PUT /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 2 + b"0\r\n\r\n"
+    request = CHUNKED + b"\r\n" + chunk * 2 + b"0\r\n\r\n"
     assert status_of(raw_http(port, request)) == 413
     assert Echo.calls == []
 
@@ -130,7 +131,7 @@ def test_chunked_body_is_decoded(port):
 
 def test_expect_continue_gets_an_interim_response(port):
     with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        sock.sendall(POST + b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n")
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"ok")
         response = sock.recv(1000)
@@ -161,7 +162,8 @@ def test_http_1_0_closes_unless_asked_to_keep_alive(port):
 
 
 def test_absolute_form_target(port):
-    response = raw_http(port, b"GET http://example.com/path/x?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    request = b"GET http://example.com/path/x?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    response = raw_http(port, request)
     assert body_of(response) == b"/path/x|q=1"
 
 
@@ -177,7 +179,8 @@ def test_streamed_response_is_chunked(port):
 
 
 def test_streamed_response_to_http_1_0_ends_with_the_connection(port):
-    response = raw_http(port, b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", half_close=False)
+    request = b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    response = raw_http(port, request, half_close=False)
     assert b"Connection: close" in response
     assert body_of(response) == b"one,two"
 

@@ -140,7 +140,9 @@ def _get_in_background(url):
     return eventlet.spawn(WebSession("").get, url)
 
 
-def test_slow_requests_run_in_parallel_up_to_max_workers(container_factory, web_config, web_config_port):
+def test_slow_requests_run_in_parallel_up_to_max_workers(
+    container_factory, web_config, web_config_port
+):
     container = container_factory(Slow, dict(web_config, max_workers=4))
     container.start()
     url = f"http://127.0.0.1:{web_config_port}/sleep/0.5"
@@ -152,7 +154,9 @@ def test_slow_requests_run_in_parallel_up_to_max_workers(container_factory, web_
     assert 0.95 < elapsed < 2.0
 
 
-def test_graceful_stop_lets_the_in_flight_request_finish(container_factory, web_config, web_config_port):
+def test_graceful_stop_lets_the_in_flight_request_finish(
+    container_factory, web_config, web_config_port
+):
     container = container_factory(Slow, web_config)
     container.start()
     in_flight = _get_in_background(f"http://127.0.0.1:{web_config_port}/sleep/0.5")
@@ -205,7 +209,9 @@ class CustomHandler(HttpRequestHandler):
 custom_http = CustomHandler.decorator
 
 
-def test_subclassed_server_adds_middleware_and_context_data(container_factory, web_config, web_session):
+def test_subclassed_server_adds_middleware_and_context_data(
+    container_factory, web_config, web_session
+):
     from nameko_like.extensions import DependencyProvider
 
     seen = []

@@ -96,7 +96,9 @@ def test_error_frame_shape(chat, websocket):
     }
 
 
-@pytest.mark.parametrize("frame", ["not json", "[1, 2]", '{"data": {}}', '{"method": "echo", "data": 3}'])
+@pytest.mark.parametrize("frame", [
+    "not json", "[1, 2]", '{"data": {}}', '{"method": "echo", "data": 3}',
+])
 def test_malformed_frames_get_an_error_and_the_socket_lives_on(chat, websocket, frame):
     client = websocket()
     client.send(frame)
@@ -109,7 +111,8 @@ def test_malformed_frames_get_an_error_and_the_socket_lives_on(chat, websocket, 
 def test_calls_on_one_socket_run_concurrently(chat, websocket):
     client = websocket()
     for number, seconds in enumerate([0.3, 0.0]):
-        client.send(json.dumps({"method": "slow", "data": {"seconds": seconds}, "correlation_id": number}))
+        frame = {"method": "slow", "data": {"seconds": seconds}, "correlation_id": number}
+        client.send(json.dumps(frame))
     # The quick call answers first although it was sent second.
     assert [client.receive()["correlation_id"] for _ in range(2)] == [1, 0]
 

@@ -1,0 +1,154 @@
+"""Publish-subscribe events: ``EventDispatcher`` and ``@event_handler``.
+
+On the wire, as in Nameko 2.x: a service dispatches to the durable topic
+exchange ``<service>.events`` with the event type as routing key; each
+handler consumes a queue bound to it, named by its handler type:
+
+* ``SERVICE_POOL`` (default): ``evt-<source>-<type>--<service>.<method>``,
+  one queue per handling service, shared by its instances: each event is
+  handled once per service;
+* ``SINGLETON``: ``evt-<source>-<type>``, one queue for everyone: each event
+  is handled once in the whole cluster;
+* ``BROADCAST``: ``evt-<source>-<type>--<service>.<method>-<identifier>``,
+  one queue per instance: every instance handles every event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from kombu import Exchange, Queue
+
+from nameko_like import serialization
+from nameko_like.amqp.publish import Publisher as AmqpPublisher
+from nameko_like.constants import (
+    AUTO_DELETE_EVENT_EXCHANGES_CONFIG_KEY,
+    DECLARE_EVENT_EXCHANGES_CONFIG_KEY,
+)
+from nameko_like.exceptions import ConfigurationError
+from nameko_like.extensions import DependencyProvider
+from nameko_like.messaging import Consumer, HeaderEncoder
+
+SERVICE_POOL = "service_pool"
+SINGLETON = "singleton"
+BROADCAST = "broadcast"
+
+
+class EventHandlerConfigurationError(ConfigurationError):
+    """An ``@event_handler`` was declared with options that can't work together."""
+
+
+def get_event_exchange(service_name: str, config: dict | None = None) -> Exchange:
+    """The exchange ``service_name`` dispatches its events to."""
+    auto_delete = bool((config or {}).get(AUTO_DELETE_EVENT_EXCHANGES_CONFIG_KEY, False))
+    return Exchange(f"{service_name}.events", type="topic", durable=True,
+                    auto_delete=auto_delete, delivery_mode=2)
+
+
+def event_publisher(config: dict, **options: Any) -> AmqpPublisher:
+    """A Publisher set up to dispatch events with ``config``'s serializer."""
+    options.setdefault("serializer", serialization.setup(config).serializer)
+    return AmqpPublisher(config=config, **options)
+
+
+def dispatch_options(config: dict, service_name: str, event_type: str) -> dict:
+    """Publish keywords for one event of ``service_name``."""
+    exchange = get_event_exchange(service_name, config)
+    declare = (exchange,) if config.get(DECLARE_EVENT_EXCHANGES_CONFIG_KEY, True) else ()
+    return {"exchange": exchange.name, "routing_key": event_type, "declare": declare}
+
+
+class EventDispatcher(DependencyProvider, HeaderEncoder):
+    """Injects ``dispatch(event_type, event_data)`` for this service's events.
+
+    ``dispatch`` returns once the broker has confirmed the event, so an
+    event whose dispatch returned is not lost. Publisher options (e.g.
+    ``delivery_mode``, ``priority``, ``expiration``) may be given here or
+    per call.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.publisher: AmqpPublisher | None = None
+
+    def setup(self) -> None:
+        """Build the publisher from the container config."""
+        self.publisher = event_publisher(self.container.config, **self.options)
+
+    def get_dependency(self, worker_ctx: Any) -> Callable[..., None]:
+        """A ``dispatch`` function carrying the worker's context data."""
+        headers = self.get_message_headers(worker_ctx)
+        config = self.container.config
+        service_name = self.container.service_name
+        publisher = self.publisher
+        assert publisher is not None
+
+        def dispatch(event_type: str, event_data: Any, **kwargs: Any) -> None:
+            options = dispatch_options(config, service_name, event_type)
+            options.update(kwargs)
+            merged = dict(headers)
+            merged.update(options.pop("headers", None) or {})
+            publisher.publish(event_data, headers=merged, **options)
+
+        return dispatch
+
+
+class EventHandler(Consumer):
+    """Runs the decorated method with the payload of each matching event.
+
+    Args:
+        source_service: name of the service dispatching the events.
+        event_type: the event type to handle.
+        handler_type: ``SERVICE_POOL``, ``SINGLETON`` or ``BROADCAST``.
+        reliable_delivery: keep events in a durable queue while no handler
+            is running; if False the queue is deleted with its last consumer.
+        requeue_on_error: requeue an event whose handler raised (bounded by
+            ``MAX_REDELIVERIES``, then dead-lettered) instead of dropping it.
+        broadcast_identifier: distinguishes the queues of BROADCAST
+            handlers; a fresh uuid per instance by default. Give a stable one
+            to combine BROADCAST with ``reliable_delivery``.
+    """
+
+    def __init__(self, source_service: str, event_type: str, handler_type: str = SERVICE_POOL,
+                 reliable_delivery: bool = True, requeue_on_error: bool = False, **kwargs: Any) -> None:
+        if handler_type not in (SERVICE_POOL, SINGLETON, BROADCAST):
+            raise EventHandlerConfigurationError(f"unknown handler_type {handler_type!r}")
+        self.source_service = source_service
+        self.event_type = event_type
+        self.handler_type = handler_type
+        self.reliable_delivery = reliable_delivery
+        super().__init__(queue=None, requeue_on_error=requeue_on_error, **kwargs)
+
+    @property
+    def broadcast_identifier(self) -> str:
+        """The part that makes each BROADCAST instance's queue its own."""
+        if not hasattr(self, "_broadcast_identifier"):
+            self._broadcast_identifier = uuid.uuid4().hex
+        return self._broadcast_identifier
+
+    def _default_identifier(self) -> bool:
+        return type(self).broadcast_identifier is EventHandler.broadcast_identifier
+
+    def setup(self) -> None:
+        """Declare this handler's queue and start consuming it with the container."""
+        if self.handler_type == BROADCAST and self.reliable_delivery and self._default_identifier():
+            raise EventHandlerConfigurationError(
+                f"{self.method_name}: BROADCAST with reliable_delivery needs a stable "
+                "broadcast_identifier (override it in a subclass), or reliable_delivery=False"
+            )
+        service_name = self.container.service_name
+        prefix = f"evt-{self.source_service}-{self.event_type}"
+        if self.handler_type == SERVICE_POOL:
+            name = f"{prefix}--{service_name}.{self.method_name}"
+        elif self.handler_type == SINGLETON:
+            name = prefix
+        else:
+            name = f"{prefix}--{service_name}.{self.method_name}-{self.broadcast_identifier}"
+        exchange = get_event_exchange(self.source_service, self.container.config)
+        self.queue = Queue(name, exchange=exchange, routing_key=self.event_type, durable=True,
+                           auto_delete=not self.reliable_delivery)
+        super().setup()
+
+
+event_handler = EventHandler.decorator

@@ -1,0 +1,1 @@
+"""Clients for code that is not a service: scripts, web apps, shells."""

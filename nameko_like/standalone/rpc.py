@@ -1,0 +1,168 @@
+"""Standalone RPC proxies: call services from any Python program.
+
+Usable with or without eventlet's monkey patch. In a patched process a
+reader greenthread receives replies; in a plain script the caller reads
+the connection while it waits. Either way one proxy can have many calls in
+flight (``call_async``), and a long-lived proxy recovers by itself after the
+broker restarts: calls caught by the outage fail with
+``RpcConnectionError``, the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kombu import Consumer
+
+from nameko_like import serialization
+from nameko_like.amqp.publish_channel import PublishChannel
+from nameko_like.exceptions import RpcConnectionError
+from nameko_like.rpc import wire
+from nameko_like.rpc.client import ServiceProxy
+
+_log = logging.getLogger(__name__)
+
+#: Owner part of standalone reply-queue names, as in Nameko.
+STANDALONE_OWNER = "standalone_rpc_proxy"
+
+
+class StandaloneReplyRouter:
+    """A connection that publishes requests and consumes their replies."""
+
+    def __init__(self, config: dict, owner: str = STANDALONE_OWNER) -> None:
+        self.config = config
+        self.publish_channel = PublishChannel(config)
+        self.queue, self.routing_key = wire.reply_queue(config, owner)
+        self.accept = serialization.content_types(serialization.setup(config).accept)
+        self._pending: dict[str, Any] = {}
+        self.publish_channel.on_connected.append(self._consume_replies)
+        self.publish_channel.on_lost.append(self._fail_pending)
+
+    def start(self) -> None:
+        """Connect (with retries) and start consuming the reply queue."""
+        self.publish_channel.ensure_connected()
+
+    def stop(self) -> None:
+        """Close the connection; calls still waiting fail."""
+        self.publish_channel.close()
+        self._fail_pending(RpcConnectionError("the proxy was stopped"))
+
+    def _consume_replies(self, connection: Any, _publish_channel: Any) -> None:
+        channel = connection.channel()
+        bound = self.queue(channel)
+        bound.declare()
+        # no_ack: replies are read by the thread that also publishes, and
+        # a reply lost with a connection fails its call anyway (see on_lost)
+        Consumer(channel, queues=[bound], no_ack=True, auto_declare=False,
+                 on_message=self._on_reply).consume()
+
+    def _on_reply(self, message: Any) -> None:
+        reply = self._pending.pop(message.properties.get("correlation_id"), None)
+        if reply is None:
+            return
+        try:
+            reply.set_body(serialization.decode(message.body, message.content_type,
+                                                message.content_encoding, self.accept))
+        except Exception as exc:  # an unreadable reply still ends the call
+            reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        error = exc if isinstance(exc, RpcConnectionError) else RpcConnectionError(
+            f"connection to the broker lost while waiting for the reply: {exc}")
+        for reply in pending.values():
+            reply.fail(error)
+
+    def register(self, correlation_id: str, reply: Any) -> None:
+        """Expect a reply for ``correlation_id``."""
+        self._pending[correlation_id] = reply
+
+    def unregister(self, correlation_id: str) -> None:
+        """Stop expecting a reply for ``correlation_id``."""
+        self._pending.pop(correlation_id, None)
+
+    def wait(self, reply: Any, timeout: float | None) -> bool:
+        """Wait for ``reply``; False on timeout."""
+        if self.publish_channel.has_reader:
+            return reply._ready.wait(timeout)
+        return self.publish_channel.drain_until(lambda: reply.ready, timeout)
+
+
+class ClusterProxy:
+    """``proxy.<service>.<method>(...)`` for any service of the cluster."""
+
+    def __init__(self, router: StandaloneReplyRouter, **options: Any) -> None:
+        self._router = router
+        self._options = options
+        self._proxies: dict[str, ServiceProxy] = {}
+
+    def __getattr__(self, service_name: str) -> ServiceProxy:
+        if service_name.startswith("__"):
+            raise AttributeError(service_name)
+        return self[service_name]
+
+    def __getitem__(self, service_name: str) -> ServiceProxy:
+        proxy = self._proxies.get(service_name)
+        if proxy is None:
+            proxy = self._proxies[service_name] = ServiceProxy(self._router, service_name, **self._options)
+        return proxy
+
+
+class StandaloneProxyBase:
+    """Shared set-up of the standalone proxies; use as a context manager."""
+
+    def __init__(self, config: dict, context_data: dict | None = None,
+                 timeout: float | None = None, **options: Any) -> None:
+        self.config = config
+        self._router = StandaloneReplyRouter(config)
+        self._options = {
+            "context_data": context_data,
+            "timeout": timeout,
+            "serializer": serialization.setup(config).serializer,
+            "exchange": wire.rpc_exchange(config).name,
+        }
+        self._options.update(options)
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def start(self) -> Any:
+        """Connect and return the proxy object."""
+        self._router.start()
+        return self._make_proxy()
+
+    def stop(self) -> None:
+        """Disconnect."""
+        self._router.stop()
+
+    def _make_proxy(self) -> Any:
+        raise NotImplementedError
+
+
+class ClusterRpcProxy(StandaloneProxyBase):
+    """Calls any service: ``with ClusterRpcProxy(config) as n: n.svc.method()``.
+
+    Args:
+        config: at least ``AMQP_URI``.
+        context_data: context data sent with every call.
+        timeout: seconds to wait for each reply (``RpcTimeout`` after).
+    """
+
+    def _make_proxy(self) -> ClusterProxy:
+        return ClusterProxy(self._router, **self._options)
+
+
+class ServiceRpcProxy(StandaloneProxyBase):
+    """Calls one service: ``with ServiceRpcProxy("svc", config) as svc: svc.method()``."""
+
+    def __init__(self, service_name: str, config: dict, context_data: dict | None = None,
+                 timeout: float | None = None, **options: Any) -> None:
+        self.service_name = service_name
+        super().__init__(config, context_data=context_data, timeout=timeout, **options)
+
+    def _make_proxy(self) -> ServiceProxy:
+        return ServiceProxy(self._router, self.service_name, **self._options)
