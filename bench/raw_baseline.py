@@ -67,8 +67,12 @@ def serve_rpc(vhost: str) -> None:
         connection.drain_events()
 
 
-def rpc_client(vhost: str, count: int, pipelined: bool) -> float:
-    """Calls per second for ``count`` echo calls (sequential or all at once)."""
+def rpc_client(vhost: str, count: int, pipelined: bool, window: int = 0) -> float:
+    """Calls per second for ``count`` echo calls.
+
+    Sequential, all at once (``pipelined``), or ``window`` calls in flight
+    at any time (what ``window`` concurrent callers amount to).
+    """
     connection = connect(vhost=vhost)
     channel = connection.channel()
     routing_key = str(uuid.uuid4())
@@ -90,7 +94,19 @@ def rpc_client(vhost: str, count: int, pipelined: bool) -> float:
         return correlation_id
 
     start = time.perf_counter()
-    if pipelined:
+    if window:
+        sent = 0
+        while sent < min(window, count):
+            send(sent)
+            sent += 1
+        while len(replies) < count:
+            done = len(replies)
+            connection.drain_events()
+            for _ in range(len(replies) - done):
+                if sent < count:
+                    send(sent)
+                    sent += 1
+    elif pipelined:
         ids = [send(i) for i in range(count)]
         while len(replies) < count:
             connection.drain_events()
@@ -105,8 +121,8 @@ def rpc_client(vhost: str, count: int, pipelined: bool) -> float:
     return count / elapsed
 
 
-def serve_events(vhost: str, expected_file: str) -> None:
-    """Consume events; ack each; print the rate once ``count`` arrived."""
+def serve_events(vhost: str) -> None:
+    """Consume events, ack each, print a count and timestamp every 1,000."""
     connection = connect(vhost=vhost)
     channel = connection.channel()
     channel.exchange_declare(EVENTS_EXCHANGE, "topic", durable=True, auto_delete=False)
@@ -120,7 +136,7 @@ def serve_events(vhost: str, expected_file: str) -> None:
         channel.basic_ack(message.delivery_info["delivery_tag"])
         seen["n"] += 1
         if seen["n"] % 1000 == 0:
-            print(seen["n"], flush=True)
+            print(seen["n"], time.time(), flush=True)
 
     channel.basic_consume("raw-evt", callback=on_event)
     print("ready", flush=True)
@@ -152,10 +168,12 @@ if __name__ == "__main__":
     if command == "serve-rpc":
         serve_rpc(vhost)
     elif command == "serve-events":
-        serve_events(vhost, "")
+        serve_events(vhost)
     elif command == "rpc-seq":
         print(rpc_client(vhost, int(sys.argv[3]), pipelined=False))
     elif command == "rpc-async":
         print(rpc_client(vhost, int(sys.argv[3]), pipelined=True))
+    elif command == "rpc-window":
+        print(rpc_client(vhost, int(sys.argv[3]), pipelined=False, window=int(sys.argv[4])))
     elif command == "events":
         events_client(vhost, int(sys.argv[3]))

@@ -82,6 +82,11 @@ class ServiceContainer:
         self.service_name = get_service_name(service_cls)
         self.max_workers = config.get(MAX_WORKERS_CONFIG_KEY) or DEFAULT_MAX_WORKERS
         self.shared_extensions: dict[Any, Extension] = {}
+        # Set before binding, which runs user code and may raise: a
+        # half-built container must still answer `running` and `wait()`.
+        self.started = False
+        self._being_killed = False
+        self._died = eventlet.event.Event()
 
         self.dependencies: set[Extension] = set()
         self.entrypoints: set[Extension] = set()
@@ -98,12 +103,9 @@ class ServiceContainer:
                 self.entrypoints.add(bound)
                 self.subextensions.update(iter_extensions(bound))
 
-        self.started = False
         self._worker_pool = eventlet.GreenPool(size=self.max_workers)
         self._worker_threads: dict[WorkerContext, Any] = {}
         self._managed_threads: dict[Any, str | None] = {}
-        self._being_killed = False
-        self._died = eventlet.event.Event()
 
     @property
     def extensions(self) -> set[Extension]:
@@ -180,8 +182,12 @@ class ServiceContainer:
 
     def _wait_for_workers(self, timeout: float | None) -> bool:
         """Wait until no worker runs; False if ``timeout`` passed first."""
+        # Not GreenPool.waitall(): it never wakes if a greenthread is waiting
+        # in wait_for_worker_slot() when the last worker ends (the pool only
+        # signals when no one waits on its semaphore).
         with eventlet.Timeout(timeout, False):
-            self._worker_pool.waitall()
+            while self._worker_pool.running():
+                eventlet.sleep(0.01)
             return True
         return False
 

@@ -45,6 +45,23 @@ def deserialize_to_instance(exc_type: _E) -> _E:
     return exc_type
 
 
+#: Paths that stand for a type on the wire instead of its own module path.
+wire_paths: dict[type[BaseException], str] = {}
+
+
+def nameko_wire_name(exc_type: _E) -> _E:
+    """Class decorator: send and accept ``exc_type`` as Nameko's type of the
+    same name (``nameko.exceptions.<Name>``), so that Nameko 2.x callers
+    rebuild it as their own and Nameko's errors come back as ``exc_type``.
+
+    Apply it on top of :func:`deserialize_to_instance`.
+    """
+    path = f"nameko.exceptions.{exc_type.__name__}"
+    wire_paths[exc_type] = path
+    registry[path] = exc_type
+    return exc_type
+
+
 def _safe_str(value: Any) -> str:
     # str() of an arbitrary user object may raise; a failed error report
     # must never hide the error being reported.
@@ -76,12 +93,13 @@ def safe_for_serialization(value: Any) -> Any:
 def serialize(exc: BaseException) -> dict[str, Any]:
     """Describe ``exc`` as a dict that can cross the wire.
 
-    Keys: ``exc_type`` (class name), ``exc_path`` (``module.QualName``),
-    ``exc_args`` (its args, made safe) and ``value`` (its message).
+    Keys: ``exc_type`` (class name), ``exc_path`` (``module.QualName``, or
+    Nameko's path for types marked :func:`nameko_wire_name`), ``exc_args``
+    (its args, made safe) and ``value`` (its message).
     """
     return {
         "exc_type": type(exc).__name__,
-        "exc_path": get_module_path(type(exc)),
+        "exc_path": wire_paths.get(type(exc)) or get_module_path(type(exc)),
         "exc_args": [safe_for_serialization(arg) for arg in exc.args],
         "value": _safe_str(exc),
     }
@@ -255,16 +273,19 @@ class ReplyQueueExpiredWithPendingReplies(RpcError):
 # --- requests -----------------------------------------------------------------
 
 
+@nameko_wire_name
 @deserialize_to_instance
 class MethodNotFound(RequestError):
     """The target service has no entrypoint of the requested name."""
 
 
+@nameko_wire_name
 @deserialize_to_instance
 class IncorrectSignature(RequestError):
     """The call's arguments do not match the method's signature."""
 
 
+@nameko_wire_name
 @deserialize_to_instance
 class MalformedRequest(RequestError):
     """An RPC request message could not be parsed."""

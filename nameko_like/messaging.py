@@ -69,6 +69,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         self._connection: ConsumerConnection | None = None
         self.accept: set[str] = set()
         self.max_redeliveries = DEFAULT_MAX_REDELIVERIES
+        #: messages whose worker has not finished, by id
+        self._in_workers: dict[int, Any] = {}
         super().__init__()
 
     def setup(self) -> None:
@@ -93,6 +95,12 @@ class QueueConsumer(SharedExtension, ProviderCollector):
     def stop(self) -> None:
         """Wait for the entrypoints to stop, then stop consuming."""
         super().stop()
+        # Workers still holding a message were killed when the container's
+        # grace period ran out: they will never settle it. Give it back to
+        # the broker now instead of waiting for an ack that can't come.
+        abandoned, self._in_workers = list(self._in_workers.values()), {}
+        for message in abandoned:
+            self._settle(message, True)
         if self._connection is not None:
             self._connection.stop()
 
@@ -121,6 +129,14 @@ class QueueConsumer(SharedExtension, ProviderCollector):
     def decode(self, message: Any) -> Any:
         """The message body, decoded; refuses content types not accepted."""
         return serialization.decode(message.body, message.content_type, message.content_encoding, self.accept)
+
+    def worker_started(self, message: Any) -> None:
+        """Note that a worker now handles ``message`` (see ``worker_finished``)."""
+        self._in_workers[id(message)] = message
+
+    def worker_finished(self, message: Any) -> None:
+        """Note that the worker handling ``message`` finished (or never started)."""
+        self._in_workers.pop(id(message), None)
 
     def ack(self, message: Any) -> None:
         """Acknowledge ``message``."""
@@ -196,6 +212,7 @@ class Consumer(Entrypoint, HeaderDecoder):
 
     def spawn_for(self, message: Any, args: tuple, kwargs: dict) -> None:
         """Spawn a worker for ``message``, settling it when the worker is done."""
+        self.queue_consumer.worker_started(message)
         try:
             self.container.spawn_worker(
                 self, args, kwargs,
@@ -203,12 +220,15 @@ class Consumer(Entrypoint, HeaderDecoder):
                 handle_result=partial(self.handle_result, message),
             )
         except IncorrectSignature as exc:
+            self.queue_consumer.worker_finished(message)
             self.queue_consumer.dead_letter(message, f"{type(exc).__name__}: {exc}")
         except ContainerBeingKilled:
+            self.queue_consumer.worker_finished(message)
             self.queue_consumer._settle(message, True)
 
     def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
         """Settle ``message`` once its worker finished."""
+        self.queue_consumer.worker_finished(message)
         if exc_info is not None and self.requeue_on_error:
             self.queue_consumer.requeue(message, self.queue.name)
         else:

@@ -311,3 +311,21 @@ def test_module_walk_finds_this_module():
     # Guards the walk itself: an empty parametrisation would pass silently.
     assert "nameko_like.exceptions" in _package_modules()
     assert exceptions.__name__ == "nameko_like.exceptions"
+
+
+# --- Nameko's names on the wire -------------------------------------------------
+
+
+@pytest.mark.parametrize("exc_type", [MethodNotFound, IncorrectSignature, MalformedRequest])
+def test_request_errors_travel_under_nameko_paths(exc_type):
+    # Nameko 2.x callers rebuild these only from their own module path
+    data = serialize(exc_type("nope"))
+    assert data["exc_path"] == f"nameko.exceptions.{exc_type.__name__}"
+    assert type(deserialize(data)) is exc_type
+
+
+@pytest.mark.parametrize("exc_type", [MethodNotFound, IncorrectSignature, MalformedRequest])
+def test_request_errors_still_rebuilt_from_our_own_paths(exc_type):
+    data = serialize(exc_type("nope"))
+    data["exc_path"] = f"nameko_like.exceptions.{exc_type.__name__}"
+    assert type(deserialize(data)) is exc_type

@@ -22,6 +22,7 @@ from kombu import Consumer, Queue
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, safe_uri
+from nameko_like.amqp.transport_tuning import tune_connection
 
 _log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class ConsumerConnection:
     def _connect(self) -> None:
         connection = make_connection(self.config)
         connection.connect()
+        tune_connection(connection, coalesce_writes=True)
         channel = connection.channel()
         channel.basic_qos(0, self.prefetch_count, False)
         self._connection, self._channel = connection, channel

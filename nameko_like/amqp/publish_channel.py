@@ -21,9 +21,11 @@ import time
 from typing import Any
 
 from kombu import Exchange, Producer
+from kombu.exceptions import OperationalError
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import is_memory_uri, make_connection, safe_uri
+from nameko_like.amqp.transport_tuning import tune_connection
 from nameko_like.amqp.encode import build_message, send_publish
 from nameko_like.amqp.outcome import PublishOutcome, settled_outcome
 from nameko_like.exceptions import DeliveryError, RpcTimeout, UndeliverableMessage
@@ -80,6 +82,7 @@ class PublishChannel:
                          safe_uri(self.config), exc, interval)
 
         connection.ensure_connection(errback=on_error, **policy)
+        tune_connection(connection, coalesce_writes=self._use_reader)
         channel = connection.channel()
         if not self._memory:
             channel.confirm_select()
@@ -99,7 +102,11 @@ class PublishChannel:
         if self._closed:
             raise PublishConnectionLost("publisher is closed")
         if self._connection is None:
-            self._connect(retry_policy if retry else {"max_retries": 1})
+            try:
+                self._connect(retry_policy if retry else {"max_retries": 1})
+            except OperationalError as exc:
+                # kombu gave up connecting; callers expect a ConnectionError
+                raise PublishConnectionLost(f"cannot connect to {safe_uri(self.config)}: {exc}") from exc
 
     def _lost(self, exc: BaseException, expected: bool = False) -> None:
         """Drop the connection and fail every unconfirmed publish."""
@@ -201,6 +208,8 @@ class PublishChannel:
                     if mandatory:
                         self._by_route.setdefault((exchange_name, routing_key), collections.deque()).append(outcome)
                     return outcome
+                except PublishConnectionLost:
+                    raise  # connecting failed after its own retries: don't retry them all again
                 except self._connection_errors() as exc:
                     self._lost(exc)
                     if attempt + 1 == attempts:

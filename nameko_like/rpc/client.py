@@ -10,10 +10,11 @@ standalone client. It provides ``routing_key``, ``publish_channel``,
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
-from nameko_like.amqp.publish_channel import PublishConnectionLost
+from nameko_like.amqp.publish_channel import DEFAULT_RETRY_POLICY, PublishConnectionLost
 from nameko_like.exceptions import (
     RpcConnectionError,
     RpcTimeout,
@@ -31,7 +32,7 @@ class RpcReply:
     """The pending result of one call; ``result()`` waits for it."""
 
     __slots__ = ("correlation_id", "service_name", "method_name", "timeout",
-                 "_router", "_body", "_error", "_ready")
+                 "send_seconds", "_router", "_body", "_error", "_ready")
 
     def __init__(self, router: Any, correlation_id: str, service_name: str,
                  method_name: str, timeout: float | None) -> None:
@@ -40,6 +41,9 @@ class RpcReply:
         self.service_name = service_name
         self.method_name = method_name
         self.timeout = timeout
+        #: time the request took to send (reconnecting included); it
+        #: counts against ``timeout``
+        self.send_seconds = 0.0
         self._body: Any = _NOT_SET
         self._error: BaseException | None = None
         self._ready = threading.Event()
@@ -74,10 +78,14 @@ class RpcReply:
     def result(self) -> Any:
         """The call's return value; raises what the remote method raised.
 
-        Raises ``RpcTimeout`` after ``timeout`` seconds without a reply.
+        Raises ``RpcTimeout`` after ``timeout`` seconds without a reply,
+        counting the time the request took to send.
         """
         if not self._ready.is_set():
-            if not self._router.wait(self, self.timeout):
+            timeout = self.timeout
+            if timeout is not None:
+                timeout = max(0.0, timeout - self.send_seconds)
+            if not self._router.wait(self, timeout):
                 self._router.unregister(self.correlation_id)
                 raise RpcTimeout(
                     f"{self.service_name}.{self.method_name} did not reply within {self.timeout}s"
@@ -106,6 +114,8 @@ class MethodProxy:
         self.timeout = timeout
         self.serializer = serializer
         self.exchange = exchange
+        self._retry_policy = DEFAULT_RETRY_POLICY if timeout is None else dict(
+            DEFAULT_RETRY_POLICY, timeout=timeout)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method and wait for its result."""
@@ -113,6 +123,7 @@ class MethodProxy:
 
     def call_async(self, *args: Any, **kwargs: Any) -> RpcReply:
         """Send the request and return its :class:`RpcReply` without waiting."""
+        started = time.monotonic()
         correlation_id = str(uuid.uuid4())
         reply = RpcReply(self.router, correlation_id, self.service_name, self.method_name, self.timeout)
         # registered before publishing, so even an instant reply finds it
@@ -128,6 +139,8 @@ class MethodProxy:
                 headers=encode_context_headers(self.context_data),
                 serializer=self.serializer,
                 delivery_mode=2,
+                # reconnecting must not outlast the call's timeout by much
+                retry_policy=self._retry_policy,
             )
         except PublishConnectionLost as exc:
             self.router.unregister(correlation_id)
@@ -135,6 +148,7 @@ class MethodProxy:
         except BaseException:
             self.router.unregister(correlation_id)
             raise
+        reply.send_seconds = time.monotonic() - started
         outcome.add_callback(reply.on_publish_outcome)
         return reply
 

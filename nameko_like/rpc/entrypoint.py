@@ -155,6 +155,8 @@ class Rpc(Entrypoint, HeaderDecoder):
 
     def handle_request(self, message: Any, args: list, kwargs: dict, reply_to: str, correlation_id: Any) -> None:
         """Run a worker for one request; its reply is sent when it finishes."""
+        queue_consumer = self.rpc_consumer.queue_consumer
+        queue_consumer.worker_started(message)
         try:
             self.container.spawn_worker(
                 self, args, kwargs,
@@ -162,12 +164,15 @@ class Rpc(Entrypoint, HeaderDecoder):
                 handle_result=partial(self._handle_result, message, reply_to, correlation_id),
             )
         except IncorrectSignature as exc:
+            queue_consumer.worker_finished(message)
             self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None, serialize(exc))
         except ContainerBeingKilled:
-            self.rpc_consumer.queue_consumer._settle(message, True)
+            queue_consumer.worker_finished(message)
+            queue_consumer._settle(message, True)
 
     def _handle_result(self, message: Any, reply_to: str, correlation_id: Any,
                        worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+        self.rpc_consumer.queue_consumer.worker_finished(message)
         error = serialize(exc_info[1]) if exc_info is not None else None
         self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, result, error)
         return result, exc_info

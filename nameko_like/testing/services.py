@@ -241,9 +241,13 @@ def _declared_dependency_type(provider: DependencyProvider) -> type | None:
     except Exception:  # an unresolvable annotation only costs us the spec
         return None
     declared = hints.get("return")
-    if isinstance(declared, type) and declared not in (object, type(None)):
-        return declared
-    return None
+    if not isinstance(declared, type) or declared in (object, type(None)):
+        return None
+    if hasattr(declared, "__getattr__"):
+        # Its attributes are made on demand (an RPC ServiceProxy's methods):
+        # a spec would refuse every one of them.
+        return None
+    return declared
 
 
 def _mock_for(name: str, provider: DependencyProvider) -> MagicMock:

@@ -45,7 +45,11 @@ class RequestBody(io.BytesIO):
 
 class BodyReader:
     """Mixin for :class:`~nameko_like.web.protocol.HttpProtocol`: checks
-    the framing headers and reads the body into ``wsgi.input``."""
+    the framing headers and reads the body into ``wsgi.input``.
+
+    Uses the protocol's ``rfile``, ``wfile``, ``connection``,
+    ``request_version``, header limits and ``server.max_content_length``.
+    """
 
     @staticmethod
     def _content_length(values: list[bytes]) -> str:

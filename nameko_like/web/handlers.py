@@ -93,6 +93,9 @@ class HttpRequestHandler(Entrypoint):
         key = (len(args), *kwargs)
         if key not in self._fitting_arguments:
             super().check_signature(args, kwargs)
+            if len(self._fitting_arguments) >= 64:
+                # A subclass may pass client-chosen names: stay bounded.
+                self._fitting_arguments.clear()
             self._fitting_arguments.add(key)
 
     def get_entrypoint_parameters(self, request: Request) -> tuple[tuple, dict]:

@@ -1,24 +1,24 @@
 """The HTTP/1.1 connection handler under :class:`~nameko_like.web.server.WebServer`.
 
 eventlet.wsgi parses requests leniently: a header line without a colon is
-ignored, a malformed chunk size or a body cut short reaches the application
-(and turns into a 500 with a traceback), two ``Content-Length`` headers or an
-unknown ``Transfer-Encoding`` leave bytes behind that are then read as a
-second request, and errors on the request line are answered without a status
-line. It also has no deadline for a request head and no body-size limit.
+ignored, a body cut short reaches the application truncated, a malformed
+chunk size turns into a 500 (with the traceback in the response, unless its
+``debug`` is off), two ``Content-Length`` headers or an unknown
+``Transfer-Encoding`` leave bytes behind that are then read as a second
+request, and errors on the request line are answered without a status line.
+It has no deadline for a request head and no body-size limit either.
 
-:class:`HttpProtocol` keeps eventlet's connection loop and response writer,
-and replaces the reading side:
+:class:`HttpProtocol` keeps eventlet's connection loop (one greenthread per
+connection, keep-alive, close) and replaces the rest:
 
 * the request line and headers are parsed strictly, within limits (URL
   length -> 414; header count and size -> 431) and within one deadline for
   the whole head (a slow-loris client is disconnected);
 * the body is read completely *before* the application runs, capped at
-  ``max_content_length`` (413 from ``Content-Length`` alone, or as soon as a
-  chunked body passes the cap), so a slow or broken upload never holds a
-  service worker and never reaches one;
+  ``max_content_length`` (:mod:`nameko_like.web.body`);
 * every rejection is a short plain-text 4xx (or 505 for an unsupported HTTP
-  version) with a proper status line, after which the connection is closed.
+  version) with a proper status line, after which the connection is closed;
+* responses are written by :mod:`nameko_like.web.writer`.
 """
 
 from __future__ import annotations

@@ -57,6 +57,9 @@ class WsgiApp:
     werkzeug ``Response``). URL arguments are set on ``request.path_values``.
     """
 
+    #: How many (path, method) routing results are remembered.
+    match_cache_size = 1024
+
     def __init__(self, server: "WebServer") -> None:
         self.server = server
         self.url_map = server.get_url_map()
@@ -80,10 +83,8 @@ class WsgiApp:
             self._matches[key] = found
         return found[0], dict(found[1])
 
-    #: How many (path, method) routing results are remembered.
-    match_cache_size = 1024
-
     def __call__(self, environ: dict, start_response: Any) -> Any:
+        """Answer one request (503 once the server stopped accepting)."""
         if not self.server.accepting:
             response: Any = _SERVICE_STOPPING
             return response(environ, start_response)

@@ -42,6 +42,7 @@ from nameko_like.exceptions import (
     MalformedRequest,
     MethodNotFound,
     UnserializableValueError,
+    serialize,
 )
 from nameko_like.extensions import (
     DependencyProvider,
@@ -88,17 +89,25 @@ class Connection:
             return
         self.outbox.put(frame)
 
-    def close(self, force: bool = False) -> None:
-        """Disconnect the client; its reader and writer then end.
+    def stop_reading(self) -> None:
+        """End the client's frames; calls in flight still get their answers."""
+        self._shutdown(socket.SHUT_RD)
 
-        Frames already queued are still sent unless ``force`` is set (for a
-        client that stopped reading, whose sends could block forever).
+    def close(self, force: bool = False) -> None:
+        """Send nothing more after what is queued, and let the writer end.
+
+        With ``force`` (a client that stopped reading, whose sends could
+        block forever) the queue is dropped and the socket shut at once.
         """
         if not self.closed:
             self.closed = True
             self.outbox.put(None)
+        if force:
+            self._shutdown(socket.SHUT_RDWR)
+
+    def _shutdown(self, how: int) -> None:
         try:
-            self.ws.socket.shutdown(socket.SHUT_RDWR if force else socket.SHUT_RD)
+            self.ws.socket.shutdown(how)
         except OSError:
             pass
 
@@ -125,8 +134,9 @@ class WebSocketServer(ProviderCollector, SharedExtension):
     wsgi_server = WebServer()
     #: URL of the websocket endpoint.
     path = "/ws"
-    #: Seconds a closing connection may take to send its last queued frames.
-    writer_grace = 5.0
+    #: Seconds a closing connection waits for its calls in flight, and then
+    #: for its last frames to be sent.
+    close_grace = 5.0
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,6 +144,7 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         self.channels: dict[str, set[str]] = {}
         self.hub = WebSocketHub(self)
         self._methods: dict[str, Any] = {}
+        self._killed = False
 
     def setup(self) -> None:
         """Mount the endpoint on the web server."""
@@ -151,12 +162,13 @@ class WebSocketServer(ProviderCollector, SharedExtension):
 
     def kill(self) -> None:
         """Disconnect every client at once."""
+        self._killed = True
         self._close_all()
         self.wsgi_server.unregister_provider(self)
 
     def _close_all(self) -> None:
         for connection in list(self.sockets.values()):
-            connection.close()
+            connection.stop_reading()
 
     def get_url_rule(self) -> Rule:
         """The routing rule of the websocket endpoint."""
@@ -168,9 +180,12 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         max_frame = self.container.config.get(
             WEB_MAX_CONTENT_LENGTH_CONFIG_KEY, DEFAULT_WEB_MAX_CONTENT_LENGTH
         )
-        return eventlet.websocket.WebSocketWSGI(
+        app = eventlet.websocket.WebSocketWSGI(
             partial(self._serve, context_data), max_frame_length=max_frame
         )
+        # Pre-RFC 6455 drafts are obsolete, and unsafe.
+        app.support_legacy_versions = False
+        return app
 
     def _serve(self, context_data: dict, ws: Any) -> None:
         # The per-operation HTTP timeout would end idle websockets.
@@ -182,22 +197,40 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         # A client may have several calls in flight, but no more than the
         # service has workers: past that, its frames wait unread.
         calls = eventlet.GreenPool(self.container.max_workers)
+        graceful = False
         try:
             while not connection.closed:
                 frame = ws.wait()
                 if frame is None:
                     break
                 calls.spawn(self._handle_frame, connection, frame)
+            graceful = True
         except Exception as exc:  # a protocol error from the client ends its connection
+            graceful = True
             _log.debug("websocket %s ended: %r", connection.socket_id, exc)
         finally:
             self._forget(connection)
+            self._wind_down(connection, calls, writer, graceful and not self._killed)
+
+    def _wind_down(self, connection: Connection, calls: Any, writer: Any, graceful: bool) -> None:
+        # Gracefully, calls in flight answer and queued frames go out, for a
+        # while; killed (with the server), nothing is waited for. Either way,
+        # and even if this greenthread is killed meanwhile, nothing is left
+        # running.
+        try:
+            if graceful:
+                with eventlet.Timeout(self.close_grace, False):
+                    calls.waitall()
+        finally:
+            for call in list(calls.coroutines_running):
+                call.kill()
             connection.close()
-            # The writer sends what is queued, unless the client stopped
-            # reading: then it is given up on.
-            with eventlet.Timeout(self.writer_grace, False):
-                writer.wait()
-            writer.kill()
+            try:
+                if graceful:
+                    with eventlet.Timeout(self.close_grace, False):
+                        writer.wait()
+            finally:
+                writer.kill()
 
     def _forget(self, connection: Connection) -> None:
         self.sockets.pop(connection.socket_id, None)
@@ -224,9 +257,10 @@ class WebSocketServer(ProviderCollector, SharedExtension):
             except (TypeError, ValueError):
                 raise UnserializableValueError(result) from None
         except Exception as exc:
+            error = serialize(exc)
             reply = json.dumps(
                 {"type": "result", "success": False,
-                 "error": {"type": type(exc).__name__, "message": _message(exc)},
+                 "error": {"type": error["exc_type"], "message": error["value"]},
                  "correlation_id": correlation_id},
                 default=str,
             )
@@ -244,13 +278,6 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         if not isinstance(data, dict):
             raise MalformedRequest('"data" must be an object of keyword arguments')
         return request["method"], data, request.get("correlation_id")
-
-
-def _message(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - str() of a user exception may fail
-        return "[str() failed]"
 
 
 class WebSocketHub:

@@ -139,6 +139,13 @@ class _Response:
             self.protocol.close_connection = True
 
 
+def _taken_over() -> bool:
+    # eventlet.websocket flags (in a greenthread-local) a connection it took
+    # over. Read only when the application never called start_response, as
+    # these locals are slow; no reset is needed: such a connection is over.
+    return getattr(eventlet.wsgi.WSGI_LOCAL, "already_handled", False)
+
+
 def _join(parts: list) -> bytes:
     if len(parts) == 1 and isinstance(parts[0], bytes):
         return parts[0]
@@ -158,20 +165,19 @@ class ResponseWriter:
         environ = self.environ
         response = _Response(self)
         result = None
-        local = eventlet.wsgi.WSGI_LOCAL
-        local.already_handled = False
         try:
             result = self.application(environ, response.start_response)
-            if isinstance(result, list) and not local.already_handled:
+            if response.status is None and _taken_over():
+                # eventlet.websocket answered on the socket itself, and
+                # closed the connection when it was done.
+                self.close_connection = True
+                return
+            if isinstance(result, list):
                 response.send_whole(_join(result))
             else:
                 for data in result:
                     if data:
                         response.write(data)
-                if local.already_handled:
-                    # eventlet.websocket took the socket over and closed it.
-                    self.close_connection = True
-                    return
                 response.finish()
         except OSError:
             raise

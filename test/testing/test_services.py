@@ -9,6 +9,7 @@ from nameko_like._eventlet import eventlet
 from nameko_like.dependency_providers import Config
 from nameko_like.exceptions import ContainerError, ExtensionNotFound, IncorrectSignature
 from nameko_like.extensions import DependencyProvider, Extension, SharedExtension
+from nameko_like.rpc import RpcProxy
 from nameko_like.testing.services import (
     Dummy,
     MockDependencyProvider,
@@ -82,6 +83,18 @@ def test_worker_factory_injects_the_objects_given():
     assert isinstance(service.rates, MagicMock)
     # The class keeps its providers.
     assert isinstance(ConversionService.ledger, Ledger)
+
+
+def test_worker_factory_mocks_rpc_proxies_without_a_spec():
+    # A ServiceProxy's methods exist only when asked for, so a spec'd mock
+    # would refuse them.
+    class Caller:
+        name = "caller"
+        other = RpcProxy("other")
+
+    service = worker_factory(Caller)
+    service.other.any_method.return_value = 1
+    assert service.other.any_method() == 1
 
 
 def test_worker_factory_names_an_unknown_dependency():

@@ -196,3 +196,36 @@ def test_websocket_only_service_mounts_the_endpoint(container_factory, web_confi
     client = websocket()
     hub_of(container).unicast(client.socket_id, "hello", {"n": 1})
     assert client.wait_for_event("hello")["data"] == {"n": 1}
+
+
+def test_kill_with_a_call_in_flight_leaves_nothing_running(chat, websocket):
+    client = websocket()
+    client.send(json.dumps({"method": "slow", "data": {"seconds": 5}, "correlation_id": 1}))
+    eventlet.sleep(0.1)
+    chat.kill()  # the plugin's leak check fails the test if anything lingers
+
+
+def test_client_that_stops_reading_is_disconnected(chat, websocket, monkeypatch):
+    from nameko_like.web.websocket import Connection
+
+    monkeypatch.setattr(Connection, "outbox_size", 3)
+    client = websocket()  # never reads from here on
+    hub = hub_of(chat)
+    big = "x" * 1024 * 1024
+    with pytest.raises(ConnectionNotFound):
+        for _ in range(200):  # far more than the socket buffers hold
+            hub.unicast(client.socket_id, "flood", big)
+            eventlet.sleep(0)
+
+
+def test_graceful_stop_answers_calls_in_flight(chat, websocket):
+    client = websocket()
+    client.send(json.dumps({"method": "slow", "data": {"seconds": 0.3}, "correlation_id": 1}))
+    eventlet.sleep(0.1)
+    stopping = eventlet.spawn(chat.stop)
+    assert client.receive() == {
+        "type": "result", "success": True, "data": 0.3, "correlation_id": 1,
+    }
+    with pytest.raises(ConnectionError):
+        client.receive()
+    stopping.wait()

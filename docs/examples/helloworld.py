@@ -1,0 +1,9 @@
+from nameko_like.rpc import rpc
+
+
+class GreetingService:
+    name = "greeting_service"
+
+    @rpc
+    def hello(self, name):
+        return f"Hello, {name}!"

@@ -1,0 +1,57 @@
+"""The trips service: stores trips between two known airports.
+
+RPC methods: ``create(airport_from, airport_to)`` and ``get(trip_id)``. Each
+new trip is announced with a ``trip_created`` event, which the airports
+service counts.
+"""
+
+from nameko_like.events import EventDispatcher
+from nameko_like.rpc import RpcProxy, rpc
+
+from travel.errors import EXPECTED, InvalidRequest, NotFound, UnknownAirport
+from travel.storage import Storage
+
+
+class TripsService:
+    name = "trips"
+
+    store = Storage("trips")
+    airports = RpcProxy("airports", timeout=10)
+    dispatch = EventDispatcher()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create(self, airport_from, airport_to):
+        """Store a trip from ``airport_from`` to ``airport_to`` (airport ids).
+
+        Raises UnknownAirport if either airport does not exist.
+        """
+        for airport_id in (airport_from, airport_to):
+            if not isinstance(airport_id, str):
+                raise InvalidRequest("airport ids are strings")
+        if airport_from == airport_to:
+            raise InvalidRequest("a trip goes between two different airports")
+        for airport_id in (airport_from, airport_to):
+            try:
+                self.airports.get(airport_id)
+            except NotFound:
+                raise UnknownAirport(f"no airport with id {airport_id}") from None
+
+        trip = {"airport_from": airport_from, "airport_to": airport_to}
+        trip_id = self.store.add(trip)
+        # Returns once the broker has the event: it is not lost if we crash now.
+        self.dispatch("trip_created", {"trip_id": trip_id, **trip})
+        return trip_id
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get(self, trip_id):
+        """``{"id", "airport_from", "airport_to"}``; NotFound for an unknown id."""
+        record = self.store.get(trip_id)
+        if record is None:
+            raise NotFound(f"no trip with id {trip_id}")
+        return {"id": trip_id, **record}
+
+    @rpc
+    def health(self):
+        """Answer the container's healthcheck; fails if storage is unreachable."""
+        self.store.get("-")
+        return "ok"

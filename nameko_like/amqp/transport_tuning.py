@@ -1,0 +1,123 @@
+"""Fewer system calls per message on py-amqp's TCP transport.
+
+Reads: py-amqp reads exactly the bytes it needs next (a frame header, then
+its payload), each with its own ``recv``, so one delivered message costs about
+six system calls. We read whatever the socket has (up to 64 KiB) and serve
+frames from that buffer.
+
+Writes (in eventlet-patched processes only): every frame written while a
+greenthread runs is held until that greenthread yields, then all of them go
+out in one ``sendall``. Ten workers replying in the same turn of the hub, or
+a reader acknowledging a batch of confirms, cost one system call instead of
+ten; a lone write leaves a few microseconds later, when its writer yields.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+from amqp.transport import TCPTransport
+
+from nameko_like._eventlet import eventlet
+
+#: Bytes asked of the socket per recv.
+READ_CHUNK = 65536
+
+_RETRY_ERRNOS = (errno.EAGAIN, errno.EINTR)
+
+
+class _BufferedReader:
+    """A replacement for ``TCPTransport._read`` that reads ahead."""
+
+    __slots__ = ("transport", "buffer", "position")
+
+    def __init__(self, transport: TCPTransport) -> None:
+        self.transport = transport
+        self.buffer = b""
+        self.position = 0
+
+    def __call__(self, n: int, initial: bool = False, _errnos: tuple = _RETRY_ERRNOS) -> bytes:
+        buffer, position = self.buffer, self.position
+        end = position + n
+        if len(buffer) >= end:
+            self.position = end
+            return buffer[position:end]
+        chunks = [buffer[position:]]
+        have = len(chunks[0])
+        recv = self.transport.sock.recv
+        try:
+            while have < n:
+                try:
+                    data = recv(max(n - have, READ_CHUNK))
+                except OSError as exc:
+                    if exc.errno in _errnos:
+                        if initial and self.transport.raise_on_initial_eintr:
+                            raise socket.timeout() from None
+                        continue
+                    raise
+                if not data:
+                    raise OSError("Server unexpectedly closed connection")
+                chunks.append(data)
+                have += len(data)
+        except BaseException:
+            # keep what was read: a timeout mid-frame resumes where it was
+            self.buffer, self.position = b"".join(chunks), 0
+            raise
+        buffer = b"".join(chunks)
+        self.buffer, self.position = buffer, n
+        return buffer[:n]
+
+
+class _CoalescingWriter:
+    """A replacement for ``TCPTransport._write`` that batches per hub turn."""
+
+    __slots__ = ("sock", "pending", "flushing", "error")
+
+    def __init__(self, transport: TCPTransport) -> None:
+        self.sock = transport.sock
+        self.pending: list[bytes] = []
+        self.flushing = False
+        self.error: OSError | None = None
+
+    def __call__(self, data: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        # py-amqp hands over a view of a buffer it reuses for the next
+        # frame: keep a copy, not the view
+        self.pending.append(bytes(data))
+        if not self.flushing:
+            self.flushing = True
+            eventlet.spawn_n(self._flush)
+
+    def _flush(self) -> None:
+        try:
+            while self.pending:
+                pending, self.pending = self.pending, []
+                self.sock.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
+        except OSError as exc:
+            self.error = exc
+            self.pending = []
+            # make the connection's reader notice at once
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        finally:
+            self.flushing = False
+
+
+def tune_connection(connection: Any, coalesce_writes: bool = False) -> None:
+    """Install read-ahead (and, if asked, write batching) on a kombu connection.
+
+    Only py-amqp's plain TCP transport is tuned; SSL and in-memory transports
+    are left as they are. Write batching needs an eventlet-patched process.
+    """
+    transport = getattr(getattr(connection, "connection", None), "transport", None)
+    if not isinstance(transport, TCPTransport):
+        return
+    if not isinstance(transport._read, _BufferedReader):
+        transport._read = _BufferedReader(transport)
+    if coalesce_writes and not isinstance(transport._write, _CoalescingWriter):
+        transport._write = _CoalescingWriter(transport)

@@ -1,0 +1,115 @@
+"""The backdoor ``nameko_like run --backdoor-port`` serves.
+
+A Python prompt inside the running process, one per connection, built on
+eventlet's backdoor console. Imported only after eventlet has monkey-patched
+the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from nameko_like._eventlet import eventlet
+from nameko_like.exceptions import CommandError
+
+# After the line above, which imports eventlet itself with its notice filtered.
+from eventlet import backdoor as eventlet_backdoor  # noqa: E402  # isort: skip
+
+_log = logging.getLogger(__name__)
+
+
+class _SocketStream:
+    """Reads and writes a connection through separate buffers.
+
+    eventlet's console is normally handed one ``"rw"`` text file; such a
+    file drops its read-ahead whenever it is written to, so lines that
+    arrive together (piped input, a pasted block) would be lost after the
+    first one.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._reader = conn.makefile("r")
+        self._writer = conn.makefile("w")
+
+    def readline(self, *args: Any) -> str:
+        """The next line the client sent ('' at its end)."""
+        return self._reader.readline(*args)
+
+    def write(self, text: str) -> int:
+        """Send ``text`` (buffered until :meth:`flush`)."""
+        return self._writer.write(text)
+
+    def flush(self) -> None:
+        """Send what was written."""
+        self._writer.flush()
+
+    def fileno(self) -> int:
+        """The connection's descriptor (``input()`` asks, to rule out a terminal)."""
+        return self._conn.fileno()
+
+    def close(self) -> None:
+        """Close both buffers and the connection."""
+        for stream in (self._reader, self._writer, self._conn):
+            try:
+                stream.close()
+            except OSError:
+                pass  # the client may have gone first
+
+
+class _Console(eventlet_backdoor.SocketConsole):
+    """eventlet's console, closing its connection and logging instead of printing."""
+
+    def __init__(self, stream: _SocketStream, address: Any, namespace: dict[str, Any]) -> None:
+        super().__init__(stream, address, namespace)
+        self._stream = stream
+
+    def finalize(self) -> None:
+        """Called by eventlet when the console has ended."""
+        self.desc = None
+        self._stream.close()
+        _log.info("backdoor connection from %s:%s closed", *self.hostport[:2])
+
+
+def _refuse_exit(*args: Any) -> None:
+    raise RuntimeError("exit() here would stop the services, not the backdoor; "
+                       "leave the backdoor with Ctrl-D")
+
+
+def start_backdoor(address: tuple[str, int], namespace: dict[str, Any]) -> Any:
+    """Listen on ``address`` and serve a console per connection; return the greenthread.
+
+    ``namespace`` is what the consoles see (plus an ``exit``/``quit`` that
+    refuse: they would end the whole process).
+
+    Raises:
+        CommandError: the address cannot be bound.
+    """
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = eventlet.listen((host, port), family=family)
+    except OSError as exc:
+        raise CommandError(f"cannot open the backdoor on {host}:{port}: "
+                           f"{exc.strerror or exc}") from None
+    bound_host, bound_port = sock.getsockname()[:2]
+    _log.info("backdoor listening on %s:%s", bound_host, bound_port)
+    namespace = {**namespace, "exit": _refuse_exit, "quit": _refuse_exit}
+    return eventlet.spawn(_serve, sock, namespace)
+
+
+def _serve(sock: Any, namespace: dict[str, Any]) -> None:
+    hub = eventlet.hubs.get_hub()
+    try:
+        while True:
+            conn, addr = sock.accept()
+            _log.info("backdoor connection from %s:%s", addr[0], addr[1])
+            # A copy each, so one session's variables do not leak into the next.
+            console = _Console(_SocketStream(conn), addr, dict(namespace))
+            # The console is a greenlet that swaps sys.stdin/stdout/stderr
+            # for the connection while it runs; the hub starts it.
+            hub.schedule_call_global(0, console.switch)
+    finally:
+        sock.close()

@@ -1,0 +1,93 @@
+"""Entry point of the ``nameko_like`` command (and ``python -m nameko_like``).
+
+Arguments are parsed first; then, for the commands that run services or talk
+to them, eventlet monkey-patches the standard library *before* anything that
+uses sockets or threads is imported. That is why this module and every
+command module import only light modules at the top and the rest inside
+their ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from nameko_like import __version__
+from nameko_like.cli import backdoor, run, shell, show_config, test
+from nameko_like.exceptions import CommandError, ConfigurationError
+
+#: The command modules, in the order ``--help`` lists them.
+COMMANDS = (run, shell, show_config, backdoor, test)
+
+#: Exit status for errors the command explains on one line.
+EXIT_ERROR = 1
+#: Exit status after Ctrl-C interrupted a command (128 + SIGINT, as shells do).
+EXIT_INTERRUPTED = 130
+
+_EPILOG = """\
+examples:
+  nameko_like run myapp.services --config config.yaml
+  nameko_like shell --broker amqp://guest:guest@localhost/
+  nameko_like show-config --config base.yaml --config prod.yaml
+  nameko_like COMMAND --help     (each command's own options and examples)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="nameko_like",
+        description="Run and talk to nameko_like services.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
+                                       required=True)
+    for command in COMMANDS:
+        sub = subparsers.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.DESCRIPTION,
+            epilog=command.EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            # A prefix of --help must not swallow an option meant for pytest.
+            allow_abbrev=not command.PASS_THROUGH,
+        )
+        command.init_parser(sub)
+        sub.set_defaults(command_module=command, command_parser=sub)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command named in ``argv`` (default ``sys.argv[1:]``); return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    command = args.command_module
+    if command.PASS_THROUGH:
+        # Global options all exit, so the command name is argv[0] and
+        # everything after it belongs to the command, order kept.
+        rest = argv[1:]
+        args.passthrough = rest[1:] if rest[:1] == ["--"] else rest
+    elif extra:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+    if command.MONKEY_PATCH:
+        from nameko_like._eventlet import eventlet
+
+        eventlet.monkey_patch()
+
+    try:
+        return command.main(args)
+    except (CommandError, ConfigurationError, ConnectionError) as exc:
+        print(f"nameko_like {command.NAME}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the line the terminal echoed ^C on
+        return EXIT_INTERRUPTED

@@ -1,0 +1,102 @@
+"""``nameko_like run``: run service classes in one process until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from nameko_like.cli.options import add_config_options, load_cli_config, parse_address
+
+NAME = "run"
+HELP = "run services"
+DESCRIPTION = """\
+Run one or more services in this process until SIGTERM or Ctrl-C.
+
+Each SERVICE is `module` (every class in it with a `name` and at least one
+entrypoint) or `module:ServiceClass`. The current directory is importable.
+
+The first SIGTERM or Ctrl-C stops gracefully: no new work is accepted and
+running workers get up to SHUTDOWN_GRACE_PERIOD seconds (config, default 30)
+to finish. A second one kills the services at once.
+
+Logging follows the config's LOGGING key (a logging.config.dictConfig
+mapping); without it, INFO and above go to stderr.
+"""
+EPILOG = """\
+examples:
+  nameko_like run myapp.services
+  nameko_like run myapp.orders:OrderService myapp.payments --config config.yaml
+  nameko_like run myapp.services --broker amqp://user:pass@rabbit:5672/vhost
+  nameko_like run myapp.services --broker memory://      (embedded, one process)
+  nameko_like run myapp.services --define max_workers=50 --define WEB.PORT=9000
+  nameko_like run myapp.services --backdoor-port 3000    (then: nameko_like backdoor 3000)
+
+exit status: 0 after a graceful stop; 1 with a one-line reason when a module,
+class or config file is missing or broken, no service is found, or the broker
+cannot be reached; 128+N when signal N had to kill the services.
+"""
+MONKEY_PATCH = True
+PASS_THROUGH = False
+
+#: Config key holding a ``logging.config.dictConfig`` mapping.
+LOGGING_CONFIG_KEY = "LOGGING"
+#: Format of the default logging set up when the config has no LOGGING.
+DEFAULT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_log = logging.getLogger(__name__)
+
+
+def init_parser(parser: argparse.ArgumentParser) -> None:
+    """Add run's arguments."""
+    parser.add_argument("services", nargs="+", metavar="SERVICE",
+                        help="module or module:ServiceClass to run")
+    add_config_options(parser)
+    parser.add_argument(
+        "--backdoor-port", metavar="[HOST:]PORT", type=parse_address,
+        help="serve an eventlet backdoor (a Python prompt inside the running "
+             "process, with `runner` defined) on PORT of HOST, by default "
+             "127.0.0.1 only; connect with `nameko_like backdoor`",
+    )
+
+
+def setup_logging(config: dict[str, Any], config_files: list[str]) -> None:
+    """Configure logging from the config's LOGGING, else log INFO to stderr.
+
+    Library modules log per-message details at DEBUG only, so the default
+    INFO level keeps logging off the message-handling path.
+    """
+    import logging.config
+
+    settings = config.get(LOGGING_CONFIG_KEY)
+    if settings is None:
+        logging.basicConfig(level=logging.INFO, format=DEFAULT_LOG_FORMAT, stream=sys.stderr)
+        return
+    from nameko_like.exceptions import ConfigurationError
+
+    source = ", ".join(config_files) or "--define"
+    try:
+        logging.config.dictConfig(settings)
+    # dictConfig raises many types for the many ways its input can be wrong.
+    except Exception as exc:
+        # Its messages name the broken part; the reason is in the cause.
+        reason = f"{exc} ({exc.__cause__})" if exc.__cause__ else str(exc)
+        raise ConfigurationError(
+            f"{source}: key '{LOGGING_CONFIG_KEY}' is not a valid logging config: {reason}"
+        ) from None
+
+
+def main(args: argparse.Namespace) -> int:
+    """Load the config, find the services, check the broker, then serve."""
+    config = load_cli_config(args)
+    setup_logging(config, args.config)
+
+    # Imported now that eventlet has patched the standard library.
+    from nameko_like.amqp.connection import verify_amqp_uri
+    from nameko_like.cli import discovery
+    from nameko_like.cli.serving import serve
+
+    services = discovery.resolve_services(args.services)
+    verify_amqp_uri(config)
+    return serve(services, config, backdoor_address=args.backdoor_port)

@@ -1,0 +1,140 @@
+"""Standalone RPC proxies from a plain (unpatched) Python program, and from a
+patched one with many greenthreads sharing one proxy.
+
+The services run in this (patched) test process; the unpatched client is a
+script run with ``sys.executable``.
+"""
+
+import json
+import sys
+import textwrap
+
+import pytest
+from eventlet.green import subprocess
+
+from nameko_like._eventlet import eventlet
+from nameko_like.rpc import rpc
+from nameko_like.standalone.rpc import ClusterRpcProxy, ServiceRpcProxy
+
+
+class Target:
+    name = "target"
+
+    @rpc
+    def echo(self, value):
+        return value
+
+    @rpc
+    def slow(self, seconds, value=None):
+        eventlet.sleep(seconds)
+        return value
+
+    @rpc
+    def fail(self, *args):
+        raise ValueError(*args)
+
+
+UNPATCHED_CLIENT = textwrap.dedent("""
+    import json
+    import sys
+    import threading
+    import time
+
+    from eventlet import patcher
+
+    from nameko_like.exceptions import RemoteError, RpcTimeout, UnknownService
+    from nameko_like.standalone.rpc import ClusterRpcProxy, ServiceRpcProxy
+
+    config = json.loads(sys.argv[1])
+    out = {"patched": patcher.is_monkey_patched("socket") or patcher.is_monkey_patched("thread")}
+
+    with ClusterRpcProxy(config, timeout=10) as cluster:
+        out["sync"] = cluster.target.echo("hello")
+        replies = [cluster.target.echo.call_async(n) for n in range(100)]
+        out["async"] = [reply.result() for reply in replies]
+        try:
+            cluster.target.fail("bad", 1)
+        except RemoteError as exc:
+            out["remote_error"] = [exc.exc_type, exc.exc_args]
+        started = time.monotonic()
+        try:
+            cluster.nobody.anything()
+        except UnknownService:
+            out["unknown_service_seconds"] = time.monotonic() - started
+
+        # OS threads sharing the one proxy
+        results = {}
+        def caller(number):
+            results[number] = [cluster.target.echo([number, n]) for n in range(10)]
+        threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        out["threads_ok"] = all(
+            results.get(n) == [[n, i] for i in range(10)] for n in range(8))
+
+    with ServiceRpcProxy("target", config, timeout=0.6) as target:
+        started = time.monotonic()
+        try:
+            target.slow(0.8, "late")
+        except RpcTimeout:
+            out["timeout_seconds"] = time.monotonic() - started
+        # the late reply arrives while this call waits, and is not taken for it
+        out["after_timeout"] = target.slow(0.3, "prompt")
+
+    print(json.dumps(out))
+""")
+
+
+def run_unpatched(tmp_path, script, *args, timeout=60):
+    path = tmp_path / "client.py"
+    path.write_text(script)
+    process = subprocess.Popen(
+        [sys.executable, str(path), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stderr.decode()
+    return json.loads(stdout.decode().strip().splitlines()[-1])
+
+
+@pytest.mark.integration
+def test_cluster_and_service_proxies_in_an_unpatched_process(container_factory, rabbit_config, tmp_path):
+    container_factory(Target, dict(rabbit_config)).start()
+
+    out = run_unpatched(tmp_path, UNPATCHED_CLIENT, json.dumps({"AMQP_URI": rabbit_config["AMQP_URI"]}))
+
+    assert out["patched"] is False
+    assert out["sync"] == "hello"
+    assert out["async"] == list(range(100))
+    assert out["remote_error"] == ["ValueError", ["bad", 1]]
+    assert out["unknown_service_seconds"] < 1.0
+    assert out["threads_ok"] is True
+    assert 0.55 < out["timeout_seconds"] < 1.5
+    assert out["after_timeout"] == "prompt"
+
+
+def test_fifty_greenthreads_share_one_cluster_proxy(container_factory, backend):
+    container_factory(Target, dict(backend, max_workers=20)).start()
+
+    def caller(cluster, number):
+        return [cluster.target.echo([number, n]) for n in range(5)]
+
+    with ClusterRpcProxy(backend, timeout=10) as cluster:
+        pool = eventlet.GreenPool(50)
+        threads = [pool.spawn(caller, cluster, number) for number in range(50)]
+        results = [thread.wait() for thread in threads]
+    assert results == [[[number, n] for n in range(5)] for number in range(50)]
+
+
+def test_greenthreads_share_one_service_proxy_with_call_async(container_factory, backend):
+    container_factory(Target, dict(backend)).start()
+
+    def caller(target, number):
+        replies = [target.slow.call_async(0.01, [number, n]) for n in range(4)]
+        return [reply.result() for reply in replies]
+
+    with ServiceRpcProxy("target", backend, timeout=10) as target:
+        pool = eventlet.GreenPool(50)
+        threads = [pool.spawn(caller, target, number) for number in range(50)]
+        results = [thread.wait() for thread in threads]
+    assert results == [[[number, n] for n in range(4)] for number in range(50)]
