@@ -11,7 +11,11 @@ import sys
 
 from nameko_like._eventlet import eventlet
 
-eventlet.monkey_patch()
+# Services always run monkey-patched; clients run as the plain scripts
+# Nameko's standalone proxies are documented for, except the 50 green-thread
+# callers, which need the patch to be concurrent at all.
+if sys.argv[1].startswith("serve") or sys.argv[1] == "rpc-callers":
+    eventlet.monkey_patch()
 
 import time  # noqa: E402
 

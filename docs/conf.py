@@ -11,11 +11,15 @@ import sys
 # the build working from a plain checkout too.
 sys.path.insert(0, os.path.abspath(".."))
 
+# autodoc imports nameko_like.testing.pytest, which monkey patches the
+# process it is loaded in unless told not to: Sphinx must stay unpatched.
+os.environ.setdefault("NAMEKO_LIKE_NO_MONKEY_PATCH", "1")
+
 from nameko_like import __version__  # noqa: E402
 
 project = "nameko_like"
 author = "the nameko_like authors"
-copyright = "the nameko_like authors"  # noqa: A001 - Sphinx's name for it
+copyright = "the nameko_like authors"
 version = release = __version__
 
 extensions = [
@@ -36,6 +40,3 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-
-# Literal blocks default to Python; shell sessions say `console`.
-highlight_language = "python3"

@@ -48,22 +48,30 @@ def get_container_cls(config: dict) -> type:
     return ServiceContainer
 
 
-def _run_on_all(extensions: Iterable[Extension], action: Callable[[Extension], Any]) -> None:
-    """Run ``action`` on every extension concurrently; re-raise the first error."""
+def _capture(action: Callable[[Any], Any], item: Any) -> BaseException | None:
+    """Run ``action(item)``; return its exception instead of raising it.
+
+    A greenthread that dies with an exception gets its traceback printed by
+    eventlet's hub, on top of whatever we log; returning it avoids that.
+    """
+    try:
+        action(item)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _run_on_all(extensions: Iterable[Any], action: Callable[[Any], Any]) -> None:
+    """Run ``action`` on every item concurrently; re-raise the first error."""
     items = list(extensions)
     if not items:
         return
     if len(items) == 1:
         action(items[0])
         return
-    threads = [eventlet.spawn(action, item) for item in items]
-    first_error: BaseException | None = None
-    for thread in threads:
-        try:
-            thread.wait()
-        except Exception as exc:  # keep waiting for the rest before raising
-            if first_error is None:
-                first_error = exc
+    threads = [eventlet.spawn(_capture, action, item) for item in items]
+    errors = [thread.wait() for thread in threads]
+    first_error = next((error for error in errors if error is not None), None)
     if first_error is not None:
         raise first_error
 
@@ -103,7 +111,11 @@ class ServiceContainer:
                 self.entrypoints.add(bound)
                 self.subextensions.update(iter_extensions(bound))
 
-        self._worker_pool = eventlet.GreenPool(size=self.max_workers)
+        # A semaphore and bare greenlets rather than a GreenPool: no
+        # GreenThread, result event and link per call on the hot path.
+        self._worker_slots = eventlet.semaphore.Semaphore(self.max_workers)
+        self._workers_idle = eventlet.event.Event()
+        self._workers_idle.send(True)
         self._worker_threads: dict[WorkerContext, Any] = {}
         self._managed_threads: dict[Any, str | None] = {}
 
@@ -125,7 +137,7 @@ class ServiceContainer:
     @property
     def free_worker_slots(self) -> int:
         """How many workers can be spawned now without waiting."""
-        return self._worker_pool.free()
+        return self._worker_slots.counter
 
     def wait_for_worker_slot(self, timeout: float = 0.5) -> bool:
         """Block until a worker could be spawned without waiting, or ``timeout``.
@@ -133,7 +145,7 @@ class ServiceContainer:
         The slot is not reserved: spawn in the same greenthread, without
         yielding in between, to be sure to get it.
         """
-        semaphore = self._worker_pool.sem
+        semaphore = self._worker_slots
         if semaphore.acquire(timeout=timeout):
             semaphore.release()
             return True
@@ -182,14 +194,9 @@ class ServiceContainer:
 
     def _wait_for_workers(self, timeout: float | None) -> bool:
         """Wait until no worker runs; False if ``timeout`` passed first."""
-        # Not GreenPool.waitall(): it never wakes if a greenthread is waiting
-        # in wait_for_worker_slot() when the last worker ends (the pool only
-        # signals when no one waits on its semaphore).
-        with eventlet.Timeout(timeout, False):
-            while self._worker_pool.running():
-                eventlet.sleep(0.01)
+        if not self._worker_threads:
             return True
-        return False
+        return bool(self._workers_idle.wait(timeout)) or not self._worker_threads
 
     def kill(self, exc_info: Any = None) -> None:
         """Stop at once; ``wait()`` then raises the error in ``exc_info``, if any."""
@@ -261,9 +268,11 @@ class ServiceContainer:
         entrypoint.check_signature(args, kwargs)
         service = self.service_cls()
         worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
-        thread = self._worker_pool.spawn(self._run_worker, worker_ctx, handle_result)
-        if not thread.dead:
-            self._worker_threads[worker_ctx] = thread
+        self._worker_slots.acquire()
+        if self._workers_idle.ready():
+            self._workers_idle.reset()
+        # registered before it can run: spawn_n only schedules the greenlet
+        self._worker_threads[worker_ctx] = eventlet.spawn_n(self._run_worker, worker_ctx, handle_result)
         return worker_ctx
 
     def spawn_managed_thread(self, fn: Callable[[], Any], identifier: str | None = None) -> Any:
@@ -327,7 +336,14 @@ class ServiceContainer:
                 for provider in self.dependencies:
                     provider.worker_teardown(worker_ctx)
             finally:
-                self._worker_threads.pop(worker_ctx, None)
+                self._worker_done(worker_ctx)
+                worker_ctx.run_teardown_callbacks()
+
+    def _worker_done(self, worker_ctx: WorkerContext) -> None:
+        if self._worker_threads.pop(worker_ctx, None) is not None:
+            self._worker_slots.release()
+        if not self._worker_threads and not self._workers_idle.ready():
+            self._workers_idle.send(True)
 
     def _inject_dependencies(self, worker_ctx: WorkerContext) -> None:
         for provider in self.dependencies:
@@ -339,8 +355,9 @@ class ServiceContainer:
             if thread is current:
                 continue
             _log.warning("killing worker %s of %s", worker_ctx.call_id, self.service_name)
-            thread.kill()
-        self._worker_threads.clear()
+            eventlet.kill(thread)
+            # a greenlet killed before it started never reaches its finally
+            self._worker_done(worker_ctx)
 
     def _kill_managed_threads(self) -> None:
         current = eventlet.getcurrent()

@@ -128,7 +128,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
 
     def decode(self, message: Any) -> Any:
         """The message body, decoded; refuses content types not accepted."""
-        return serialization.decode(message.body, message.content_type, message.content_encoding, self.accept)
+        return serialization.decode(message.body, message.content_type, message.content_encoding,
+                                    self.accept, message.headers)
 
     def worker_started(self, message: Any) -> None:
         """Note that a worker now handles ``message`` (see ``worker_finished``)."""

@@ -66,18 +66,26 @@ class ServiceRunner:
         If one dies with an error, that error is raised at once; the caller
         decides what to do with the others (``nameko_like run`` kills them).
         """
-        waiters = [eventlet.spawn(container.wait) for container in self.containers]
-        pending = set(waiters)
         queue: Any = eventlet.queue.LightQueue()
-        for waiter in waiters:
-            waiter.link(queue.put)
+
+        def wait_for(container: Any) -> None:
+            # the outcome travels through the queue, so a container's error
+            # is raised here once rather than printed again by eventlet's hub
+            try:
+                container.wait()
+            except Exception as exc:  # handed to the caller as is
+                queue.put(exc)
+            else:
+                queue.put(None)
+
+        waiters = [eventlet.spawn(wait_for, container) for container in self.containers]
         try:
-            while pending:
-                finished = queue.get()
-                pending.discard(finished)
-                finished.wait()
+            for _ in waiters:
+                error = queue.get()
+                if error is not None:
+                    raise error
         finally:
-            for waiter in pending:
+            for waiter in waiters:
                 waiter.kill()
 
 

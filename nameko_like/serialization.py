@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from kombu import serialization as kombu_serialization
+from kombu.compression import decompress
+from kombu.exceptions import DecodeError
 
 from nameko_like.constants import (
     ACCEPT_CONFIG_KEY,
@@ -93,10 +95,19 @@ def _content_type_of(name: str) -> str:
     return kombu_serialization.registry._encoders[name].content_type
 
 
-def decode(body: Any, content_type: str | None, content_encoding: str | None, accept: set[str]) -> Any:
+def decode(body: Any, content_type: str | None, content_encoding: str | None, accept: set[str],
+           headers: dict | None = None) -> Any:
     """Decode a message body, refusing content types not in ``accept``.
 
-    Raises ``kombu.exceptions.ContentDisallowed`` for a refused type and
-    ``kombu.exceptions.DecodeError`` for a body its type can't parse.
+    A body compressed by the publisher (its ``compression`` header names
+    how) is decompressed first. Raises ``kombu.exceptions.ContentDisallowed``
+    for a refused type and ``kombu.exceptions.DecodeError`` for a body that
+    can't be decompressed or parsed.
     """
+    compression = headers.get("compression") if headers else None
+    if compression:
+        try:
+            body = decompress(body, compression)
+        except Exception as exc:
+            raise DecodeError(f"cannot decompress ({compression}): {exc}") from None
     return kombu_serialization.loads(body, content_type, content_encoding, accept=accept)

@@ -27,7 +27,7 @@ class WorkerContext:
 
     __slots__ = (
         "container", "config", "service", "entrypoint", "args", "kwargs",
-        "data", "call_id", "call_id_stack", "parent_calls_tracked",
+        "data", "call_id", "call_id_stack", "parent_calls_tracked", "_teardown_callbacks",
     )
 
     def __init__(
@@ -54,6 +54,23 @@ class WorkerContext:
         if self.parent_calls_tracked >= 0:
             parents = parents[-self.parent_calls_tracked:] if self.parent_calls_tracked else []
         self.call_id_stack = parents + [self.call_id]
+        self._teardown_callbacks: list | None = None
+
+    def after_teardown(self, callback: Any) -> None:
+        """Call ``callback()`` once this worker has been torn down.
+
+        For code that observes workers (e.g. the testing helpers), which
+        must not see a worker as done while its providers still clean up.
+        """
+        if self._teardown_callbacks is None:
+            self._teardown_callbacks = []
+        self._teardown_callbacks.append(callback)
+
+    def run_teardown_callbacks(self) -> None:
+        """Called by the container when the worker has been torn down."""
+        callbacks, self._teardown_callbacks = self._teardown_callbacks, None
+        for callback in callbacks or ():
+            callback()
 
     @property
     def service_name(self) -> str:

@@ -10,7 +10,8 @@ queue arguments, names on the wire) use ``rabbit_config`` directly.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from kombu import Connection, Queue
@@ -52,12 +53,6 @@ def backend(request: pytest.FixtureRequest) -> dict:
     if request.param == "rabbit":
         return request.getfixturevalue("rabbit_config")
     return request.getfixturevalue("memory_config")
-
-
-@pytest.fixture
-def is_memory(backend: dict) -> bool:
-    """Whether this run of a ``backend`` test uses the in-process broker."""
-    return backend["AMQP_URI"].startswith("memory:")
 
 
 @pytest.fixture

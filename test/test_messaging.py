@@ -104,7 +104,8 @@ def worker(container_factory, backend):
 
 
 def test_publisher_to_consumer_through_a_custom_exchange(worker, send):
-    send("publish", {"task": 1}, routing_key="task.new", context_data={"language": "pt", "foo": "bar"})
+    context = {"language": "pt", "foo": "bar"}
+    send("publish", {"task": 1}, routing_key="task.new", context_data=context)
     [(payload, data)] = wait_for_received(1)
     assert payload == {"task": 1}
     assert data["language"] == "pt"
@@ -164,7 +165,8 @@ def test_default_message_properties(rabbit_send, management):
 @pytest.mark.integration
 def test_configured_options_and_per_call_overrides(rabbit_send, management):
     rabbit_send("publish_transient", "configured", routing_key="hold.a")
-    rabbit_send("publish_transient", "overridden", routing_key="hold.b", delivery_mode=2, priority=7)
+    rabbit_send("publish_transient", "overridden", routing_key="hold.b",
+                delivery_mode=2, priority=7)
     configured, overridden = management.peek("hold-queue")
     assert configured["properties"]["delivery_mode"] == 1
     assert configured["properties"]["priority"] == 3
@@ -207,27 +209,6 @@ def test_mandatory_publish_of_an_unroutable_message_raises(rabbit_send, manageme
         rabbit_send("publish_mandatory", "lost", routing_key="nowhere.at.all")
     rabbit_send("publish_mandatory", "kept", routing_key="hold.m")
     assert [json.loads(m["payload"]) for m in management.peek("hold-queue")] == ["kept"]
-
-
-@pytest.mark.integration
-def test_mandatory_returns_match_their_own_publishes(rabbit_config, management):
-    # routable and unroutable publishes interleaved on one pipelined channel:
-    # each outcome must be settled with its own message's fate
-    from nameko_like.amqp import Publisher as AmqpPublisher
-
-    publisher = AmqpPublisher(config=rabbit_config, declare=[HOLD_QUEUE], mandatory=True)
-    outcomes = []
-    for number in range(20):
-        key = "hold.ok" if number % 3 else "void.key"
-        outcomes.append((key, publisher.publish_async(number, exchange="tasks", routing_key=key)))
-    for key, outcome in outcomes:
-        if key == "void.key":
-            with pytest.raises(UndeliverableMessage):
-                publisher.channel.wait(outcome, timeout=5)
-        else:
-            publisher.channel.wait(outcome, timeout=5)
-    kept = [json.loads(m["payload"]) for m in management.peek("hold-queue", count=50)]
-    assert kept == [n for n in range(20) if n % 3]
 
 
 @pytest.mark.integration

@@ -149,7 +149,8 @@ def test_custom_serializer_on_the_wire(container_factory, rabbit_config, managem
     container.start()
     container.stop()
     event_dispatcher(config)("somewhere", "happened", {"what": "it"})
-    [message] = management.wait_for(lambda: management.peek("evt-somewhere-happened--listener.on_event"))
+    queue_name = "evt-somewhere-happened--listener.on_event"
+    [message] = management.wait_for(lambda: management.peek(queue_name))
     assert message["properties"]["content_type"] == "application/x-reversed-json"
     assert message["payload"] == json.dumps({"what": "it"})[::-1]
 
@@ -158,7 +159,8 @@ def test_custom_serializer_on_the_wire(container_factory, rabbit_config, managem
 
 
 def publish_pickle(config, payload):
-    Publisher(config=config, serializer="pickle").publish(payload, exchange="", routing_key="untrusted")
+    publisher = Publisher(config=config, serializer="pickle")
+    publisher.publish(payload, exchange="", routing_key="untrusted")
 
 
 def test_pickle_to_a_json_service_is_dead_lettered_not_unpickled(

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import uuid
 from typing import Any, Callable
 
-from kombu import Consumer, Queue
+import amqp
+from kombu import Queue
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, safe_uri
@@ -27,6 +29,37 @@ from nameko_like.amqp.transport_tuning import tune_connection
 _log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[Any], None]
+
+
+class Delivery:
+    """A message delivered by py-amqp, with the interface handlers use.
+
+    ``body`` (bytes), ``properties``, ``headers``, ``content_type``,
+    ``content_encoding``, ``delivery_info``, ``channel``, ``ack()`` and
+    ``reject(requeue)``, as kombu's messages have them.
+    """
+
+    __slots__ = ("body", "properties", "headers", "content_type", "content_encoding",
+                 "delivery_info", "delivery_tag", "channel")
+
+    def __init__(self, raw: amqp.Message) -> None:
+        properties = raw.properties
+        self.body = raw.body
+        self.properties = properties
+        self.headers = properties.get("application_headers") or {}
+        self.content_type = properties.get("content_type")
+        self.content_encoding = properties.get("content_encoding")
+        self.delivery_info = raw.delivery_info
+        self.delivery_tag = raw.delivery_info["delivery_tag"]
+        self.channel = raw.channel
+
+    def ack(self) -> None:
+        """Acknowledge the message."""
+        self.channel.basic_ack(self.delivery_tag)
+
+    def reject(self, requeue: bool = False) -> None:
+        """Reject the message, back to its queue if ``requeue``."""
+        self.channel.basic_reject(self.delivery_tag, requeue)
 
 #: Reconnect backoff bounds, in seconds.
 RECONNECT_INTERVAL_START = 0.5
@@ -47,7 +80,7 @@ class ConsumerConnection:
         self.config = config
         self.prefetch_count = prefetch_count
         self._handlers: dict[str, tuple[Queue, MessageHandler]] = {}
-        self._consumers: dict[str, Any] = {}
+        self._consumers: dict[str, str] = {}
         self._connection: Any = None
         self._channel: Any = None
         self._write_lock = eventlet.semaphore.Semaphore()
@@ -76,27 +109,38 @@ class ConsumerConnection:
     def remove_queue(self, queue_name: str) -> None:
         """Stop consuming ``queue_name``; its backlog goes back to the broker."""
         self._handlers.pop(queue_name, None)
-        consumer = self._consumers.pop(queue_name, None)
+        tag = self._consumers.pop(queue_name, None)
         channel = self._channel
-        if consumer is not None and channel is not None:
+        if tag is not None and channel is not None:
             try:
                 with self._write_lock:
-                    # nowait: the cancel-ok would have to be read from the
-                    # socket the reader owns; deliveries already on their
-                    # way are requeued by _handle
-                    for tag in list(consumer._active_tags.values()):
+                    if isinstance(channel, amqp.Channel):
+                        # nowait: the cancel-ok would have to be read from
+                        # the socket the reader owns; deliveries already on
+                        # their way are requeued by _handle
                         channel.basic_cancel(tag, nowait=True)
+                    else:
+                        channel.basic_cancel(tag)
             except Exception as exc:  # a dead connection cancels by itself
                 _log.debug("cancel of %s failed: %s", queue_name, exc)
 
     def _consume(self, queue: Queue) -> None:
-        bound = queue(self._channel)
-        bound.declare()
+        channel = self._channel
+        queue(channel).declare()
         name = queue.name
-        consumer = Consumer(self._channel, queues=[bound], no_ack=False, auto_declare=False,
-                            on_message=lambda message: self._on_message(name, message))
-        consumer.consume()
-        self._consumers[queue.name] = consumer
+        if isinstance(channel, amqp.Channel):
+            # py-amqp straight, without kombu's Consumer/Message layers: they
+            # cost more per message than everything else we do with it
+            def on_delivery(raw: amqp.Message) -> None:
+                self._on_message(name, Delivery(raw))
+
+            tag = channel.basic_consume(name, callback=on_delivery, no_ack=False)
+        else:
+            # kombu's virtual transports (memory://) deliver kombu Messages,
+            # which already offer what Delivery does
+            tag = f"{name}-{uuid.uuid4().hex}"
+            channel.basic_consume(name, False, lambda message: self._on_message(name, message), tag)
+        self._consumers[name] = tag
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -143,6 +187,9 @@ class ConsumerConnection:
         connection.connect()
         tune_connection(connection, coalesce_writes=True)
         channel = connection.channel()
+        if isinstance(channel, amqp.Channel):
+            # bodies stay bytes; the serializer decodes them by content type
+            channel.auto_decode = False
         channel.basic_qos(0, self.prefetch_count, False)
         self._connection, self._channel = connection, channel
         for queue, _handler in list(self._handlers.values()):

@@ -24,7 +24,7 @@ from kombu import Exchange, Producer
 from kombu.exceptions import OperationalError
 
 from nameko_like._eventlet import eventlet
-from nameko_like.amqp.connection import is_memory_uri, make_connection, safe_uri
+from nameko_like.amqp.connection import connection_key, is_memory_uri, make_connection, safe_uri
 from nameko_like.amqp.transport_tuning import tune_connection
 from nameko_like.amqp.encode import build_message, send_publish
 from nameko_like.amqp.outcome import PublishOutcome, settled_outcome
@@ -345,15 +345,27 @@ _channels: dict[tuple, PublishChannel] = {}
 _channels_lock = threading.Lock()
 
 
+_keys: dict[int, tuple[dict, tuple]] = {}
+
+
 def get_publish_channel(config: dict) -> PublishChannel:
     """The process-wide PublishChannel for the broker of ``config``.
 
     One pipelined connection per broker and connection settings is the
     bounded pool: a publisher never waits for a connection to be free.
+    Called for every reply and event, so the connection key is worked out
+    once per config dict (config is not expected to change once services
+    run).
     """
-    from nameko_like.amqp.connection import connection_key
-
-    key = connection_key(config)
+    cached = _keys.get(id(config))
+    if cached is not None and cached[0] is config:
+        key = cached[1]
+    else:
+        key = connection_key(config)
+        _keys[id(config)] = (config, key)
+    channel = _channels.get(key)
+    if channel is not None and not channel._closed:
+        return channel
     with _channels_lock:
         channel = _channels.get(key)
         if channel is None or channel._closed:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from nameko_like.cli.options import parse_address
+
+if TYPE_CHECKING:
+    import socket
 
 NAME = "backdoor"
 HELP = "connect to a running service's backdoor"
@@ -37,7 +41,7 @@ def init_parser(parser: argparse.ArgumentParser) -> None:
                         help="where the backdoor listens (host defaults to 127.0.0.1)")
 
 
-def _send_input(sock: object, stdin_fd: int) -> None:
+def _send_input(sock: socket.socket, stdin_fd: int) -> None:
     """Copy stdin to the socket; at its end, tell the backdoor no more is coming."""
     import os
     import socket
@@ -47,10 +51,10 @@ def _send_input(sock: object, stdin_fd: int) -> None:
             chunk = os.read(stdin_fd, 4096)
             if not chunk:
                 break
-            sock.sendall(chunk)  # type: ignore[attr-defined]
+            sock.sendall(chunk)
         # The backdoor's console ends on end-of-input and then closes the
         # connection, which ends the output loop in the main thread.
-        sock.shutdown(socket.SHUT_WR)  # type: ignore[attr-defined]
+        sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass  # the backdoor went away; the output loop sees that too
 

@@ -126,7 +126,8 @@ def run_script(source: str, namespace: dict[str, Any]) -> int:
         exec(compile(source, "<stdin>", "exec"), namespace)
     except Exception as exc:
         # Start the traceback at the script: this frame is noise to its author.
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+        traceback.print_exception(type(exc), exc, tb)
         return 1
     return 0
 

@@ -59,17 +59,9 @@ def _find_entrypoint(container: Any, method_name: str) -> Entrypoint:
     )
 
 
-def _after_worker(callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the calling worker greenthread has finished.
-
-    Called from inside a worker (a result handler), this defers
-    ``callback`` until the worker's providers have all been torn down.
-    """
-    current = eventlet.getcurrent()
-    if isinstance(current, eventlet.greenthread.GreenThread):
-        current.link(lambda _thread: callback())
-    else:
-        callback()
+def _after_worker(worker_ctx: Any, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the worker of ``worker_ctx`` has been torn down."""
+    worker_ctx.after_teardown(callback)
 
 
 def _observing(
@@ -84,7 +76,7 @@ def _observing(
     def observed(worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
         if handle_result is not None:
             result, exc_info = handle_result(worker_ctx, result, exc_info)
-        _after_worker(lambda: observe(worker_ctx, result, exc_info))
+        _after_worker(worker_ctx, lambda: observe(worker_ctx, result, exc_info))
         return result, exc_info
 
     return observed

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 def ready_count(config, queue_name):
     """Messages ready on a queue, read live from the broker (not the statistics)."""
     with Connection(config["AMQP_URI"]) as connection:
-        _name, count, _consumers = connection.default_channel.queue_declare(queue_name, passive=True)
+        channel = connection.default_channel
+        _name, count, _consumers = channel.queue_declare(queue_name, passive=True)
     return count
 
 
@@ -55,15 +56,14 @@ def test_prefetch_beyond_workers_neither_deadlocks_nor_misses_heartbeats(
     config = dict(rabbit_config, max_workers=2, PREFETCH_COUNT=50, HEARTBEAT=1)
     container_factory(Busy, config).start()
 
-    with caplog.at_level(logging.WARNING):
-        with ClusterRpcProxy(rabbit_config, timeout=15) as cluster:
-            started = time.monotonic()
-            blocking = [cluster.busy.block.call_async(3) for _ in range(2)]
-            eventlet.sleep(0.1)  # the two blockers are delivered first
-            quick = [cluster.busy.quick.call_async(i) for i in range(48)]
-            assert [reply.result() for reply in quick] == list(range(48))
-            assert [reply.result() for reply in blocking] == ["unblocked"] * 2
-            elapsed = time.monotonic() - started
+    with caplog.at_level(logging.WARNING), ClusterRpcProxy(rabbit_config, timeout=15) as cluster:
+        started = time.monotonic()
+        blocking = [cluster.busy.block.call_async(3) for _ in range(2)]
+        eventlet.sleep(0.1)  # the two blockers are delivered first
+        quick = [cluster.busy.quick.call_async(i) for i in range(48)]
+        assert [reply.result() for reply in quick] == list(range(48))
+        assert [reply.result() for reply in blocking] == ["unblocked"] * 2
+        elapsed = time.monotonic() - started
 
     assert sorted(Busy.executions) == list(range(48))  # each exactly once
     assert 2.9 < elapsed < 5, elapsed
@@ -102,7 +102,8 @@ def test_request_is_acked_only_once_the_worker_finished(
         gate.started.wait()
         # delivered, not ready, and (as the statistics catch up) unacked
         assert ready_count(rabbit_config, "rpc-gate") == 0
-        management.wait_for(lambda: management.queue("rpc-gate").get("messages_unacknowledged") == 1)
+        management.wait_for(
+            lambda: management.queue("rpc-gate").get("messages_unacknowledged") == 1)
 
         gate.release.send(True)
         assert reply.result() == "released"

@@ -107,8 +107,8 @@ class Cli:
         """
         result = subprocess.run(
             [sys.executable, "-m", "nameko_like", *args], cwd=self.cwd,
-            input=textwrap.dedent(input) if input is not None else "", capture_output=True, text=True,
-            timeout=timeout,
+            input=textwrap.dedent(input) if input is not None else "",
+            capture_output=True, text=True, timeout=timeout,
         )
         assert_no_deprecation_notice(result.stdout + result.stderr)
         return result

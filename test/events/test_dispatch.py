@@ -121,7 +121,8 @@ def test_event_from_a_service_reaches_the_handler_with_context_data(start):
     assert outcome["data"]["user_id"] == 9
     assert outcome["data"]["foo"] == "bar"
     stack = outcome["call_id_stack"]
-    assert [call_id.rsplit(".", 1)[0] for call_id in stack] == ["source.emit", "listener.on_created"]
+    assert [call_id.rsplit(".", 1)[0] for call_id in stack] == [
+        "source.emit", "listener.on_created"]
 
 
 def test_standalone_dispatcher_sync_and_async(start, backend):

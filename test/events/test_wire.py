@@ -61,11 +61,13 @@ def test_queue_and_exchange_names_and_flags(container_factory, rabbit_config, ma
         assert (queue["durable"], queue["auto_delete"]) == (durable, auto_delete), name
         assert management.bindings(name) == [("orders.events", routing_key)], name
     exchange = management.exchange("orders.events")
-    # auto-delete by default, as in Nameko 2.x (AUTO_DELETE_EVENT_EXCHANGES)
-    assert (exchange["type"], exchange["durable"], exchange["auto_delete"]) == ("topic", True, True)
+    # not auto-delete unless AUTO_DELETE_EVENT_EXCHANGES says so, as in Nameko 2.x
+    assert (exchange["type"], exchange["durable"], exchange["auto_delete"]) == (
+        "topic", True, False)
 
 
-def test_default_broadcast_identifier_makes_a_queue_per_instance(container_factory, rabbit_config, management):
+def test_default_broadcast_identifier_makes_a_queue_per_instance(
+        container_factory, rabbit_config, management):
     class Broadcaster:
         name = "broadcaster"
 
@@ -99,13 +101,14 @@ def test_event_message_shape(container_factory, rabbit_config, management):
     assert properties["headers"] == {"nameko.language": "it", "nameko.foo": "bar"}
 
 
-def test_unreliable_handler_misses_events_dispatched_while_down(container_factory, rabbit_config, management):
+def test_unreliable_handler_misses_events_dispatched_while_down(
+        container_factory, rabbit_config, management):
     first = container_factory(Handlers, dict(rabbit_config))
     first.start()
     first.stop()
     # its auto-delete queue went with its consumer ...
-    management.wait_for(lambda: "evt-orders-cancelled--handlers.unreliable" not in management.queue_names(),
-                        timeout=5)
+    name = "evt-orders-cancelled--handlers.unreliable"
+    management.wait_for(lambda: name not in management.queue_names(), timeout=5)
     dispatch = event_dispatcher(rabbit_config)
     dispatch("orders", "cancelled", "while down")
     # ... so the event is gone, while the reliable handlers get theirs

@@ -179,7 +179,7 @@ def test_command_config_and_modules_exist_in_the_image(compose, image, name):
         assert image.has_file(workdir / config), f"{config} is not in the image's {workdir}"
     assert args.services, "the command names no service module"
     for service in args.services:
-        module, _, cls = service.partition(":")
+        module = service.partition(":")[0]
         assert image.has_module(module, workdir), f"{module} is not in the image"
         assert module.split(".")[-1] == name
 

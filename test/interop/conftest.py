@@ -11,15 +11,14 @@ the reason.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -41,18 +40,8 @@ CLIENT_TIMEOUT = 60
 #: Seconds a Nameko service has to stop after SIGTERM before it is killed.
 STOP_TIMEOUT = 10
 
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it if this test process dies.
-
-    Teardown stops every subprocess, but a test process killed outright
-    (pytest-timeout, Ctrl-C twice, kill -9) runs no teardown.
-    """
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+#: Starts Nameko's processes so that they die with this one.
+LAUNCHER = NAMEKO_SIDE / "die_with_parent.py"
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +68,7 @@ def _nameko_env() -> dict:
     # eventlet announces its deprecation on every import
     env["PYTHONWARNINGS"] = "ignore"
     env["PYTHONUNBUFFERED"] = "1"
+    env["INTEROP_PARENT_PID"] = str(os.getpid())
     return env
 
 
@@ -100,9 +90,10 @@ class NamekoService:
         self.log_path = workdir / f"{name}.log"
         self._log_file = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [python, "-m", "nameko", "run", "--config", str(config_path), service_path],
+            [python, str(LAUNCHER), "-m", "nameko", "run", "--config", str(config_path),
+             service_path],
             cwd=NAMEKO_SIDE, env=_nameko_env(), stdin=subprocess.DEVNULL,
-            stdout=self._log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            stdout=self._log_file, stderr=subprocess.STDOUT,
         )
 
     @property
@@ -166,10 +157,9 @@ def nameko_client(nameko_python: str, rabbit_config: dict) -> Callable[[dict], A
         request.setdefault("config", nameko_config(rabbit_config))
         try:
             done = subprocess.run(
-                [nameko_python, str(NAMEKO_SIDE / "nk_client.py")],
+                [nameko_python, str(LAUNCHER), str(NAMEKO_SIDE / "nk_client.py")],
                 input=json.dumps(request), capture_output=True, text=True,
                 cwd=NAMEKO_SIDE, env=_nameko_env(), timeout=CLIENT_TIMEOUT, check=False,
-                preexec_fn=_die_with_parent,
             )
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"nk_client.py ran over {CLIENT_TIMEOUT}s; output so far: {exc.stderr!r}")
@@ -236,11 +226,15 @@ def start_container() -> Callable[[Any], None]:
     """
 
     def start(container: Any) -> None:
+        timer = eventlet.Timeout(START_TIMEOUT)
         try:
-            with eventlet.Timeout(START_TIMEOUT):
-                container.start()
-        except eventlet.Timeout:
+            container.start()
+        except eventlet.Timeout as exc:
+            if exc is not timer:
+                raise
             pytest.fail(f"{container.service_name} did not start within {START_TIMEOUT}s "
                         "(did the broker refuse a declaration? see the log)")
+        finally:
+            timer.cancel()
 
     return start

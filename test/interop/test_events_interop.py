@@ -98,9 +98,9 @@ def start_listener(nameko_run: Any, wait_for_consumers: Any, record_path: Path,
 
 
 def test_nameko_standalone_dispatch_reaches_nameko_like_handler(
-        container_factory, rabbit_config, nameko_client):
+        start_container, container_factory, rabbit_config, nameko_client):
     container = container_factory(Events, rabbit_config)
-    container.start()
+    start_container(container)
 
     with entrypoint_waiter(container, "on_nameko_ping", timeout=EVENT_TIMEOUT) as handled:
         nameko_client({"dispatch": [{
@@ -113,15 +113,17 @@ def test_nameko_standalone_dispatch_reaches_nameko_like_handler(
 
 
 def test_nameko_service_dispatch_reaches_nameko_like_handler(
-        container_factory, rabbit_config, nameko_run, wait_for_consumers, tmp_path):
+        start_container, container_factory, rabbit_config, nameko_run, wait_for_consumers,
+        tmp_path):
     container = container_factory(Events, rabbit_config)
-    container.start()
+    start_container(container)
     start_listener(nameko_run, wait_for_consumers, tmp_path / "events.jsonl")
 
-    with entrypoint_waiter(container, "on_announced", timeout=EVENT_TIMEOUT) as handled:
-        with ClusterRpcProxy(rabbit_config, context_data={"language": "pt-BR"},
-                             timeout=EVENT_TIMEOUT) as cluster:
-            cluster.nk_listener.announce(["news"])
+    proxy = ClusterRpcProxy(rabbit_config, context_data={"language": "pt-BR"},
+                            timeout=EVENT_TIMEOUT)
+    with entrypoint_waiter(container, "on_announced", timeout=EVENT_TIMEOUT) as handled, \
+            proxy as cluster:
+        cluster.nk_listener.announce(["news"])
 
     event = handled.get()
     assert (event["payload"], event["language"]) == (["news"], "pt-BR")
@@ -134,10 +136,11 @@ def test_nameko_service_dispatch_reaches_nameko_like_handler(
 
 
 def test_nameko_like_dispatch_reaches_nameko_handler(
-        container_factory, rabbit_config, nameko_run, wait_for_consumers, tmp_path):
+        start_container, container_factory, rabbit_config, nameko_run, wait_for_consumers,
+        tmp_path):
     record_path = tmp_path / "events.jsonl"
     start_listener(nameko_run, wait_for_consumers, record_path)
-    container_factory(Source, rabbit_config).start()
+    start_container(container_factory(Source, rabbit_config))
 
     dispatch = event_dispatcher(rabbit_config, context_data={"language": "es-ES"})
     dispatch("nl_source", "ping", {"from": "standalone"})
@@ -158,8 +161,8 @@ def test_nameko_like_dispatch_reaches_nameko_handler(
 @pytest.mark.parametrize("auto_delete", [None, True], ids=["default", "auto_delete"])
 @pytest.mark.parametrize("first", ["nameko", "nameko_like"])
 def test_event_exchange_redeclared_by_the_other_framework(
-        first, auto_delete, container_factory, rabbit_config, nameko_run, nameko_client,
-        wait_for_consumers, management, tmp_path):
+        first, auto_delete, start_container, container_factory, rabbit_config, nameko_run,
+        nameko_client, wait_for_consumers, management, tmp_path):
     """``nl_source.events``, declared by either side, is accepted by the other.
 
     Each side declares it both as a handler (binding its queue) and as a
@@ -178,7 +181,7 @@ def test_event_exchange_redeclared_by_the_other_framework(
                                      "payload": "from nameko"}]})
 
     def nameko_like_side() -> None:
-        container.start()
+        start_container(container)
         wait_for_consumers("evt-nl_source-ping--nl_events.on_our_ping")
         event_dispatcher(config)("nl_source", "ping", "from nameko_like")
 

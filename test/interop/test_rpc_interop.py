@@ -106,8 +106,9 @@ def start_greeter(nameko_run: Any, wait_for_consumers: Any) -> Any:
 # --- Nameko client -> nameko_like service -------------------------------------
 
 
-def test_nameko_client_calls_nameko_like_service(container_factory, rabbit_config, nameko_client):
-    container_factory(Backend, rabbit_config).start()
+def test_nameko_client_calls_nameko_like_service(start_container, container_factory,
+                                                 rabbit_config, nameko_client):
+    start_container(container_factory(Backend, rabbit_config))
 
     echo, echo_kwargs, failed, missing, bad_args, context = nameko_client({"calls": [
         {"service": "nl_backend", "method": "echo", "args": [PAYLOAD]},
@@ -165,10 +166,10 @@ def test_nameko_like_client_calls_nameko_service(rabbit_config, nameko_run, wait
 # --- services calling across frameworks ---------------------------------------
 
 
-def test_nameko_like_service_calls_nameko_service(container_factory, rabbit_config, nameko_run,
-                                                  wait_for_consumers):
+def test_nameko_like_service_calls_nameko_service(start_container, container_factory, rabbit_config,
+                                                  nameko_run, wait_for_consumers):
     start_greeter(nameko_run, wait_for_consumers)
-    container_factory(Gateway, rabbit_config).start()
+    start_container(container_factory(Gateway, rabbit_config))
 
     with ClusterRpcProxy(rabbit_config, context_data={"language": "de-DE"},
                          timeout=CALL_TIMEOUT) as cluster:
@@ -184,9 +185,9 @@ def test_nameko_like_service_calls_nameko_service(container_factory, rabbit_conf
     assert context["call_id_stack"][-1].startswith("nk_greeter.context.")
 
 
-def test_nameko_service_calls_nameko_like_service(container_factory, rabbit_config, nameko_run,
-                                                  nameko_client, wait_for_consumers):
-    container_factory(Backend, rabbit_config).start()
+def test_nameko_service_calls_nameko_like_service(start_container, container_factory, rabbit_config,
+                                                  nameko_run, nameko_client, wait_for_consumers):
+    start_container(container_factory(Backend, rabbit_config))
     gateway = nameko_run("nk_services:Gateway")
     wait_for_consumers("rpc-nk_gateway", watch=(gateway,))
 
@@ -211,8 +212,9 @@ def test_nameko_service_calls_nameko_like_service(container_factory, rabbit_conf
 
 
 @pytest.mark.parametrize("first", ["nameko", "nameko_like"])
-def test_mixed_instances_share_the_rpc_queue(first, container_factory, rabbit_config, nameko_run,
-                                             nameko_client, wait_for_consumers, management):
+def test_mixed_instances_share_the_rpc_queue(first, start_container, container_factory,
+                                             rabbit_config, nameko_run, nameko_client,
+                                             wait_for_consumers, management):
     # Whoever declares rpc-shared second must declare it with the same
     # arguments, or the broker refuses with PRECONDITION_FAILED.
     def start_nameko() -> Any:
@@ -221,7 +223,7 @@ def test_mixed_instances_share_the_rpc_queue(first, container_factory, rabbit_co
         return service
 
     def start_nameko_like() -> None:
-        container_factory(Shared, rabbit_config).start()
+        start_container(container_factory(Shared, rabbit_config))
         wait_for_consumers("rpc-shared", count=1 if first == "nameko_like" else 2)
 
     if first == "nameko":

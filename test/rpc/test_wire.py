@@ -38,7 +38,8 @@ def test_service_queue_is_bound_to_the_rpc_exchange(container_factory, rabbit_co
     assert (queue["durable"], queue["auto_delete"], queue["exclusive"]) == (True, False, False)
     assert management.bindings("rpc-target") == [("nameko-rpc", "target.*")]
     exchange = management.exchange("nameko-rpc")
-    assert (exchange["type"], exchange["durable"], exchange["auto_delete"]) == ("topic", True, False)
+    assert (exchange["type"], exchange["durable"], exchange["auto_delete"]) == (
+        "topic", True, False)
 
 
 def test_service_reply_queue_name_binding_and_expiry(container_factory, rabbit_config, management):

@@ -98,10 +98,12 @@ def run_unpatched(tmp_path, script, *args, timeout=60):
 
 
 @pytest.mark.integration
-def test_cluster_and_service_proxies_in_an_unpatched_process(container_factory, rabbit_config, tmp_path):
+def test_cluster_and_service_proxies_in_an_unpatched_process(
+        container_factory, rabbit_config, tmp_path):
     container_factory(Target, dict(rabbit_config)).start()
 
-    out = run_unpatched(tmp_path, UNPATCHED_CLIENT, json.dumps({"AMQP_URI": rabbit_config["AMQP_URI"]}))
+    client_config = json.dumps({"AMQP_URI": rabbit_config["AMQP_URI"]})
+    out = run_unpatched(tmp_path, UNPATCHED_CLIENT, client_config)
 
     assert out["patched"] is False
     assert out["sync"] == "hello"

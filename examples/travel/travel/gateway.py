@@ -119,6 +119,7 @@ class GatewayService:
         trip = self.trips.get(trip_id)
         # Both look-ups in flight at once: call_async returns at once and
         # result() waits for the answer.
-        replies = [self.airports.get.call_async(trip[end]) for end in ("airport_from", "airport_to")]
-        airport_from, airport_to = (reply.result() for reply in replies)
+        from_reply = self.airports.get.call_async(trip["airport_from"])
+        to_reply = self.airports.get.call_async(trip["airport_to"])
+        airport_from, airport_to = from_reply.result(), to_reply.result()
         return {"id": trip["id"], "airport_from": airport_from, "airport_to": airport_to}

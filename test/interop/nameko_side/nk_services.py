@@ -63,8 +63,8 @@ class Gateway:
     def relay_missing(self):
         try:
             self.backend.no_such_method()
-        except Exception as exc:
-            return "{}.{}".format(type(exc).__module__, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - the type is the answer
+            return f"{type(exc).__module__}.{type(exc).__name__}"
         return None
 
 

@@ -1,0 +1,62 @@
+"""The shared, pipelined-confirm publish connection against RabbitMQ: many
+publishes in flight, each settled with its own message's fate."""
+
+import pytest
+from kombu import Connection, Exchange, Queue
+
+from nameko_like.amqp import Publisher
+from nameko_like.exceptions import UndeliverableMessage
+
+pytestmark = pytest.mark.integration
+
+EXCHANGE = Exchange("pipeline", type="topic", durable=True)
+KEPT = Queue("kept", exchange=EXCHANGE, routing_key="kept.*", durable=True)
+#: takes one message; the broker nacks publishes beyond that
+FULL = Queue("full", exchange=EXCHANGE, routing_key="full.*", durable=True,
+             queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+
+
+def ready_count(config, queue_name):
+    with Connection(config["AMQP_URI"]) as connection:
+        channel = connection.default_channel
+        _name, count, _consumers = channel.queue_declare(queue_name, passive=True)
+    return count
+
+
+def test_many_publishes_in_flight_all_confirmed(rabbit_config):
+    publisher = Publisher(config=rabbit_config, declare=[KEPT])
+    outcomes = [publisher.publish_async(n, exchange="pipeline", routing_key="kept.n")
+                for n in range(2000)]
+    for outcome in outcomes:
+        publisher.channel.wait(outcome, timeout=10)
+    assert all(outcome.settled and outcome.error is None for outcome in outcomes)
+    assert ready_count(rabbit_config, "kept") == 2000
+
+
+def test_mandatory_returns_match_their_own_publishes(rabbit_config, management):
+    # routable and unroutable publishes interleaved on one pipelined channel
+    publisher = Publisher(config=rabbit_config, declare=[KEPT], mandatory=True)
+    outcomes = []
+    for number in range(30):
+        key = "kept.ok" if number % 3 else "void.key"
+        outcomes.append((key, publisher.publish_async(number, exchange="pipeline",
+                                                      routing_key=key)))
+    for key, outcome in outcomes:
+        if key == "void.key":
+            with pytest.raises(UndeliverableMessage, match="void.key"):
+                publisher.channel.wait(outcome, timeout=5)
+        else:
+            publisher.channel.wait(outcome, timeout=5)
+    kept = [int(m["payload"]) for m in management.peek("kept", count=50)]
+    assert kept == [n for n in range(30) if n % 3]
+
+
+def test_broker_nack_fails_only_the_refused_publish(rabbit_config):
+    publisher = Publisher(config=rabbit_config, declare=[FULL, KEPT])
+    publisher.publish("fits", exchange="pipeline", routing_key="full.a")
+    with pytest.raises(UndeliverableMessage, match="nack"):
+        publisher.publish("refused", exchange="pipeline", routing_key="full.b")
+    # the connection carries on
+    publisher.publish("after", exchange="pipeline", routing_key="kept.a")
+    assert ready_count(rabbit_config, "full") == 1
+    assert ready_count(rabbit_config, "kept") == 1
