@@ -15,7 +15,7 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 
 from nameko_like import serialization
 from nameko_like.amqp import dead_letter as dead_letters
-from nameko_like.amqp.consume import ConsumerConnection
+from nameko_like.amqp.consume import ConsumerConnection, Delivery
 from nameko_like.amqp.publish import Publisher as _AmqpPublisher
 from nameko_like.constants import (
     DEFAULT_MAX_REDELIVERIES,
@@ -128,8 +128,10 @@ class QueueConsumer(SharedExtension, ProviderCollector):
 
     def decode(self, message: Any) -> Any:
         """The message body, decoded; refuses content types not accepted."""
+        # kombu's own messages (memory://) arrive decompressed already
+        headers = message.headers if isinstance(message, Delivery) else None
         return serialization.decode(message.body, message.content_type, message.content_encoding,
-                                    self.accept, message.headers)
+                                    self.accept, headers)
 
     def worker_started(self, message: Any) -> None:
         """Note that a worker now handles ``message`` (see ``worker_finished``)."""

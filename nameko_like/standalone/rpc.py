@@ -63,7 +63,7 @@ class StandaloneReplyRouter:
             return
         try:
             reply.set_body(serialization.decode(message.body, message.content_type,
-                                                message.content_encoding, self.accept, message.headers))
+                                                message.content_encoding, self.accept))
         except Exception as exc:  # an unreadable reply still ends the call
             reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
 

@@ -3,8 +3,8 @@
 Nameko runs in its own virtualenv, ``.venv-nameko`` at the repo root, which
 ``ensure_nameko_env.sh`` builds on first use (from ``nameko-requirements.txt``)
 and reuses after. Nameko code runs there as subprocesses: services through
-``nameko run`` (:func:`nameko_run`), standalone clients through
-``nameko_side/nk_client.py`` (:func:`nameko_client`). If the env cannot be
+``nameko run`` (fixture ``nameko_run``), standalone clients through
+``nameko_side/nk_client.py`` (fixture ``nameko_client``). If the env cannot be
 built, every interop test is skipped, with the installer's last words as
 the reason.
 """
