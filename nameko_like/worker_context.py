@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import random
 from typing import Any
 
 from nameko_like.constants import (
@@ -12,9 +12,20 @@ from nameko_like.constants import (
 )
 
 
+# Call and correlation ids need to be unique, not secret: a Mersenne Twister
+# seeded from os.urandom gives uuid4-shaped ids without a system call each.
+_random = random.Random()
+
+
+def unique_id() -> str:
+    """A random id in uuid4's textual form."""
+    digits = "%032x" % _random.getrandbits(128)
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 def new_call_id() -> str:
     """Return a fresh, unique id for one call (tests patch it to get predictable ids)."""
-    return str(uuid.uuid4())
+    return unique_id()
 
 
 class WorkerContext:

@@ -24,7 +24,7 @@ from kombu import Queue
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, safe_uri
-from nameko_like.amqp.transport_tuning import tune_connection
+from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
 
 _log = logging.getLogger(__name__)
 
@@ -92,7 +92,6 @@ class ConsumerConnection:
         self._dispatcher: Any = None
         self._unsettled = 0
         self._settled_all = eventlet.event.Event()
-        self._added: list[Queue] = []
         #: called with the error whenever the connection is lost
         self.on_lost: list[Callable[[BaseException], None]] = []
 
@@ -101,10 +100,11 @@ class ConsumerConnection:
     def add_queue(self, queue: Queue, handler: MessageHandler) -> None:
         """Consume ``queue``, passing each message to ``handler`` in order."""
         self._handlers[queue.name] = (queue, handler)
-        if self._channel is not None:
-            # declaring waits for a reply on the socket the reader owns:
-            # the reader picks new queues up between two reads
-            self._added.append(queue)
+        if self._channel is not None and queue.name not in self._consumers:
+            with self._write_lock:
+                # while running, the reader owns the socket: declare and
+                # consume without waiting for the broker's answers
+                self._consume(queue, nowait=True)
 
     def remove_queue(self, queue_name: str) -> None:
         """Stop consuming ``queue_name``; its backlog goes back to the broker."""
@@ -124,9 +124,9 @@ class ConsumerConnection:
             except Exception as exc:  # a dead connection cancels by itself
                 _log.debug("cancel of %s failed: %s", queue_name, exc)
 
-    def _consume(self, queue: Queue) -> None:
+    def _consume(self, queue: Queue, nowait: bool = False) -> None:
         channel = self._channel
-        queue(channel).declare()
+        queue(channel).declare(nowait=nowait)
         name = queue.name
         if isinstance(channel, amqp.Channel):
             # py-amqp straight, without kombu's Consumer/Message layers: they
@@ -134,7 +134,8 @@ class ConsumerConnection:
             def on_delivery(raw: amqp.Message) -> None:
                 self._on_message(name, Delivery(raw))
 
-            tag = channel.basic_consume(name, callback=on_delivery, no_ack=False)
+            tag = f"{name}-{uuid.uuid4().hex}"
+            channel.basic_consume(name, consumer_tag=tag, callback=on_delivery, no_ack=False, nowait=nowait)
         else:
             # kombu's virtual transports (memory://) deliver kombu Messages,
             # which already offer what Delivery does
@@ -231,21 +232,13 @@ class ConsumerConnection:
                     callback(exc)
 
     def _drain(self, connection: Any) -> None:
-        heartbeat = connection.heartbeat or 0
-        timeout = min(1.0, heartbeat / 4) if heartbeat else 1.0
-        while not self._stopping and self._connection is connection:
-            while self._added:
-                queue = self._added.pop(0)
-                if queue.name in self._handlers and queue.name not in self._consumers:
-                    with self._write_lock:
-                        self._consume(queue)
-            try:
-                connection.drain_events(timeout=timeout)
-            except TimeoutError:
-                pass
-            if heartbeat:
-                with self._write_lock:
-                    connection.heartbeat_check()
+        heartbeats = start_heartbeats(connection, self._write_lock)
+        try:
+            while not self._stopping and self._connection is connection:
+                connection.drain_events(timeout=None)
+        finally:
+            if heartbeats is not None:
+                heartbeats.kill()
 
     def _is_connection_error(self, exc: BaseException) -> bool:
         connection = self._connection or make_connection(self.config)

@@ -25,7 +25,7 @@ from kombu.exceptions import OperationalError
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import connection_key, is_memory_uri, make_connection, safe_uri
-from nameko_like.amqp.transport_tuning import tune_connection
+from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
 from nameko_like.amqp.encode import build_message, send_publish
 from nameko_like.amqp.outcome import PublishOutcome, settled_outcome
 from nameko_like.exceptions import DeliveryError, RpcTimeout, UndeliverableMessage
@@ -73,7 +73,9 @@ class PublishChannel:
     # -- connection management -------------------------------------------------
 
     def _connect(self, retry_policy: dict | None) -> None:
-        connection = make_connection(self.config)
+        # Heartbeats need someone reading all the time: only the reader
+        # greenthread does; a plain script's client reads only while it waits.
+        connection = make_connection(self.config, heartbeat=self.has_reader)
         policy = dict(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
         policy.setdefault("max_retries", 3)
 
@@ -106,7 +108,8 @@ class PublishChannel:
                 self._connect(retry_policy if retry else {"max_retries": 1})
             except OperationalError as exc:
                 # kombu gave up connecting; callers expect a ConnectionError
-                raise PublishConnectionLost(f"cannot connect to {safe_uri(self.config)}: {exc}") from exc
+                raise PublishConnectionLost(
+                    f"cannot connect to {safe_uri(self.config)}: {exc}") from exc
 
     def _lost(self, exc: BaseException, expected: bool = False) -> None:
         """Drop the connection and fail every unconfirmed publish."""
@@ -287,25 +290,17 @@ class PublishChannel:
         return True
 
     def _read_forever(self, connection: Any) -> None:
-        interval = 1.0
-        while self._connection is connection:
-            try:
-                connection.drain_events(timeout=interval)
-            except TimeoutError:
-                pass
-            except Exception as exc:  # any failure here means the connection is gone
-                with self._lock:
-                    if self._connection is connection:
-                        self._lost(exc)
-                return
-            try:
-                with self._lock:
-                    connection.heartbeat_check()
-            except Exception as exc:
-                with self._lock:
-                    if self._connection is connection:
-                        self._lost(exc)
-                return
+        heartbeats = start_heartbeats(connection, self._lock)
+        try:
+            while self._connection is connection:
+                connection.drain_events(timeout=None)
+        except Exception as exc:  # any failure here means the connection is gone
+            with self._lock:
+                if self._connection is connection:
+                    self._lost(exc)
+        finally:
+            if heartbeats is not None:
+                heartbeats.kill()
 
     def _settle(self, delivery_tag: int, multiple: bool, error: BaseException | None) -> None:
         if multiple:

@@ -121,3 +121,34 @@ def tune_connection(connection: Any, coalesce_writes: bool = False) -> None:
         transport._read = _BufferedReader(transport)
     if coalesce_writes and not isinstance(transport._write, _CoalescingWriter):
         transport._write = _CoalescingWriter(transport)
+
+
+def start_heartbeats(connection: Any, lock: Any) -> Any:
+    """Send and check AMQP heartbeats beside a reader that blocks for good.
+
+    Readers wait on the socket without a timeout (a timeout costs a timer
+    per read), so heartbeats get a greenthread of their own. When the broker
+    has gone quiet for too long, the socket is shut down: the reader's
+    pending read fails and its reconnect logic takes over. Returns the
+    greenthread (to kill when the connection is done), or None where no
+    heartbeat was negotiated.
+    """
+    raw = getattr(connection, "connection", None)
+    interval = getattr(raw, "heartbeat", 0) or 0
+    if not interval or not isinstance(getattr(raw, "transport", None), TCPTransport):
+        return None
+
+    def beat() -> None:
+        while True:
+            eventlet.sleep(interval / 2)
+            try:
+                with lock:
+                    connection.heartbeat_check(rate=2)
+            except Exception:  # missed heartbeats or a dead socket: wake the reader
+                try:
+                    raw.transport.sock.shutdown(socket.SHUT_RDWR)
+                except (OSError, AttributeError):
+                    pass
+                return
+
+    return eventlet.spawn(beat)

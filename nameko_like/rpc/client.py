@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import Any
 
 from nameko_like.amqp.publish_channel import DEFAULT_RETRY_POLICY, PublishConnectionLost
@@ -24,6 +23,7 @@ from nameko_like.exceptions import (
 )
 from nameko_like.messaging import encode_context_headers
 from nameko_like.rpc import wire
+from nameko_like.worker_context import unique_id
 
 _NOT_SET = object()
 
@@ -124,7 +124,7 @@ class MethodProxy:
     def call_async(self, *args: Any, **kwargs: Any) -> RpcReply:
         """Send the request and return its :class:`RpcReply` without waiting."""
         started = time.monotonic()
-        correlation_id = str(uuid.uuid4())
+        correlation_id = unique_id()
         reply = RpcReply(self.router, correlation_id, self.service_name, self.method_name, self.timeout)
         # registered before publishing, so even an instant reply finds it
         self.router.register(correlation_id, reply)

@@ -23,8 +23,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -134,12 +135,13 @@ class PrivateBroker:
 
     # -- running rabbitmqctl -----------------------------------------------------
 
-    def ctl(self, *args: str, timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess:
+    def ctl(self, *args: str, timeout: float = 60.0,
+            check: bool = True) -> subprocess.CompletedProcess:
         """Run ``rabbitmqctl -n <node> args...``."""
         assert self.ctl_tool is not None
         result = subprocess.run(
             [self.ctl_tool, "-n", self.node, "-q", *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout,
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
         )
         if check and result.returncode != 0:
             raise RuntimeError(
@@ -264,7 +266,9 @@ def fault_config(fault_broker: PrivateBroker, tmp_path: Path) -> Iterator[dict]:
 SERVICE_LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"},
+    },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
                             "stream": "ext://sys.stderr"}},
     "root": {"level": "WARNING", "handlers": ["stderr"]},
@@ -289,7 +293,8 @@ class ServiceProcess:
         env["PYTHONUNBUFFERED"] = "1"
         command = [sys.executable, "-m", "nameko_like", "run", target,
                    "--config", str(self.config_path)]
-        self._log_file = open(self.log_path, "wb")
+        # open for the life of the process; closed by cleanup()
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT,
                                         env=env, cwd=str(workdir))
@@ -352,7 +357,8 @@ def spawn_service(tmp_path: Path, record_dir: Path) -> Iterator[Callable[..., Se
     yield spawn
     for process in made:
         process.cleanup()
-        print(f"----- log of {process.label} (pid {process.pid}, exit {process.process.returncode})")
+        print(f"----- log of {process.label} "
+              f"(pid {process.pid}, exit {process.process.returncode})")
         print("\n".join(process.log().splitlines()[-400:]))
 
 

@@ -98,7 +98,7 @@ def test_broker_restart_under_rpc_load(fault_broker, fault_config, spawn_service
                 assert reply.result() == {"id": call_id, "pid": backend.pid}
             except (RpcConnectionError, RpcTimeout) as exc:
                 error = type(exc).__name__
-            except Exception as exc:  # anything else is a finding
+            except Exception as exc:  # noqa: BLE001 - anything else is a finding
                 unexpected.append(exc)
                 error = type(exc).__name__
             calls.append(Call(index, call_id, started, time.monotonic() - started, error,
@@ -165,7 +165,8 @@ def test_broker_restart_under_rpc_load(fault_broker, fault_config, spawn_service
     for process in (backend, frontend):
         log = process.log()
         assert fault_broker.password not in log
-        attempts = [int(n) for n in re.findall(r"cannot connect to \S+ \(.*?\); attempt (\d+)", log)]
+        attempts = [int(number) for number in
+                    re.findall(r"cannot connect to \S+ \(.*?\); attempt (\d+)", log)]
         # one outage: one numbered warning per attempt, then "reconnected"
         assert attempts == list(range(1, len(attempts) + 1)), attempts
         assert 1 <= len(attempts) <= 10
@@ -207,7 +208,8 @@ def test_broker_restart_under_event_load(fault_broker, fault_config, spawn_servi
             before = time.monotonic()
             try:
                 dispatch("fault_source", "tick", {"id": event_id})
-            except Exception as exc:  # a dispatch that raised promised nothing
+            # a dispatch that raised promised nothing
+            except Exception as exc:  # noqa: BLE001
                 raised[type(exc).__name__] += 1
             else:
                 dispatched.append(event_id)
@@ -217,8 +219,9 @@ def test_broker_restart_under_event_load(fault_broker, fault_config, spawn_servi
             restarter.wait()
     dispatch_seconds = time.monotonic() - started
 
-    handled = wait_until(lambda: set(dispatched) <= set(records.ids("event")) and records.read("event"),
-                         timeout=60, message="every confirmed event handled")
+    wait_until(lambda: set(dispatched) <= set(records.ids("event")),
+               timeout=60, message="every confirmed event handled")
+    handled = records.read("event")
     handled_ids = [record.id for record in handled]
     lost = set(dispatched) - set(handled_ids)
     duplicates = sum(count - 1 for count in collections.Counter(handled_ids).values() if count > 1)

@@ -48,7 +48,8 @@ def test_kill_9_under_rpc_load(fault_config, spawn_service, wait_ready, records,
 
     taken_by_victim = {record.id for record in records.read("call") if record.pid == first.pid}
     finished_by_victim = {record.id for record in records.read("done") if record.pid == first.pid}
-    print(f"victim had {len(taken_by_victim)} calls in flight ({len(finished_by_victim)} finished); "
+    print(f"victim had {len(taken_by_victim)} calls in flight "
+          f"({len(finished_by_victim)} finished); "
           f"all 20 results {finished_in:.2f}s after the kill")
 
     assert first.process.wait(timeout=5) == -9

@@ -145,14 +145,16 @@ def test_poison_messages_are_dead_lettered_once_and_valid_ones_answered(
             exchange=EVENT_EXCHANGE, routing_key="note")
 
     def valid(number: int) -> None:
-        send_rpc(f"valid-{number}", "echo", json.dumps({"args": [f"v{number}"], "kwargs": {}}).encode(),
-                 JSON, "utf-8")
-        send_event(f"valid-event-{number}", json.dumps({"id": f"ev{number}"}).encode(), JSON, "utf-8")
+        request = json.dumps({"args": [f"v{number}"], "kwargs": {}}).encode()
+        send_rpc(f"valid-{number}", "echo", request, JSON, "utf-8")
+        event = json.dumps({"id": f"ev{number}"}).encode()
+        send_event(f"valid-event-{number}", event, JSON, "utf-8")
 
     number = 0
     valid(number)
     for label, (method, body, content_type, encoding, reply) in RPC_POISON.items():
-        send_rpc(label, method, pickled_rpc if body is None else body, content_type, encoding, reply)
+        body = pickled_rpc if body is None else body
+        send_rpc(label, method, body, content_type, encoding, reply)
         number += 1
         valid(number)
     for label, (method, body, _error) in RPC_BAD_CALLS.items():
@@ -168,9 +170,9 @@ def test_poison_messages_are_dead_lettered_once_and_valid_ones_answered(
         number += 1
         valid(number)
     # a plain queue whose handler always fails, with requeue_on_error=True
-    channel.basic_publish(amqp.Message(b'{"id": "doomed"}', content_type=JSON, content_encoding="utf-8",
-                                       message_id="always-fails", delivery_mode=2),
-                          exchange="", routing_key=ALWAYS_FAILS_QUEUE)
+    doomed = amqp.Message(b'{"id": "doomed"}', content_type=JSON, content_encoding="utf-8",
+                          message_id="always-fails", delivery_mode=2)
+    channel.basic_publish(doomed, exchange="", routing_key=ALWAYS_FAILS_QUEUE)
     valid_labels = {f"valid-{n}" for n in range(number + 1)}
     expected_replies = valid_labels | set(RPC_BAD_CALLS) | {
         label for label, spec in RPC_POISON.items() if spec[4]}
