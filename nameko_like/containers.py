@@ -281,20 +281,23 @@ class ServiceContainer:
         The thread is killed when the container stops or is killed; if ``fn``
         raises, the container is killed with that error.
         """
-        thread = eventlet.spawn(fn)
+        def run() -> Any:
+            try:
+                return fn()
+            except Exception:
+                # Handled here rather than left to the greenthread, whose
+                # death by exception eventlet's hub would print a second time.
+                _log.error("managed thread %s of %s raised", identifier or fn, self.service_name)
+                self.kill(sys.exc_info())
+                return None
+
+        thread = eventlet.spawn(run)
         self._managed_threads[thread] = identifier
-        thread.link(self._managed_thread_exited, identifier)
+        thread.link(self._managed_thread_exited)
         return thread
 
-    def _managed_thread_exited(self, thread: Any, identifier: str | None) -> None:
+    def _managed_thread_exited(self, thread: Any) -> None:
         self._managed_threads.pop(thread, None)
-        try:
-            thread.wait()
-        except eventlet.greenlet.GreenletExit:
-            pass
-        except Exception:
-            _log.error("managed thread %s of %s raised", identifier or thread, self.service_name)
-            self.kill(sys.exc_info())
 
     def _run_worker(self, worker_ctx: WorkerContext, handle_result: Callable | None) -> None:
         try:

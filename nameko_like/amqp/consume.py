@@ -24,6 +24,7 @@ from kombu import Queue
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, safe_uri
+from nameko_like.exceptions import ConfigurationError
 from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
 
 _log = logging.getLogger(__name__)
@@ -60,6 +61,14 @@ class Delivery:
     def reject(self, requeue: bool = False) -> None:
         """Reject the message, back to its queue if ``requeue``."""
         self.channel.basic_reject(self.delivery_tag, requeue)
+
+#: Broker answers to a declaration that no reconnect can fix.
+_DECLARATION_ERRORS = (
+    amqp.exceptions.PreconditionFailed,
+    amqp.exceptions.NotFound,
+    amqp.exceptions.AccessRefused,
+    amqp.exceptions.ResourceLocked,
+)
 
 #: Reconnect backoff bounds, in seconds.
 RECONNECT_INTERVAL_START = 0.5
@@ -205,8 +214,16 @@ class ConsumerConnection:
                     self._connect()
             except Exception as exc:
                 self._close()
-                if not self._is_connection_error(exc):
-                    raise
+                if isinstance(exc, _DECLARATION_ERRORS) or not self._is_connection_error(exc):
+                    # A queue declared with other arguments than the broker
+                    # has, a missing exchange, no permission: retrying can't
+                    # help. Fail the container (and a start() in progress).
+                    error = ConfigurationError(
+                        f"{self.container.service_name}: the broker at {safe_uri(self.config)} "
+                        f"refused a declaration: {exc}")
+                    if not self._ready.ready():
+                        self._ready.send_exception(error)
+                    raise error from exc
                 attempt += 1
                 _log.warning("cannot connect to %s (%s); attempt %d, retrying in %.1fs",
                              safe_uri(self.config), exc, attempt, interval)
