@@ -67,12 +67,8 @@ def serve_rpc(vhost: str) -> None:
         connection.drain_events()
 
 
-def rpc_client(vhost: str, count: int, pipelined: bool, window: int = 0) -> float:
-    """Calls per second for ``count`` echo calls.
-
-    Sequential, all at once (``pipelined``), or ``window`` calls in flight
-    at any time (what ``window`` concurrent callers amount to).
-    """
+def rpc_client(vhost: str, count: int, pipelined: bool) -> float:
+    """Calls per second for ``count`` echo calls, sequential or all at once."""
     connection = connect(vhost=vhost)
     channel = connection.channel()
     routing_key = str(uuid.uuid4())
@@ -94,19 +90,7 @@ def rpc_client(vhost: str, count: int, pipelined: bool, window: int = 0) -> floa
         return correlation_id
 
     start = time.perf_counter()
-    if window:
-        sent = 0
-        while sent < min(window, count):
-            send(sent)
-            sent += 1
-        while len(replies) < count:
-            done = len(replies)
-            connection.drain_events()
-            for _ in range(len(replies) - done):
-                if sent < count:
-                    send(sent)
-                    sent += 1
-    elif pipelined:
+    if pipelined:
         ids = [send(i) for i in range(count)]
         while len(replies) < count:
             connection.drain_events()
@@ -173,7 +157,5 @@ if __name__ == "__main__":
         print(rpc_client(vhost, int(sys.argv[3]), pipelined=False))
     elif command == "rpc-async":
         print(rpc_client(vhost, int(sys.argv[3]), pipelined=True))
-    elif command == "rpc-window":
-        print(rpc_client(vhost, int(sys.argv[3]), pipelined=False, window=int(sys.argv[4])))
     elif command == "events":
         events_client(vhost, int(sys.argv[3]))

@@ -117,8 +117,11 @@ def workloads(quick: bool) -> dict:
     return {
         "sequential RPC (calls/s)": lambda side: rpc_run(side, ["rpc-seq", str(n)]),
         f"{burst} call_async then result (calls/s)": lambda side: rpc_run(side, ["rpc-async", str(burst)]),
+        # The raw side of this one is its pipelined burst: a single-threaded
+        # py-amqp client has no callers to speak of, and its best concurrent
+        # rate is the fairest (strictest) yardstick.
         "50 concurrent callers (calls/s)": lambda side: rpc_run(
-            side, ["rpc-callers", str(burst), "50"] if side == "nameko_like" else ["rpc-window", str(burst), "50"]),
+            side, ["rpc-callers", str(burst), "50"] if side == "nameko_like" else ["rpc-async", str(burst)]),
         "events end to end (events/s)": lambda side: events_run(side, events),
     }
 

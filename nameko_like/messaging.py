@@ -113,10 +113,17 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         """Call ``callback(error)`` whenever the consumer connection drops."""
         self._prepare().on_lost.append(callback)
 
-    def register_provider(self, provider: Any) -> None:  # type: ignore[override]
-        """Consume ``provider.queue``, calling ``provider.handle_message``."""
+    def register_provider(  # type: ignore[override]
+            self, provider: Any, needs_worker: bool = True) -> None:
+        """Consume ``provider.queue``, calling ``provider.handle_message``.
+
+        A provider whose ``handle_message`` never spawns a worker (RPC
+        replies) passes ``needs_worker=False``: its messages are handled as
+        they arrive, never held back until a worker is free.
+        """
         super().register_provider(provider)
-        self._prepare().add_queue(provider.queue, provider.handle_message)
+        self._prepare().add_queue(provider.queue, provider.handle_message,
+                                  needs_worker=needs_worker)
 
     def unregister_provider(self, provider: Any) -> None:  # type: ignore[override]
         """Stop consuming ``provider.queue``."""

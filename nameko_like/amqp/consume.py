@@ -89,6 +89,8 @@ class ConsumerConnection:
         self.config = config
         self.prefetch_count = prefetch_count
         self._handlers: dict[str, tuple[Queue, MessageHandler]] = {}
+        #: queues whose handler never spawns a worker: no backlog for them
+        self._workerless: set[str] = set()
         self._consumers: dict[str, str] = {}
         self._connection: Any = None
         self._channel: Any = None
@@ -106,9 +108,15 @@ class ConsumerConnection:
 
     # -- queues ------------------------------------------------------------------
 
-    def add_queue(self, queue: Queue, handler: MessageHandler) -> None:
-        """Consume ``queue``, passing each message to ``handler`` in order."""
+    def add_queue(self, queue: Queue, handler: MessageHandler, needs_worker: bool = True) -> None:
+        """Consume ``queue``, passing each message to ``handler`` in order.
+
+        Without ``needs_worker``, messages are passed on as they arrive even
+        when every worker is busy (the handler must not spawn one).
+        """
         self._handlers[queue.name] = (queue, handler)
+        if not needs_worker:
+            self._workerless.add(queue.name)
         if self._channel is not None and queue.name not in self._consumers:
             with self._write_lock:
                 # while running, the reader owns the socket: declare and
@@ -118,6 +126,7 @@ class ConsumerConnection:
     def remove_queue(self, queue_name: str) -> None:
         """Stop consuming ``queue_name``; its backlog goes back to the broker."""
         self._handlers.pop(queue_name, None)
+        self._workerless.discard(queue_name)
         tag = self._consumers.pop(queue_name, None)
         channel = self._channel
         if tag is not None and channel is not None:
@@ -268,7 +277,8 @@ class ConsumerConnection:
         self._unsettled += 1
         if self._settled_all.ready():
             self._settled_all.reset()
-        if not self._backlog and self.container.free_worker_slots > 0:
+        if queue_name in self._workerless or (
+                not self._backlog and self.container.free_worker_slots > 0):
             self._handle(queue_name, message)
         else:
             self._backlog.append((queue_name, message))
@@ -291,8 +301,9 @@ class ConsumerConnection:
                 continue
             # Wait for a free worker without holding one: the handler then
             # spawns its worker straight away, with no switch in between.
-            self.container.wait_for_worker_slot()
-            if not self._backlog:
+            if not self.container.wait_for_worker_slot() or not self._backlog:
+                # no slot yet: handling now would block this thread in
+                # spawn_worker, holding a message stop() can't give back
                 continue
             queue_name, message = self._backlog.popleft()
             if self._stopping:

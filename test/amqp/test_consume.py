@@ -108,12 +108,13 @@ def test_request_is_acked_only_once_the_worker_finished(
         gate.release.send(True)
         assert reply.result() == "released"
     container.stop()
-    # a message still unacked would have gone back to the queue on stop
+    # a message still unacked would go back to the queue on stop
+    eventlet.sleep(0.3)
     assert ready_count(rabbit_config, "rpc-gate") == 0
 
 
 def test_request_whose_worker_dies_goes_back_to_the_queue(
-        container_factory, rabbit_config, gate):
+        container_factory, rabbit_config, management, gate):
     container = container_factory(Gate, dict(rabbit_config))
     container.start()
 
@@ -121,8 +122,9 @@ def test_request_whose_worker_dies_goes_back_to_the_queue(
         reply = cluster.gate.wait.call_async()
         gate.started.wait()
         container.kill()
-        # not acked while the worker ran, so the broker has it back
-        assert ready_count(rabbit_config, "rpc-gate") == 1
+        # not acked while the worker ran, so the broker takes it back (once
+        # it has noticed the connection close)
+        management.wait_for(lambda: ready_count(rabbit_config, "rpc-gate") == 1, timeout=5)
 
         gate.release.send(True)
         container_factory(Gate, dict(rabbit_config)).start()
@@ -139,7 +141,7 @@ class Drain:
         Drain.handled.append(value)
 
 
-def test_graceful_stop_returns_the_prefetched_backlog(container_factory, rabbit_config):
+def test_graceful_stop_returns_the_prefetched_backlog(container_factory, rabbit_config, management):
     Drain.handled = []
     config = dict(rabbit_config, max_workers=1, PREFETCH_COUNT=20)
     first = container_factory(Drain, config)
@@ -157,7 +159,8 @@ def test_graceful_stop_returns_the_prefetched_backlog(container_factory, rabbit_
     assert time.monotonic() - stopping < 2
     handled_first = list(Drain.handled)
     assert 0 < len(handled_first) < 10
-    assert ready_count(rabbit_config, "drain-work") == 10 - len(handled_first)
+    management.wait_for(
+        lambda: ready_count(rabbit_config, "drain-work") == 10 - len(handled_first), timeout=5)
 
     container_factory(Drain, config).start()
     deadline = time.monotonic() + 5

@@ -244,3 +244,25 @@ def test_broker_restart_under_event_load(fault_broker, fault_config, spawn_servi
     log = listener.log()
     assert fault_broker.password not in log
     assert count_tracebacks(log) <= 2
+
+
+@pytest.mark.timeout(60)
+def test_burst_where_every_worker_waits_for_a_reply(fault_config, spawn_service, wait_ready):
+    """After a restart the requests queued meanwhile arrive at once, and every
+    worker of the relaying service calls the backend: the replies must not
+    wait for a free worker (the workers are waiting for them)."""
+    config = dict(fault_config, max_workers=2)
+    spawn_service("fault_services:Backend", config)
+    spawn_service("fault_services:Frontend", config)
+    wait_ready(config, "fault_backend")
+    wait_ready(config, "fault_frontend")
+    with ClusterRpcProxy(config, timeout=CALL_TIMEOUT) as cluster:
+        started = time.monotonic()
+        replies = [cluster.fault_frontend.relay.call_async(f"b{number}") for number in range(20)]
+        results = [reply.result()["id"] for reply in replies]
+        elapsed = time.monotonic() - started
+    print(f"20 relayed calls through 2 workers in {elapsed:.3f}s")
+    assert results == [f"b{number}" for number in range(20)]
+    # milliseconds when replies are not held back (it took 0.5 s per
+    # blocked reply, or the relays' whole 4 s timeout, when they were)
+    assert elapsed < 2.0
