@@ -280,7 +280,9 @@ class PublishChannel:
                 if done():
                     return True
                 try:
-                    connection.drain_events(timeout=min(remaining or 1.0, 1.0))
+                    # no timeout unless there is a deadline: each timeout
+                    # costs socket-option system calls around every read
+                    connection.drain_events(timeout=remaining)
                 except TimeoutError:
                     continue
                 except self._connection_errors() as exc:

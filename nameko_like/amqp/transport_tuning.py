@@ -5,11 +5,11 @@ its payload), each with its own ``recv``, so one delivered message costs about
 six system calls. We read whatever the socket has (up to 64 KiB) and serve
 frames from that buffer.
 
-Writes (in eventlet-patched processes only): every frame written while a
-greenthread runs is held until that greenthread yields, then all of them go
-out in one ``sendall``. Ten workers replying in the same turn of the hub, or
-a reader acknowledging a batch of confirms, cost one system call instead of
-ten; a lone write leaves a few microseconds later, when its writer yields.
+Writes (in eventlet-patched processes only): the first frame written in a
+turn of the hub leaves at once; frames written after it in the same turn
+are held until the writer yields, then go out in one ``sendall``. A lone
+reply is not delayed, and ten workers replying in the same turn, or a
+reader acknowledging a batch of confirms, cost two system calls, not ten.
 """
 
 from __future__ import annotations
@@ -71,25 +71,38 @@ class _BufferedReader:
 
 
 class _CoalescingWriter:
-    """A replacement for ``TCPTransport._write`` that batches per hub turn."""
+    """A replacement for ``TCPTransport._write`` that batches per hub turn.
 
-    __slots__ = ("sock", "pending", "flushing", "error")
+    The first write of a turn goes straight out (a lone reply should not
+    wait); writes made after it in the same turn, or while a send is
+    blocked, are held and leave together when the writing greenthread
+    yields.
+    """
+
+    __slots__ = ("sock", "pending", "busy", "error")
 
     def __init__(self, transport: TCPTransport) -> None:
         self.sock = transport.sock
         self.pending: list[bytes] = []
-        self.flushing = False
+        self.busy = False
         self.error: OSError | None = None
 
     def __call__(self, data: Any) -> None:
         if self.error is not None:
             raise self.error
-        # py-amqp hands over a view of a buffer it reuses for the next
-        # frame: keep a copy, not the view
-        self.pending.append(bytes(data))
-        if not self.flushing:
-            self.flushing = True
-            eventlet.spawn_n(self._flush)
+        if self.busy:
+            # py-amqp hands over a view of a buffer it reuses for the next
+            # frame: keep a copy, not the view
+            self.pending.append(bytes(data))
+            return
+        self.busy = True
+        # the flush ends this turn's batch, whatever happens to the send
+        eventlet.spawn_n(self._flush)
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            self._fail(exc)
+            raise
 
     def _flush(self) -> None:
         try:
@@ -97,15 +110,18 @@ class _CoalescingWriter:
                 pending, self.pending = self.pending, []
                 self.sock.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
         except OSError as exc:
-            self.error = exc
-            self.pending = []
-            # make the connection's reader notice at once
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._fail(exc)
         finally:
-            self.flushing = False
+            self.busy = False
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = exc
+        self.pending = []
+        # make the connection's reader notice at once
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def tune_connection(connection: Any, coalesce_writes: bool = False) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import amqp
 from kombu import Consumer
 
 from nameko_like import serialization
+from nameko_like.amqp.consume import Delivery
 from nameko_like.amqp.publish_channel import PublishChannel
 from nameko_like.exceptions import RpcConnectionError
 from nameko_like.rpc import wire
@@ -54,16 +56,25 @@ class StandaloneReplyRouter:
         bound.declare()
         # no_ack: replies are read by the thread that also publishes, and
         # a reply lost with a connection fails its call anyway (see on_lost)
-        Consumer(channel, queues=[bound], no_ack=True, auto_declare=False,
-                 on_message=self._on_reply).consume()
+        if isinstance(channel, amqp.Channel):
+            # py-amqp straight: kombu's Consumer and Message layers would
+            # cost more per reply than the rest of the call on this side
+            channel.auto_decode = False
+            channel.basic_consume(self.queue.name, no_ack=True,
+                                  callback=lambda raw: self._on_reply(Delivery(raw), compressed=True))
+        else:
+            Consumer(channel, queues=[bound], no_ack=True, auto_declare=False,
+                     on_message=self._on_reply).consume()
 
-    def _on_reply(self, message: Any) -> None:
+    def _on_reply(self, message: Any, compressed: bool = False) -> None:
         reply = self._pending.pop(message.properties.get("correlation_id"), None)
         if reply is None:
             return
         try:
+            # kombu's own messages arrive decompressed already
+            headers = message.headers if compressed else None
             reply.set_body(serialization.decode(message.body, message.content_type,
-                                                message.content_encoding, self.accept))
+                                                message.content_encoding, self.accept, headers))
         except Exception as exc:  # an unreadable reply still ends the call
             reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
 

@@ -114,11 +114,7 @@ class Connection:
     def write_loop(self) -> None:
         """Send queued frames until the connection closes."""
         while True:
-            try:
-                frame = self.outbox.get()
-            except BaseException as e:
-                print("WL get raised", repr(e), file=open("/tmp/wd.log","a")); raise
-            print("WL got", repr(frame)[:40], file=open("/tmp/wd.log","a"))
+            frame = self.outbox.get()
             if frame is None:
                 return
             try:
@@ -213,7 +209,6 @@ class WebSocketServer(ProviderCollector, SharedExtension):
             graceful = True
             _log.debug("websocket %s ended: %r", connection.socket_id, exc)
         finally:
-            import sys, traceback; print("SERVE finally", repr(sys.exc_info()[1]), file=open("/tmp/wd.log","a"))
             self._forget(connection)
             self._wind_down(connection, calls, writer, graceful and not self._killed)
 
@@ -222,37 +217,20 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         # while; killed (with the server), nothing is waited for. Either way,
         # and even if this greenthread is killed meanwhile, nothing is left
         # running.
-        import sys, traceback
-        print("WD start graceful", graceful, file=open("/tmp/wd.log","a"))
         try:
             if graceful:
                 with eventlet.Timeout(self.close_grace, False):
                     calls.waitall()
         finally:
-          try:
             for call in list(calls.coroutines_running):
-                print("WD killing call", call, file=open("/tmp/wd.log","a"))
                 call.kill()
-                print("WD killed call", call, file=open("/tmp/wd.log","a"))
-          except BaseException as e:
-            print("WD interrupted", repr(e), file=open("/tmp/wd.log","a")); traceback.print_stack(file=open("/tmp/wd.log","a"))
-            raise
-          finally:
-            print("WD closing", file=open("/tmp/wd.log","a"))
             connection.close()
             try:
                 if graceful:
                     with eventlet.Timeout(self.close_grace, False):
                         writer.wait()
-            except BaseException as e:
-                print("WD inner interrupted", repr(e), file=open("/tmp/wd.log","a")); raise
             finally:
-                print("WD killing writer", writer, file=open("/tmp/wd.log","a"))
-                try:
-                    writer.kill()
-                except BaseException as e:
-                    print("WD writer kill interrupted", repr(e), file=open("/tmp/wd.log","a")); raise
-                print("WD killed writer", writer, file=open("/tmp/wd.log","a"))
+                writer.kill()
 
     def _forget(self, connection: Connection) -> None:
         self.sockets.pop(connection.socket_id, None)
