@@ -60,6 +60,23 @@ def event_frame(event: str, data: Any) -> str:
     return json.dumps({"type": "event", "event": event, "data": data})
 
 
+def _kill_all(threads: Any) -> None:
+    """Kill every one of ``threads``, even if the caller is killed meanwhile.
+
+    ``GreenThread.kill()`` switches to the victim and resumes the caller
+    later, so the caller can itself be killed inside it; that error is
+    re-raised once every thread has been killed.
+    """
+    interrupted = None
+    for thread in list(threads):
+        try:
+            thread.kill()
+        except BaseException as exc:  # noqa: BLE001 - re-raised once all are killed
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
+
+
 class Connection:
     """One connected websocket client.
 
@@ -222,10 +239,13 @@ class WebSocketServer(ProviderCollector, SharedExtension):
                 with eventlet.Timeout(self.close_grace, False):
                     calls.waitall()
         finally:
-            for call in list(calls.coroutines_running):
-                call.kill()
-            connection.close()
+            connection.close()  # does not yield, so cannot be interrupted
             try:
+                # Killing yields to the hub, and the web server kills this
+                # greenthread when it is killed too: _kill_all() kills every
+                # call even then (an interrupted loop left them, and the
+                # writer, running).
+                _kill_all(calls.coroutines_running)
                 if graceful:
                     with eventlet.Timeout(self.close_grace, False):
                         writer.wait()
