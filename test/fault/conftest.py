@@ -98,6 +98,9 @@ class PrivateBroker:
         self.ctl_tool = _rabbit_tool("rabbitmqctl")
         self.log_dir = base_dir / "log"
         self.env = self._environment()
+        # for _stop_orphaned_nodes(), should this session die without teardown
+        (base_dir / "owner.pid").write_text(str(os.getpid()))
+        (base_dir / "node").write_text(self.node)
 
     def _environment(self) -> dict[str, str]:
         base = self.base_dir
@@ -224,12 +227,36 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: Prefix of the private nodes' directories under the temp dir.
+BASE_DIR_PREFIX = "nameko_like_fault_"
+
+
+def _stop_orphaned_nodes() -> None:
+    """Halt private nodes left running by fault sessions that were killed
+    before their teardown (their owner process is gone)."""
+    ctl = _rabbit_tool("rabbitmqctl")
+    for base in Path(tempfile.gettempdir()).glob(BASE_DIR_PREFIX + "*"):
+        try:
+            owner = int((base / "owner.pid").read_text())
+            node = (base / "node").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if _pid_alive(owner):
+            continue  # a session still running
+        env = dict(os.environ, HOME=str(base),
+                   RABBITMQ_CONF_ENV_FILE=str(base / "rabbitmq-env.conf"))
+        subprocess.run([ctl, "-n", node, "stop"], env=env, capture_output=True,
+                       timeout=60, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def fault_broker() -> Iterator[PrivateBroker]:
     """The private RabbitMQ node of the fault tier (started once per session)."""
     if _rabbit_tool("rabbitmq-server") is None or _rabbit_tool("rabbitmqctl") is None:
         pytest.skip("the fault tier needs RabbitMQ installed (rabbitmq-server, rabbitmqctl)")
-    base_dir = Path(tempfile.mkdtemp(prefix="nameko_like_fault_"))
+    _stop_orphaned_nodes()
+    base_dir = Path(tempfile.mkdtemp(prefix=BASE_DIR_PREFIX))
     base_dir.chmod(0o755)
     broker = PrivateBroker(base_dir)
     try:
@@ -275,6 +302,23 @@ SERVICE_LOGGING = {
 }
 
 
+#: Runs ``argv[2:]`` in place of itself once it will get SIGKILL when the
+#: process ``argv[1]`` (the test run) dies: a test run killed before its
+#: teardown leaves no service behind. (Linux prctl PR_SET_PDEATHSIG; the
+#: setting survives exec. Not a preexec_fn: that makes subprocess fork,
+#: which eventlet warns against.)
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 class ServiceProcess:
     """One service class running in a subprocess."""
 
@@ -291,7 +335,8 @@ class ServiceProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULT_DIR), env.get("PYTHONPATH")]))
         env["FAULT_RECORD_DIR"] = str(record_dir)
         env["PYTHONUNBUFFERED"] = "1"
-        command = [sys.executable, "-m", "nameko_like", "run", target,
+        command = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()),
+                   sys.executable, "-m", "nameko_like", "run", target,
                    "--config", str(self.config_path)]
         # open for the life of the process; closed by cleanup()
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115

@@ -1,20 +1,37 @@
 """Services the fault tier runs in subprocesses.
 
 Every method appends ``<kind> <id> <pid> <unix time>`` to
-``$FAULT_RECORD_DIR/<pid>.rec`` when it starts (one ``write`` of one short line to a file opened for
-appending, so lines of concurrent workers and processes never mix). The tests
-read these records to count what ran, where, and how often.
+``$FAULT_RECORD_DIR/<pid>.rec`` when it starts (one ``write`` of one short
+line to a file opened for appending, so lines of concurrent workers and
+processes never mix). The tests read these records to count what ran, where,
+and how often.
 """
 
+import gc
 import os
+import signal
+import sys
 import time
+import traceback
 
+import greenlet
 from kombu import Queue
 
 from nameko_like.events import event_handler
 from nameko_like.exceptions import RpcConnectionError, RpcTimeout
 from nameko_like.messaging import consume
 from nameko_like.rpc import RpcProxy, rpc
+
+
+def _dump_greenthreads(signum, frame):
+    """``kill -USR1 <pid>``: print where every greenthread waits (diagnosis)."""
+    for thread in gc.get_objects():
+        if isinstance(thread, greenlet.greenlet) and thread.gr_frame is not None:
+            sys.stderr.write("".join(traceback.format_stack(thread.gr_frame)) + "-----\n")
+    sys.stderr.flush()
+
+
+signal.signal(signal.SIGUSR1, _dump_greenthreads)
 
 
 def record(kind, item_id):

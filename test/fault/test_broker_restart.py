@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import re
+import signal
 import time
 from dataclasses import dataclass
 
@@ -121,6 +122,11 @@ def test_broker_restart_under_rpc_load(fault_broker, fault_config, spawn_service
         while not recovered() and time.monotonic() < deadline:
             time.sleep(0.2)
         recovery_seconds = time.monotonic() - phases.start_done
+        if not recovered():
+            # for the report: where each service's greenthreads wait
+            for process in (backend, frontend):
+                process.process.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
     finally:
         stop.send(None)
         for thread in callers:
