@@ -204,6 +204,11 @@ def test_embedded(launch, tmp_path):
     run = launch("run-embedded", TRAVEL_DB_PATH=str(db_path), REDIS_URI="redis://ignored:1/0")
     run.wait_ready()
     assert list(run.children()) == ["travel"], run.log()
+    # the launcher announces readiness after its own poll of the gateway,
+    # which may come a moment after ours
+    deadline = time.monotonic() + 10
+    while f"ready: try {run.url}/airport" not in run.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert f"ready: try {run.url}/airport" in run.log()
     ids = exercise(Api(run.url))
 
