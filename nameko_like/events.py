@@ -146,8 +146,11 @@ class EventHandler(Consumer):
         else:
             name = f"{prefix}--{service_name}.{self.method_name}-{self.broadcast_identifier}"
         exchange = get_event_exchange(self.source_service, self.container.config)
+        # As Nameko: an unreliable BROADCAST queue belongs to its connection
+        # alone (exclusive); other unreliable queues go with their consumer.
         self.queue = Queue(name, exchange=exchange, routing_key=self.event_type, durable=True,
-                           auto_delete=not self.reliable_delivery)
+                           auto_delete=not self.reliable_delivery,
+                           exclusive=self.handler_type == BROADCAST and not self.reliable_delivery)
         super().setup()
 
 

@@ -46,7 +46,8 @@ def connection_params(config: dict, heartbeat: bool = True) -> dict[str, Any]:
         return params
     ssl = config.get(AMQP_SSL_CONFIG_KEY)
     if ssl:
-        params["ssl"] = ssl
+        # a copy: kombu fills in server_hostname in the dict it is given
+        params["ssl"] = dict(ssl) if isinstance(ssl, dict) else ssl
     login_method = config.get(LOGIN_METHOD_CONFIG_KEY)
     if login_method:
         params["login_method"] = login_method

@@ -62,12 +62,13 @@ class Delivery:
         """Reject the message, back to its queue if ``requeue``."""
         self.channel.basic_reject(self.delivery_tag, requeue)
 
-#: Broker answers to a declaration that no reconnect can fix.
+#: Broker answers to a declaration that no reconnect can fix. (Not
+#: RESOURCE_LOCKED: an exclusive queue held by our own previous connection
+#: is freed once the broker notices that connection is gone.)
 _DECLARATION_ERRORS = (
     amqp.exceptions.PreconditionFailed,
     amqp.exceptions.NotFound,
     amqp.exceptions.AccessRefused,
-    amqp.exceptions.ResourceLocked,
 )
 
 #: Reconnect backoff bounds, in seconds.
