@@ -166,12 +166,6 @@ class PublishChannel:
                     entity(channel).declare()
         self._declared.update(todo)
 
-    def declare(self, *entities: Any) -> None:
-        """Declare exchanges or queues (once per connection)."""
-        with self._lock:
-            self._ensure(True, None)
-            self._declare(entities)
-
     def publish(
         self,
         body: Any,
