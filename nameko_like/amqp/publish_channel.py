@@ -36,6 +36,10 @@ _log = logging.getLogger(__name__)
 DEFAULT_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1, "interval_max": 2}
 
 
+#: Seconds after a failed reconnect during which publishes fail at once.
+CONNECT_HOLDOFF = 1.0
+
+
 class PublishConnectionLost(DeliveryError, ConnectionError):
     """The connection dropped before the broker confirmed the message."""
 
@@ -63,6 +67,7 @@ class PublishChannel:
         self._by_route: dict[tuple[str, str], collections.deque] = {}
         self._reader: Any = None
         self._closed = False
+        self._last_connect_failure = float("-inf")
         self._declared: set[Any] = set()
         #: called with each new (connection, publish channel) right after
         #: connecting, before the reader starts: clients add consumers here
@@ -104,9 +109,17 @@ class PublishChannel:
         if self._closed:
             raise PublishConnectionLost("publisher is closed")
         if self._connection is None:
+            since_failure = time.monotonic() - self._last_connect_failure
+            if since_failure < CONNECT_HOLDOFF:
+                # Publishers queue up on the lock while one of them tries to
+                # reconnect; after a failed try the others fail at once
+                # rather than each spend their own timeout trying again.
+                raise PublishConnectionLost(
+                    f"cannot connect to {safe_uri(self.config)} (it failed {since_failure:.1f}s ago)")
             try:
                 self._connect(retry_policy if retry else {"max_retries": 1})
             except OperationalError as exc:
+                self._last_connect_failure = time.monotonic()
                 # kombu gave up connecting; callers expect a ConnectionError
                 raise PublishConnectionLost(
                     f"cannot connect to {safe_uri(self.config)}: {exc}") from exc
