@@ -163,7 +163,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             self.dead_letter(message, f"handler failed {count + 1} times (MAX_REDELIVERIES={self.max_redeliveries})")
             return
         dead_letters.republish(
-            self.container.config, message, queue_name, {dead_letters.REDELIVERY_HEADER: count + 1},
+            self.container.config, message, queue_name,
+            dict(dead_letters.origin_headers(message), **{dead_letters.REDELIVERY_HEADER: count + 1}),
             partial(self._settle_after_copy, message),
         )
 

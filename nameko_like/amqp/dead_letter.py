@@ -22,6 +22,9 @@ _log = logging.getLogger(__name__)
 
 #: header holding why a message was dead-lettered
 REASON_HEADER = "x-dead-letter-reason"
+#: headers naming where a dead-lettered or requeued message was first published
+ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 #: header counting how often nameko_like has requeued a message
 REDELIVERY_HEADER = "x-redelivery-count"
 
@@ -69,15 +72,29 @@ def republish(config: dict, message: Any, routing_key: str, extra_headers: dict,
 def dead_letter(config: dict, service_name: str, message: Any, reason: str,
                 on_done: Callable[[BaseException | None], None]) -> None:
     """Send ``message`` to the service's dead-letter queue with ``reason``."""
-    info = message.delivery_info or {}
+    headers = dict(origin_headers(message), **{REASON_HEADER: reason})
     _log.warning("dead-lettering a message from %s/%s: %s",
-                 info.get("exchange"), info.get("routing_key"), reason)
-    headers = {
-        REASON_HEADER: reason,
-        "x-original-exchange": info.get("exchange") or "",
-        "x-original-routing-key": info.get("routing_key") or "",
-    }
+                 headers[ORIGINAL_EXCHANGE_HEADER], headers[ORIGINAL_ROUTING_KEY_HEADER], reason)
     republish(config, message, dead_letter_queue_name(service_name), headers, on_done)
+
+
+def origin_headers(message: Any) -> dict:
+    """Where ``message`` was first published, as ``x-original-*`` headers.
+
+    A message requeued by nameko_like arrives through the default exchange;
+    the headers it was requeued with still name its first exchange and key.
+    """
+    existing = message.headers or {}
+    if ORIGINAL_EXCHANGE_HEADER in existing:
+        return {
+            ORIGINAL_EXCHANGE_HEADER: existing[ORIGINAL_EXCHANGE_HEADER],
+            ORIGINAL_ROUTING_KEY_HEADER: existing.get(ORIGINAL_ROUTING_KEY_HEADER, ""),
+        }
+    info = message.delivery_info or {}
+    return {
+        ORIGINAL_EXCHANGE_HEADER: info.get("exchange") or "",
+        ORIGINAL_ROUTING_KEY_HEADER: info.get("routing_key") or "",
+    }
 
 
 def redelivery_count(message: Any) -> int:

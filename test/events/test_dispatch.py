@@ -272,6 +272,9 @@ def test_requeue_on_error_ends_in_the_dead_letter_queue(start, backend, flaky, t
     [message] = take_messages(backend, "flaky.dead-letter", timeout=5)
     assert message.headers["x-dead-letter-reason"]
     assert "MAX_REDELIVERIES=2" in message.headers["x-dead-letter-reason"]
+    # requeued twice through the default exchange, it still names its origin
+    assert message.headers["x-original-exchange"] == "source.events"
+    assert message.headers["x-original-routing-key"] == "created"
     assert message.content_type == "application/json"
     assert message.decode() == {"order": 8}
     eventlet.sleep(0.5)  # no hot loop: nothing more happens
