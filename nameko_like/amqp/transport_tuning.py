@@ -79,12 +79,14 @@ class _CoalescingWriter:
     yields.
     """
 
-    __slots__ = ("sock", "pending", "busy", "error")
+    __slots__ = ("sock", "pending", "busy", "sending", "turn_over", "error")
 
     def __init__(self, transport: TCPTransport) -> None:
         self.sock = transport.sock
         self.pending: list[bytes] = []
         self.busy = False
+        self.sending = False
+        self.turn_over = False
         self.error: OSError | None = None
 
     def __call__(self, data: Any) -> None:
@@ -96,23 +98,37 @@ class _CoalescingWriter:
             self.pending.append(bytes(data))
             return
         self.busy = True
-        # the flush ends this turn's batch, whatever happens to the send
-        eventlet.spawn_n(self._flush)
-        try:
-            self.sock.sendall(data)
-        except OSError as exc:
-            self._fail(exc)
-            raise
+        self.turn_over = False
+        eventlet.spawn_n(self._end_turn)
+        self._send(data)
 
-    def _flush(self) -> None:
+    def _send(self, first: Any) -> None:
+        # Never two senders on the socket at once: a sendall that blocks
+        # would interleave its bytes with the other's. Whoever holds
+        # `sending` also sends what was queued meanwhile.
+        self.sending = True
         try:
+            if first is not None:
+                self.sock.sendall(first)
             while self.pending:
                 pending, self.pending = self.pending, []
                 self.sock.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
         except OSError as exc:
             self._fail(exc)
+            raise
         finally:
+            self.sending = False
+        if self.turn_over:
             self.busy = False
+
+    def _end_turn(self) -> None:
+        self.turn_over = True
+        if self.sending:
+            return  # the greenthread sending finishes the batch
+        try:
+            self._send(None)
+        except OSError:
+            pass  # _fail has recorded it and woken the reader
 
     def _fail(self, exc: OSError) -> None:
         self.error = exc
