@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import json
+
 from kombu import serialization as kombu_serialization
+from kombu.utils import json as kombu_json
 from kombu.compression import decompress
 from kombu.exceptions import DecodeError
 
@@ -110,4 +113,30 @@ def decode(body: Any, content_type: str | None, content_encoding: str | None, ac
             body = decompress(body, compression)
         except Exception as exc:
             raise DecodeError(f"cannot decompress ({compression}): {exc}") from None
+    if content_type == JSON_CONTENT_TYPE and body and content_type in accept and _default_json():
+        return _decode_json(body)
     return kombu_serialization.loads(body, content_type, content_encoding, accept=accept)
+
+
+JSON_CONTENT_TYPE = "application/json"
+
+# kombu's json serializer builds a new decoder (and encoder) on every call;
+# for the common case we keep one of each, with the same hooks, so the wire
+# format is exactly kombu's.
+_JSON_DECODER = json.JSONDecoder(object_hook=kombu_json.object_hook)
+JSON_ENCODER = kombu_json.JSONEncoder()
+
+
+def _default_json() -> bool:
+    """Whether 'json' is still kombu's own serializer (not replaced by the user)."""
+    return kombu_serialization.registry._decoders.get(JSON_CONTENT_TYPE) is kombu_json.loads
+
+
+def _decode_json(body: Any) -> Any:
+    if isinstance(body, memoryview):
+        body = body.tobytes()
+    try:
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        return _JSON_DECODER.decode(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError(str(exc)) from exc

@@ -12,7 +12,11 @@ from typing import Any
 import amqp
 from amqp import spec
 from kombu.compression import compress
-from kombu.serialization import dumps
+from kombu.exceptions import EncodeError
+from kombu.serialization import dumps, registry
+from kombu.utils import json as kombu_json
+
+from nameko_like.serialization import JSON_ENCODER
 
 #: AMQP basic properties a publish may set (besides body and headers).
 _PROPERTY_NAMES = frozenset({
@@ -28,12 +32,22 @@ def encode_body(body: Any, serializer: str | None, content_type: str | None,
     With an explicit ``content_type`` the body is taken as already encoded.
     """
     if not content_type:
+        if (serializer or "json") == "json" and _default_json_encoder():
+            try:
+                return JSON_ENCODER.encode(body).encode("utf-8"), "application/json", "utf-8"
+            except (TypeError, ValueError) as exc:
+                raise EncodeError(str(exc)) from exc
         content_type, content_encoding, data = dumps(body, serializer=serializer or "json")
         return data, content_type, content_encoding
     if isinstance(body, str):
         content_encoding = content_encoding or "utf-8"
         return body.encode(content_encoding), content_type, content_encoding
     return body, content_type, content_encoding or "binary"
+
+
+def _default_json_encoder() -> bool:
+    """Whether 'json' is still kombu's own serializer (not replaced by the user)."""
+    return registry._encoders["json"].encoder is kombu_json.dumps
 
 
 def build_message(body: Any, serializer: str | None = None, compression: str | None = None,
