@@ -10,13 +10,13 @@ GET      /airport/<id>/stats         the airport with its departures, arrivals
 POST     /trip                       ``{"airport_from": id, "airport_to": id}``
                                      -> 201 ``{"id": ...}``
 GET      /trip/<id>                  the trip, both airports resolved
-GET      /health                     ``{"status": "ok"}`` once serving
+GET      /health                     ``{"status": "ok"}`` once it and the services behind it answer
 =======  ==========================  ==========================================
 
 Errors are JSON too, ``{"error": <kind>, "message": <text>}``: 400 for a
 body that is not JSON, lacks a field or names an unknown airport, 404 for an
-unknown id, 503 when a service behind the gateway does not answer in time,
-and 500 (revealing nothing) for anything unexpected.
+unknown id, 503 when a service behind the gateway is not there or does not
+answer in time, and 500 (revealing nothing) for anything unexpected.
 """
 
 import json
@@ -24,7 +24,7 @@ import json
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from nameko_like.exceptions import RpcTimeout
+from nameko_like.exceptions import RpcConnectionError, RpcTimeout, UnknownService
 from nameko_like.rpc import RpcProxy
 from nameko_like.web.handlers import HttpRequestHandler
 
@@ -55,6 +55,9 @@ class JsonHandler(HttpRequestHandler):
             status, kind, message = 400, "BAD_REQUEST", str(exc)
         elif isinstance(exc, RpcTimeout):
             status, kind, message = 503, "UNAVAILABLE", "a service did not answer in time"
+        elif isinstance(exc, (UnknownService, RpcConnectionError)):
+            # not started yet, or the broker is away: worth retrying later
+            status, kind, message = 503, "UNAVAILABLE", "a service is not available"
         elif isinstance(exc, HTTPException) and exc.code and exc.code < 500:
             status, kind, message = exc.code, exc.name.upper().replace(" ", "_"), exc.description
         else:
@@ -93,6 +96,10 @@ class GatewayService:
 
     @http("GET", "/health")
     def health(self, request):
+        # ready only when the services behind it answer too: a launcher or
+        # load balancer waiting on this can then send real traffic at once
+        self.airports.health()
+        self.trips.health()
         return {"status": "ok"}
 
     @http("POST", "/airport")
