@@ -15,6 +15,7 @@ the original type's name and message.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -23,8 +24,9 @@ logger = logging.getLogger(__name__)
 #: ``module.QualName`` (see :func:`get_module_path`).
 registry: dict[str, type[BaseException]] = {}
 
-#: Stands in for a value whose ``str()`` raised while we serialised it.
-UNPRINTABLE = "[str() failed]"
+#: Stands in for a value whose ``str()`` raised while we serialised it
+#: (Nameko's wording, since it travels on the wire).
+UNPRINTABLE = "[__unicode__ failed]"
 
 _E = TypeVar("_E", bound=type[BaseException])
 
@@ -72,20 +74,22 @@ def _safe_str(value: Any) -> str:
 
 
 def safe_for_serialization(value: Any) -> Any:
-    """Return ``value`` made of types every serializer accepts.
+    """Return ``value`` made of types every serializer accepts, as Nameko does.
 
-    Strings, numbers, booleans and ``None`` pass unchanged; lists, tuples and
-    dicts are converted recursively (tuples become lists); anything else is
-    replaced by its ``str()``, or by :data:`UNPRINTABLE` if that raises.
+    Strings pass unchanged; dicts have keys and values made safe; any other
+    iterable (list, tuple, set, ...) becomes a list of safe items; every other
+    value becomes its ``str()`` (so ``42`` -> ``"42"``, ``None`` ->
+    ``"None"``), or :data:`UNPRINTABLE` if that raises. This is what
+    ``exc_args`` carry on the wire.
     """
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, str):
         return value
     if isinstance(value, dict):
         return {
             safe_for_serialization(key): safe_for_serialization(item)
             for key, item in value.items()
         }
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Iterable):
         return [safe_for_serialization(item) for item in value]
     return _safe_str(value)
 
@@ -174,9 +178,9 @@ class RemoteError(NamekoLikeException):
         self.value = value
         self.exc_path = exc_path
         self.exc_args = list(exc_args) if exc_args is not None else []
-        # args holds exactly the positional constructor arguments, so
-        # serialising a RemoteError again and copying it stay faithful.
-        super().__init__(exc_type, value)
+        # One argument, the message, as in Nameko: a service that re-raises
+        # a RemoteError sends the same exc_args on the wire as Nameko would.
+        super().__init__(f"{exc_type} {value}")
 
     def __str__(self) -> str:
         return f"{self.exc_type} {self.value}"
@@ -249,17 +253,22 @@ class RpcTimeout(RpcError):
     """No reply to an RPC call arrived within its timeout."""
 
 
-@deserialize_to_instance
 class UnknownService(RpcError):
-    """An RPC call named a service that has no queue bound to receive it."""
+    """An RPC call named a service that has no queue bound to receive it
+    (is the service running?).
+
+    Not rebuilt on a remote caller, as in Nameko: a service that lets it
+    escape gives its own caller a ``RemoteError`` with ``exc_type ==
+    "UnknownService"``.
+    """
 
     def __init__(self, service_name: str) -> None:
         self.service_name = service_name
         super().__init__(service_name)
 
     def __str__(self) -> str:
-        return (f"Unknown service `{self.service_name}`: no queue is bound "
-                f"to receive its calls (is the service running?)")
+        # Nameko's wording: it is the ``value`` remote callers receive.
+        return f"Unknown service `{self.service_name}`"
 
 
 class RpcConnectionError(RpcError):

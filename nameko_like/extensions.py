@@ -185,6 +185,12 @@ class Entrypoint(Extension):
     """
 
     method_name: str | None = None
+    # Class-level defaults, so that a subclass whose ``__init__`` does not
+    # call ``super().__init__()`` (allowed in Nameko) still works.
+    expected_exceptions: type | tuple[type, ...] = ()
+    sensitive_arguments: tuple[str, ...] = ()
+    _signature: inspect.Signature | None = None
+    _positional_range: tuple[int, int] | None = None
 
     def __init__(
         self,
@@ -207,20 +213,40 @@ class Entrypoint(Extension):
         return instance
 
     def check_signature(self, args: tuple, kwargs: dict) -> None:
-        """Raise ``IncorrectSignature`` if the method can't take these arguments."""
-        if self._signature is None:
+        """Raise ``IncorrectSignature`` if the method can't take these arguments.
+
+        The message is the one Python gives for the failed call (as in
+        Nameko: ``add() takes 3 positional arguments but 4 were given``).
+        """
+        signature = self._signature
+        if signature is None:
             method = getattr(self.container.service_cls, self.method_name)
-            self._signature = inspect.signature(method)
-            self._positional_range = _positional_range(self._signature)
+            # Not following __wrapped__: a method behind a decorator takes
+            # what the decorator's wrapper takes, as Nameko judges it.
+            signature = inspect.signature(method, follow_wrapped=False)
+            self._signature = signature
+            self._positional_range = _positional_range(signature)
         # Most calls pass positional arguments only to a plain method: a
         # length check answers those without binding (which costs ~10 us).
         bounds = self._positional_range
         if bounds is not None and not kwargs and bounds[0] <= len(args) <= bounds[1]:
             return
         try:
-            self._signature.bind(None, *args, **kwargs)
+            signature.bind(None, *args, **kwargs)
         except TypeError as exc:
-            raise IncorrectSignature(str(exc)) from None
+            raise IncorrectSignature(self._signature_error(args, kwargs, exc)) from None
+
+    def _signature_error(self, args: tuple, kwargs: dict, bind_error: TypeError) -> str:
+        """Python's own message for the failed call; only built on failure."""
+        method = getattr(self.container.service_cls, self.method_name)
+        getcallargs = getattr(inspect, "getcallargs", None)
+        if getcallargs is not None:
+            try:
+                getcallargs(method, None, *args, **kwargs)
+            except TypeError as exc:
+                return str(exc)
+        # inspect.getcallargs is gone (or accepted the call): bind's wording
+        return str(bind_error)
 
     @classmethod
     def decorator(cls, *args: Any, **kwargs: Any) -> Callable:

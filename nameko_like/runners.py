@@ -39,10 +39,21 @@ class ServiceRunner:
         return list(self.service_map.values())
 
     def add_service(self, cls: type) -> None:
-        """Add a service class; each name may be added once."""
+        """Add a service class; adding the same class again does nothing.
+
+        Raises ``ValueError`` if a *different* class with the same service
+        name was added (Nameko would silently replace the first one).
+        """
         name = get_service_name(cls)
-        if name in self.service_map:
-            raise ValueError(f"a service named {name!r} was already added to this runner")
+        existing = self.service_map.get(name)
+        if existing is not None:
+            if existing.service_cls is cls:
+                # as in Nameko, a second add of the same class is harmless;
+                # keeping the first container also keeps it running if started
+                return
+            raise ValueError(
+                f"a different service class named {name!r} ({existing.service_cls.__qualname__}) "
+                f"was already added to this runner; give {cls.__qualname__} another `name`")
         self.service_map[name] = self.container_cls(cls, self.config)
 
     def start(self) -> None:

@@ -28,8 +28,10 @@ class Timer(Entrypoint):
     """
 
     def __init__(self, interval: float, eager: bool = False, **kwargs: Any) -> None:
-        if interval <= 0:
-            raise ValueError(f"timer interval must be positive, got {interval!r}")
+        # 0 is allowed, as in Nameko: the method runs back to back, yielding
+        # to other greenthreads between runs.
+        if interval < 0:
+            raise ValueError(f"timer interval must not be negative, got {interval!r}")
         self.interval = interval
         self.eager = eager
         self._stopping = eventlet.event.Event()
@@ -60,6 +62,9 @@ class Timer(Entrypoint):
         next_run = time.monotonic() + (0 if self.eager else self.interval)
         while True:
             delay = max(0.0, next_run - time.monotonic())
+            if not delay:
+                # never run back to back without letting others run
+                eventlet.sleep(0)
             if self._stopping.wait(delay) if delay else self._stopping.ready():
                 return
             started = time.monotonic()

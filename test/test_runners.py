@@ -60,8 +60,18 @@ def test_a_service_name_may_be_added_once(runner_factory, empty_config):
     class AlsoAlpha:
         name = "alpha"
 
-    with pytest.raises(ValueError, match="'alpha' was already added"):
+    with pytest.raises(ValueError, match="different service class named 'alpha'"):
         runner.add_service(AlsoAlpha)
+
+
+def test_adding_the_same_class_again_is_a_no_op(runner_factory, empty_config):
+    runner = runner_factory(empty_config, Alpha)
+    container = get_container(runner, Alpha)
+
+    runner.add_service(Alpha)
+
+    assert runner.service_names == ["alpha"]
+    assert runner.containers == [container]
 
 
 def test_runner_uses_service_container_cls(runner_factory, empty_config):

@@ -129,6 +129,26 @@ def test_a_failing_run_does_not_stop_the_timer(container_factory):
     container.stop()
 
 
-def test_interval_must_be_positive():
-    with pytest.raises(ValueError, match="positive"):
-        Timer(interval=0)
+def test_interval_must_not_be_negative():
+    with pytest.raises(ValueError, match="must not be negative"):
+        Timer(interval=-1)
+
+
+def test_zero_interval_runs_back_to_back_and_lets_others_run(container_factory):
+    service = make_service(interval=0)
+    container = container_factory(service)
+    others = []
+
+    def other():
+        for _ in range(5):
+            others.append(time.monotonic())
+            eventlet.sleep(0)
+
+    container.start()
+    eventlet.spawn(other).wait()
+    eventlet.sleep(0.05)
+    container.stop()
+
+    assert len(others) == 5
+    assert len(service.starts) > 10
+    assert service.peak == 1

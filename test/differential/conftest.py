@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -165,9 +166,13 @@ class Differ:
             self.manager.delete_vhost(vhost)
 
     def _topology(self, vhost: str) -> dict[str, Any]:
-        """Durable traces a run left on its vhost: queues, exchanges, bindings."""
+        """Durable traces a run left on its vhost: queues, exchanges, bindings.
+
+        UUIDs in names (reply queues, their routing keys) differ on every
+        run, so they are replaced by ``<uuid>``.
+        """
         queues = sorted(
-            (q["name"], q["durable"], q["auto_delete"], q.get("exclusive", False),
+            (_no_uuid(q["name"]), q["durable"], q["auto_delete"], q.get("exclusive", False),
              json.dumps(q.get("arguments", {}), sort_keys=True))
             for q in self.manager.get_queues(vhost))
         exchanges = sorted(
@@ -175,12 +180,19 @@ class Differ:
             for e in self.manager.get_exchanges(vhost)
             if e["name"] and not e["name"].startswith("amq."))
         bindings = sorted(
-            (b["source"], b["destination"], b["routing_key"])
+            (b["source"], _no_uuid(b["destination"]), _no_uuid(b["routing_key"]))
             for q in self.manager.get_queues(vhost)
             for b in self.manager.get_queue_bindings(vhost, q["name"]) if b["source"])
         return {"queues": [list(q) for q in queues],
                 "exchanges": [list(e) for e in exchanges],
                 "bindings": [list(b) for b in bindings]}
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _no_uuid(name: str) -> str:
+    return _UUID.sub("<uuid>", name)
 
 
 def _text(value: str | bytes | None) -> str:
