@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from nameko_like.config_keys import warn_misspelt_keys
 from nameko_like.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -225,10 +226,7 @@ def _load_file(path: PathLike) -> dict[Any, Any]:
     try:
         data = yaml.load(text, Loader=_make_loader(source))  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise ConfigurationError(f"{where}: invalid YAML: {problem}") from None
+        raise ConfigurationError(_describe_yaml_error(source, exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{source}: invalid YAML: {exc}") from None
     if data is None:
@@ -238,6 +236,29 @@ def _load_file(path: PathLike) -> dict[Any, Any]:
             f"{source}: the top level must be a mapping of config keys, "
             f"not a {type(data).__name__}")
     return data
+
+
+def _describe_yaml_error(source: str, exc: yaml.MarkedYAMLError) -> str:
+    """Where PyYAML found the problem and, when it says, where the construct began.
+
+    A missing ``:`` or an unclosed quote is often reported lines after the
+    mistake; PyYAML's context mark points at the line that started the
+    construct, which is usually the one to fix, so both lines are named.
+    """
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{source}:{mark.line + 1}" if mark else source
+    message = f"{where}: invalid YAML: {exc.problem or exc.context or 'malformed YAML'}"
+    context_mark = exc.context_mark
+    if exc.context and context_mark is not None and exc.problem_mark is not None:
+        message += f" ({exc.context} at line {context_mark.line + 1})"
+        lines = (context_mark.buffer or "").split("\n") if context_mark.buffer else []
+        if 0 <= context_mark.line < len(lines):
+            message += f"\n  line {context_mark.line + 1}: {lines[context_mark.line].rstrip()}"
+        problem_line = exc.problem_mark.line
+        if (0 <= problem_line < len(lines) and problem_line != context_mark.line
+                and lines[problem_line].strip()):
+            message += f"\n  line {problem_line + 1}: {lines[problem_line].rstrip()}"
+    return message
 
 
 # --- merging and resolving ----------------------------------------------------
@@ -302,8 +323,11 @@ def load_config(paths: PathLike | Iterable[PathLike],
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     merged: dict[Any, Any] = {}
+    sources = []
     for path in paths:
         merged = merge(merged, _load_file(path))
+        sources.append(os.fspath(path))
+    warn_misspelt_keys(merged, source=", ".join(sources))
     return _resolve(merged, env, "")
 
 

@@ -478,3 +478,49 @@ def test_dump_round_trips_and_keeps_order():
 def test_dump_loaded_config(write):
     path = write("PORT: ${PORT:8000}\nNAME: ${NAME:svc}\n")
     assert dump_config(load_config(path, env={})) == "PORT: 8000\nNAME: svc\n"
+
+
+def test_yaml_error_names_the_line_where_the_construct_began(write):
+    # PyYAML notices the unclosed quote only at the end of the file; the
+    # line to fix is the one where the quoted value began.
+    path = write('A: 1\nfoo:\n  bar: "unclosed\n  baz: 1\nqux: 2\n')
+    with pytest.raises(ConfigurationError) as exc_info:
+        load_config(path)
+    message = str(exc_info.value)
+    assert "config.yaml:6: invalid YAML: found unexpected end of stream" in message
+    assert "while scanning a quoted scalar at line 3" in message
+    assert 'line 3:   bar: "unclosed' in message
+
+
+def test_yaml_error_shows_both_lines(write):
+    path = write("a: 1\nb:\n  - x\n  c: 2\n")
+    with pytest.raises(ConfigurationError) as exc_info:
+        load_config(path)
+    lines = str(exc_info.value).splitlines()
+    assert lines[0].endswith("config.yaml:4: invalid YAML: expected <block end>, but found '?' "
+                             "(while parsing a block collection at line 3)")
+    assert lines[1:] == ["  line 3:   - x", "  line 4:   c: 2"]
+
+
+def test_misspelt_framework_key_is_kept_with_a_did_you_mean_warning(write, caplog):
+    path = write("AMQP_UIR: amqp://elsewhere\nDB_URIS: {}\nGREETING: hi\n"
+                 "WEB_SERVER_ADRESS: 0.0.0.0:9\nmax_workrs: 3\n")
+    with caplog.at_level("WARNING", logger="nameko_like.config_keys"):
+        config = load_config(path)
+    # nothing is rejected: user keys stay available to user code
+    assert config["AMQP_UIR"] == "amqp://elsewhere"
+    assert config["DB_URIS"] == {}
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2, warnings
+    assert "unknown config key 'AMQP_UIR': did you mean 'AMQP_URI'?" in warnings[0]
+    assert "unknown config key 'WEB_SERVER_ADRESS': did you mean 'WEB_SERVER_ADDRESS'?" \
+        in warnings[1]
+    assert all("config.yaml" in warning for warning in warnings)
+
+
+def test_known_keys_raise_no_warning(write, caplog):
+    path = write("AMQP_URI: memory://\nWEB_SERVER_ADDRESS: 0.0.0.0:8000\nLOGGING: {version: 1}\n"
+                 "HEARTBEAT: 5\nMAX_REDELIVERIES: 2\nmax_workers: 3\n")
+    with caplog.at_level("WARNING", logger="nameko_like.config_keys"):
+        load_config(path)
+    assert caplog.records == []
