@@ -26,13 +26,17 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko_like._eventlet import eventlet
-from nameko_like.exceptions import serialize
+from nameko_like.exceptions import ConnectionNotFound, RequestError, serialize
 from nameko_like.extensions import Entrypoint
 from nameko_like.web.server import WebServer
 
 _log = logging.getLogger(__name__)
 
 _METHOD = re.compile(r"[A-Z]+")
+
+#: Errors that are the client's fault: Nameko's ``BadRequest`` family (a
+#: wrong signature, say) and werkzeug's ``BadRequest`` (malformed JSON).
+_BAD_REQUESTS = (RequestError, ConnectionNotFound, BadRequest)
 
 
 class HttpRequestHandler(Entrypoint):
@@ -44,8 +48,11 @@ class HttpRequestHandler(Entrypoint):
         expected_exceptions: exceptions answered with ``400 Bad Request``.
 
     Errors are answered as plain text ``Error: <ExcType>: <message>``: an
-    expected exception or a werkzeug ``BadRequest`` with 400, another werkzeug
-    client error (4xx) with its own status, anything else with 500. A
+    expected exception, a request error (``IncorrectSignature`` when the
+    URL's arguments do not fit the method, ...) or a werkzeug ``BadRequest``
+    with 400, another werkzeug client error (4xx) with its own status,
+    anything else with 500. A body that is not ``str`` or ``bytes`` is a
+    ``TypeError``, so a 500. A
     traceback is never sent. Override :meth:`response_from_exception` and
     :meth:`response_from_result` in a subclass to shape responses (see
     ``docs/examples/http_json_errors.py``).
@@ -142,11 +149,15 @@ class HttpRequestHandler(Entrypoint):
                 )
         else:
             status, payload = 200, result
+        if not isinstance(payload, (str, bytes)):
+            # As in Nameko: werkzeug would otherwise iterate a dict's keys or
+            # send an empty body for None, and answer 200.
+            raise TypeError(f"Payload must be a string. Got `{payload!r}`")
         return Response(payload, status=status, headers=headers)
 
     def response_from_exception(self, exc: BaseException) -> Response:
         """Build the error response for ``exc`` (never with a traceback)."""
-        if isinstance(exc, self.expected_exceptions or ()) or isinstance(exc, BadRequest):
+        if isinstance(exc, self.expected_exceptions or ()) or isinstance(exc, _BAD_REQUESTS):
             status = 400
         elif isinstance(exc, HTTPException) and exc.code and 400 <= exc.code < 500:
             status = exc.code

@@ -282,6 +282,9 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
             environ[key] = text if previous is None else previous + "," + text
         if lengths:
             environ["CONTENT_LENGTH"] = self._content_length(lengths)
+        # eventlet (so Nameko) reports a request without Content-Type as
+        # text/plain, the MIME default; ported handlers may rely on it.
+        environ.setdefault("CONTENT_TYPE", "text/plain")
         if self.request_version == "HTTP/1.1" and "HTTP_HOST" not in environ:
             raise RequestRejected(400, "HTTP/1.1 requests must have a Host header")
         connection = environ.get("HTTP_CONNECTION")

@@ -68,6 +68,18 @@ class Service:
     def json_body(self, request):
         return json.dumps({"got": request.get_json()["value"]})
 
+    @http("GET", "/none")
+    def none(self, request):
+        return None
+
+    @http("GET", "/dict")
+    def dict_body(self, request):
+        return {"a": 1}
+
+    @http("POST", "/content-type")
+    def content_type(self, request):
+        return request.content_type
+
     @http("GET", "/mismatch/<int:value>")
     def mismatch(self, request, other):
         return "never"
@@ -146,10 +158,23 @@ def test_unusable_return_value_is_a_500(service, web_session):
     assert response.text.startswith("Error: TypeError: ")
 
 
-def test_url_arguments_not_matching_the_method_are_a_500(service, web_session):
+def test_url_arguments_not_matching_the_method_are_a_400(service, web_session):
+    # IncorrectSignature is one of Nameko's BadRequest errors: 400 there too.
     response = web_session.get("/mismatch/1")
-    assert response.status_code == 500
+    assert response.status_code == 400
     assert response.text.startswith("Error: IncorrectSignature: ")
+
+
+@pytest.mark.parametrize("path, shown", [("/none", "None"), ("/dict", "{'a': 1}")])
+def test_a_body_that_is_not_a_string_is_a_500(service, web_session, path, shown):
+    response = web_session.get(path)
+    assert response.status_code == 500
+    assert response.text == f"Error: TypeError: Payload must be a string. Got `{shown}`\n"
+
+
+def test_a_request_without_content_type_is_text_plain(service, web_session):
+    # As under eventlet's WSGI server, which Nameko uses.
+    assert web_session.post("/content-type", data=b"").text == "text/plain"
 
 
 def test_errors_are_logged_with_their_traceback(service, web_session, caplog):

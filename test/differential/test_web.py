@@ -1,0 +1,9 @@
+"""nameko.web.handlers and nameko.web.websocket, side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def test_http_entrypoints_statuses_bodies_and_headers(differ: Any) -> None:
+    differ.assert_same("web_http", topology=False)
