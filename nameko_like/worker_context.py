@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -15,6 +16,9 @@ from nameko_like.constants import (
 # Call and correlation ids need to be unique, not secret: a Mersenne Twister
 # seeded from os.urandom gives uuid4-shaped ids without a system call each.
 _random = random.Random()
+# A forked child inherits the generator's state: reseed it, or parent and
+# child would hand out the same ids (and get each other's RPC replies).
+os.register_at_fork(after_in_child=_random.seed)
 
 
 def unique_id() -> str:

@@ -16,7 +16,7 @@ class PublishOutcome:
     That is what lets many publishes share one round trip to the broker.
     """
 
-    __slots__ = ("_error", "_settled", "_callbacks", "_waiter", "returned")
+    __slots__ = ("_error", "_settled", "_callbacks", "_waiter", "returned", "route")
 
     def __init__(self) -> None:
         self._error: BaseException | None = None
@@ -25,6 +25,9 @@ class PublishOutcome:
         self._waiter: threading.Event | None = None
         #: why the broker returned the message as unroutable, if it did
         self.returned: str | None = None
+        #: ``(exchange, routing_key)`` of a mandatory publish, which the
+        #: publisher watches for returns until it settles
+        self.route: tuple[str, str] | None = None
 
     @property
     def settled(self) -> bool:

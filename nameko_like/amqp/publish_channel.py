@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -216,7 +217,8 @@ class PublishChannel:
                     self._next_tag += 1
                     self._pending[self._next_tag] = outcome
                     if mandatory:
-                        self._by_route.setdefault((exchange_name, routing_key), collections.deque()).append(outcome)
+                        outcome.route = (exchange_name, routing_key)
+                        self._by_route.setdefault(outcome.route, collections.deque()).append(outcome)
                     return outcome
                 except PublishConnectionLost:
                     raise  # connecting failed after its own retries: don't retry them all again
@@ -324,6 +326,23 @@ class PublishChannel:
                 outcome.settle(UndeliverableMessage(outcome.returned))
             else:
                 outcome.settle(error)
+            if outcome.route is not None:
+                self._forget_settled(outcome.route)
+
+    def _forget_settled(self, route: tuple[str, str]) -> None:
+        """Stop watching settled publishes of ``route`` for returns.
+
+        Confirms come in publish order, so settled outcomes gather at the
+        left of their route's queue; without this every acknowledged
+        mandatory publish (one per RPC request) would stay until a reconnect.
+        """
+        waiting = self._by_route.get(route)
+        if waiting is None:
+            return
+        while waiting and waiting[0].settled:
+            waiting.popleft()
+        if not waiting:
+            del self._by_route[route]
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         self._settle(delivery_tag, multiple, None)
@@ -350,6 +369,10 @@ _channels_lock = threading.Lock()
 
 
 _keys: dict[int, tuple[dict, tuple]] = {}
+#: Most config dicts whose connection key is remembered. Services use a
+#: handful; a program making a standalone dispatcher per event brings a new
+#: dict each time, and the cache must not keep them all alive.
+_KEYS_CACHE_SIZE = 64
 
 
 def get_publish_channel(config: dict) -> PublishChannel:
@@ -366,6 +389,8 @@ def get_publish_channel(config: dict) -> PublishChannel:
         key = cached[1]
     else:
         key = connection_key(config)
+        if len(_keys) >= _KEYS_CACHE_SIZE:
+            _keys.clear()
         _keys[id(config)] = (config, key)
     channel = _channels.get(key)
     if channel is not None and not channel._closed:
@@ -375,6 +400,22 @@ def get_publish_channel(config: dict) -> PublishChannel:
         if channel is None or channel._closed:
             channel = _channels[key] = PublishChannel(config)
         return channel
+
+
+def _forget_after_fork() -> None:
+    """In a forked child, drop the parent's publish connections unclosed.
+
+    Their sockets are shared with the parent: closing them (or publishing
+    on them) from the child would corrupt the parent's AMQP stream. The
+    child connects afresh on its first publish.
+    """
+    _channels.clear()
+    _keys.clear()
+    global _channels_lock
+    _channels_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def reset_publish_channels() -> None:

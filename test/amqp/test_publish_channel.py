@@ -92,3 +92,72 @@ def test_large_concurrent_publishes_arrive_intact(rabbit_config):
             received.append(hashlib.sha1(body).hexdigest())
     expected = sorted(hashlib.sha1(f'"{p}"'.encode()).hexdigest() for p in payloads)
     assert sorted(received) == expected
+
+
+def test_settled_mandatory_publishes_are_not_kept(rabbit_config):
+    # one mandatory publish per RPC request: confirmed ones must not pile up
+    publisher = Publisher(config=rabbit_config, declare=[KEPT], mandatory=True)
+    outcomes = [publisher.publish_async(n, exchange="pipeline",
+                                        routing_key="kept.ok" if n % 5 else "void.key")
+                for n in range(1000)]
+    for outcome in outcomes:
+        if outcome.route == ("pipeline", "void.key"):
+            with pytest.raises(UndeliverableMessage):
+                publisher.channel.wait(outcome, timeout=10)
+        else:
+            publisher.channel.wait(outcome, timeout=10)
+    assert publisher.channel._by_route == {}
+    assert ready_count(rabbit_config, "kept") == 800
+
+
+def test_connection_keys_cache_stays_bounded(rabbit_config):
+    from nameko_like.amqp import publish_channel
+
+    channels = {publish_channel.get_publish_channel(dict(rabbit_config)) for _ in range(5000)}
+    # one connection for one broker, and a bounded memory of config dicts
+    assert len(channels) == 1
+    assert len(publish_channel._keys) <= publish_channel._KEYS_CACHE_SIZE
+
+
+FORK_SCRIPT = """
+import os, sys, json
+from nameko_like._eventlet import eventlet
+eventlet.monkey_patch()
+from nameko_like.amqp import publish_channel
+from nameko_like.worker_context import unique_id
+
+config = {"AMQP_URI": sys.argv[1]}
+parent_channel = publish_channel.get_publish_channel(config)
+parent_channel.wait(parent_channel.publish("parent-before", routing_key="kept"), 10)
+reader, writer = os.pipe()
+pid = os.fork()
+if pid == 0:
+    child_channel = publish_channel.get_publish_channel(config)
+    child_channel.wait(child_channel.publish("child", routing_key="kept"), 10)
+    os.write(writer, json.dumps({"id": unique_id(),
+                                 "same_channel": child_channel is parent_channel}).encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+child = json.loads(os.read(reader, 4096))
+parent_channel.wait(parent_channel.publish("parent-after", routing_key="kept"), 10)
+print(json.dumps({"child": child, "parent_id": unique_id()}))
+"""
+
+
+def test_forked_child_gets_its_own_connection_and_ids(rabbit_config, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        KEPT(connection.default_channel).declare()
+    script = tmp_path / "fork.py"
+    script.write_text(FORK_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), rabbit_config["AMQP_URI"]],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["child"]["same_channel"] is False
+    assert result["child"]["id"] != result["parent_id"]
+    # the parent's connection was not disturbed by the child: all 3 arrived
+    assert ready_count(rabbit_config, "kept") == 3
