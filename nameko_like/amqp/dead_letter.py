@@ -73,9 +73,25 @@ def dead_letter(config: dict, service_name: str, message: Any, reason: str,
                 on_done: Callable[[BaseException | None], None]) -> None:
     """Send ``message`` to the service's dead-letter queue with ``reason``."""
     headers = dict(origin_headers(message), **{REASON_HEADER: reason})
+    # Header values come from whoever published: escaped and cut short, so a
+    # newline in a header cannot forge log lines nor a huge one flood the log.
     _log.warning("dead-lettering a message from %s/%s: %s",
-                 headers[ORIGINAL_EXCHANGE_HEADER], headers[ORIGINAL_ROUTING_KEY_HEADER], reason)
+                 _for_log(headers[ORIGINAL_EXCHANGE_HEADER]),
+                 _for_log(headers[ORIGINAL_ROUTING_KEY_HEADER]), _for_log(reason))
     republish(config, message, dead_letter_queue_name(service_name), headers, on_done)
+
+
+#: Longest untrusted value written to a log line, in characters.
+_LOG_VALUE_LIMIT = 200
+
+
+def _for_log(value: Any) -> str:
+    """``value`` as one printable line: control characters escaped, length capped."""
+    text = value if isinstance(value, str) else repr(value)
+    escaped = text.encode("unicode_escape").decode("ascii")
+    if len(escaped) > _LOG_VALUE_LIMIT:
+        escaped = escaped[:_LOG_VALUE_LIMIT] + f"... ({len(escaped)} characters)"
+    return escaped
 
 
 def origin_headers(message: Any) -> dict:
