@@ -119,7 +119,7 @@ def deserialize(data: dict[str, Any]) -> BaseException:
     exc_path = data.get("exc_path")
     exc_args = data.get("exc_args") or []
     exc_type_name = data.get("exc_type")
-    value = data.get("value", "")
+    value = data.get("value")
     exc_type = registry.get(exc_path) if exc_path else None
     if exc_type is not None:
         try:
@@ -155,6 +155,10 @@ class RpcError(NamekoLikeException):
 
 class RequestError(NamekoLikeException):
     """Sub-root: a caller sent a request the service cannot handle."""
+
+
+class BadRequest(RequestError):
+    """The request itself is wrong (Nameko's parent of request errors)."""
 
 
 class DeliveryError(NamekoLikeException):
@@ -206,7 +210,8 @@ class UnserializableValueError(NamekoLikeException):
             self.repr_value = repr(value)
         except Exception:  # noqa: BLE001 - repr of user objects may fail
             self.repr_value = "[repr() failed]"
-        super().__init__(self.repr_value)
+        # no args, as in Nameko: its reply carries ``exc_args: []``
+        super().__init__()
 
     def __str__(self) -> str:
         return f"Unserializable value: `{self.repr_value}`"
@@ -219,11 +224,10 @@ class UnserializableValueError(NamekoLikeException):
 def _rebuild_unserializable(repr_value: str) -> UnserializableValueError:
     exc = UnserializableValueError.__new__(UnserializableValueError)
     exc.repr_value = repr_value
-    exc.args = (repr_value,)
     return exc
 
 
-class ConnectionNotFound(NamekoLikeException):
+class ConnectionNotFound(BadRequest):
     """A websocket connection id does not name a live connection."""
 
     def __init__(self, socket_id: Any = None) -> None:
@@ -241,8 +245,11 @@ class ContainerBeingKilled(ContainerError):
     """The container is being killed and accepts no new workers."""
 
 
-class ExtensionNotFound(ContainerError):
-    """No extension of the requested kind is bound to the container."""
+class ExtensionNotFound(ContainerError, AttributeError):
+    """No extension of the requested kind is bound to the container.
+
+    Also an ``AttributeError``, as in Nameko.
+    """
 
 
 # --- rpc ----------------------------------------------------------------------
@@ -284,19 +291,19 @@ class ReplyQueueExpiredWithPendingReplies(RpcError):
 
 @nameko_wire_name
 @deserialize_to_instance
-class MethodNotFound(RequestError):
+class MethodNotFound(BadRequest):
     """The target service has no entrypoint of the requested name."""
 
 
 @nameko_wire_name
 @deserialize_to_instance
-class IncorrectSignature(RequestError):
+class IncorrectSignature(BadRequest):
     """The call's arguments do not match the method's signature."""
 
 
 @nameko_wire_name
 @deserialize_to_instance
-class MalformedRequest(RequestError):
+class MalformedRequest(BadRequest):
     """An RPC request message could not be parsed."""
 
 

@@ -200,7 +200,16 @@ def test_registered_type_that_cannot_be_rebuilt_degrades(restore_registry):
 def test_deserialize_tolerates_missing_keys():
     rebuilt = deserialize({"exc_type": "Oops"})
     assert type(rebuilt) is RemoteError
-    assert str(rebuilt) == "Oops "
+    assert rebuilt.value is None  # as in Nameko
+    assert str(rebuilt) == "Oops None"
+
+
+def test_nameko_hierarchy_names():
+    from nameko_like.exceptions import BadRequest
+
+    for exc_type in (MalformedRequest, MethodNotFound, IncorrectSignature, ConnectionNotFound):
+        assert issubclass(exc_type, BadRequest)
+    assert issubclass(ExtensionNotFound, AttributeError)
 
 
 # --- individual exception types -----------------------------------------------
@@ -246,6 +255,7 @@ def test_unserializable_value_error():
     exc = UnserializableValueError(object)
     assert exc.repr_value == repr(object)
     assert str(exc) == f"Unserializable value: `{object!r}`"
+    assert exc.args == ()  # as in Nameko: the reply's exc_args is []
     copy = pickle.loads(pickle.dumps(exc))
     assert str(copy) == str(exc)
 
