@@ -19,9 +19,15 @@ from kombu import Consumer
 from nameko_like import serialization
 from nameko_like.amqp.consume import Delivery
 from nameko_like.amqp.publish_channel import PublishChannel
+from nameko_like.constants import (
+    CALL_ID_STACK_CONTEXT_KEY,
+    DEFAULT_PARENT_CALLS_TRACKED,
+    PARENT_CALLS_CONFIG_KEY,
+)
 from nameko_like.exceptions import RpcConnectionError
 from nameko_like.rpc import wire
 from nameko_like.rpc.client import ServiceProxy
+from nameko_like.worker_context import unique_id
 
 _log = logging.getLogger(__name__)
 
@@ -34,19 +40,34 @@ class StandaloneReplyRouter:
 
     def __init__(self, config: dict, owner: str = STANDALONE_OWNER) -> None:
         self.config = config
-        self.publish_channel = PublishChannel(config)
-        self.queue, self.routing_key = wire.reply_queue(config, owner)
+        self.owner = owner
         self.accept = serialization.content_types(serialization.setup(config).accept)
         self._pending: dict[str, Any] = {}
+        #: whether stop() closed the current publish channel (closing is final)
+        self._stopped = False
+        self._open_channel()
+
+    def _open_channel(self) -> None:
+        """A new connection with a new reply queue, as Nameko sets up on every start."""
+        self.publish_channel = PublishChannel(self.config)
+        self.queue, self.routing_key = wire.reply_queue(self.config, self.owner)
         self.publish_channel.on_connected.append(self._consume_replies)
         self.publish_channel.on_lost.append(self._fail_pending)
 
     def start(self) -> None:
-        """Connect (with retries) and start consuming the reply queue."""
+        """Connect (with retries) and start consuming the reply queue.
+
+        A stopped router can start again: a closed publish channel stays
+        closed, so a fresh one (and reply queue) replaces it.
+        """
+        if self._stopped:
+            self._open_channel()
+            self._stopped = False
         self.publish_channel.ensure_connected()
 
     def stop(self) -> None:
         """Close the connection; calls still waiting fail."""
+        self._stopped = True
         self.publish_channel.close()
         self._fail_pending(RpcConnectionError("the proxy was stopped"))
 
@@ -75,7 +96,7 @@ class StandaloneReplyRouter:
             headers = message.headers if compressed else None
             reply.set_body(serialization.decode(message.body, message.content_type,
                                                 message.content_encoding, self.accept, headers))
-        except Exception as exc:  # an unreadable reply still ends the call
+        except Exception as exc:  # noqa: BLE001 - an unreadable reply still ends the call
             reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
 
     def _fail_pending(self, exc: BaseException) -> None:
@@ -120,6 +141,19 @@ class ClusterProxy:
         return proxy
 
 
+def _with_call_id(config: dict, context_data: dict | None, call_id: str) -> dict:
+    """``context_data`` with ``call_id`` on top of its call id stack.
+
+    As a Nameko worker does, a stack given in ``context_data`` is the
+    parent calls, kept to the last ``parent_calls_tracked`` of them.
+    """
+    data = dict(context_data or {})
+    parents = list(data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or [])
+    tracked = config.get(PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED)
+    data[CALL_ID_STACK_CONTEXT_KEY] = (parents + [call_id])[-(tracked + 1):]
+    return data
+
+
 class StandaloneProxyBase:
     """Shared set-up of the standalone proxies; use as a context manager."""
 
@@ -127,24 +161,30 @@ class StandaloneProxyBase:
                  timeout: float | None = None, **options: Any) -> None:
         self.config = config
         self._router = StandaloneReplyRouter(config)
+        #: the id this proxy's calls carry as their caller, as Nameko's
+        #: ``standalone_rpc_proxy.call.<uuid>``; one per proxy object
+        self.call_id = f"{STANDALONE_OWNER}.call.{unique_id()}"
         self._options = {
-            "context_data": context_data,
+            "context_data": _with_call_id(config, context_data, self.call_id),
             "timeout": timeout,
             "serializer": serialization.setup(config).serializer,
             "exchange": wire.rpc_exchange(config).name,
         }
         self._options.update(options)
+        # One proxy object for the lifetime of this one, so that what an
+        # earlier start() returned keeps working after a later start().
+        self._proxy = self._make_proxy()
 
     def __enter__(self) -> Any:
         return self.start()
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def start(self) -> Any:
-        """Connect and return the proxy object."""
+        """Connect and return the proxy object (the same one every time)."""
         self._router.start()
-        return self._make_proxy()
+        return self._proxy
 
     def stop(self) -> None:
         """Disconnect."""

@@ -13,6 +13,8 @@ import pytest
 from eventlet.green import subprocess
 
 from nameko_like._eventlet import eventlet
+from nameko_like.exceptions import RpcConnectionError
+from nameko_like.extensions import DependencyProvider
 from nameko_like.rpc import rpc
 from nameko_like.standalone.rpc import ClusterRpcProxy, ServiceRpcProxy
 
@@ -108,7 +110,8 @@ def test_cluster_and_service_proxies_in_an_unpatched_process(
     assert out["patched"] is False
     assert out["sync"] == "hello"
     assert out["async"] == list(range(100))
-    assert out["remote_error"] == ["ValueError", ["bad", 1]]
+    # exc_args cross the wire made safe for serialization, as in Nameko: 1 -> "1"
+    assert out["remote_error"] == ["ValueError", ["bad", "1"]]
     assert out["unknown_service_seconds"] < 1.0
     assert out["threads_ok"] is True
     assert 0.55 < out["timeout_seconds"] < 1.5
@@ -140,3 +143,63 @@ def test_greenthreads_share_one_service_proxy_with_call_async(container_factory,
         threads = [pool.spawn(caller, target, number) for number in range(50)]
         results = [thread.wait() for thread in threads]
     assert results == [[[number, n] for n in range(4)] for number in range(50)]
+
+
+class CallerContext(DependencyProvider):
+    def get_dependency(self, worker_ctx):
+        return worker_ctx
+
+
+class Inspector:
+    name = "inspector"
+    ctx = CallerContext()
+
+    @rpc
+    def stack(self):
+        return self.ctx.call_id_stack
+
+
+@pytest.mark.parametrize("make_proxy", [
+    lambda config: ClusterRpcProxy(config, timeout=10),
+    lambda config: ServiceRpcProxy("target", config, timeout=10),
+], ids=["cluster", "service"])
+def test_one_proxy_object_can_be_entered_and_started_again(container_factory, backend,
+                                                           make_proxy):
+    container_factory(Target, dict(backend)).start()
+    standalone = make_proxy(backend)
+
+    def echo(proxy, value):
+        return (proxy.target if isinstance(standalone, ClusterRpcProxy) else proxy).echo(value)
+
+    with standalone as first:
+        assert echo(first, 1) == 1
+    with pytest.raises(RpcConnectionError):
+        echo(first, "stopped")
+    with standalone as second:
+        assert second is first
+        assert echo(second, 2) == 2
+    for value in (3, 4):
+        proxy = standalone.start()
+        try:
+            assert echo(proxy, value) == value
+        finally:
+            standalone.stop()
+
+
+def test_calls_carry_the_proxy_call_id_on_the_stack(container_factory, backend):
+    container_factory(Inspector, dict(backend)).start()
+    parents = [f"parent.{n}" for n in range(12)]
+    with ClusterRpcProxy(backend, timeout=10) as cluster:
+        first, second = cluster.inspector.stack(), cluster.inspector.stack()
+    with ClusterRpcProxy(dict(backend, parent_calls_tracked=3), timeout=10,
+                         context_data={"call_id_stack": parents}) as cluster:
+        nested = cluster.inspector.stack()
+
+    caller = first[0]
+    assert caller.startswith("standalone_rpc_proxy.call.")
+    assert second[0] == caller  # one call id per proxy, as in Nameko
+    assert first[1].startswith("inspector.stack.") and len(first) == 2
+    # the proxy sends its parent_calls_tracked last parents and its own id
+    # (the callee's config tracks more, so it keeps them all)
+    assert nested[:-1] == parents[-3:] + [nested[-2]]
+    assert nested[-2].startswith("standalone_rpc_proxy.call.")
