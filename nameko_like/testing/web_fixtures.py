@@ -13,6 +13,8 @@ green already and run directly.
 from __future__ import annotations
 
 import json
+import socket
+import uuid
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -22,7 +24,7 @@ from nameko_like._eventlet import eventlet
 import eventlet.tpool  # noqa: E402  (after _eventlet silenced its import warning)
 
 from nameko_like.constants import WEB_SERVER_CONFIG_KEY
-from nameko_like.exceptions import RemoteError
+from nameko_like.exceptions import deserialize
 from nameko_like.testing.utils import find_free_port
 
 
@@ -53,65 +55,146 @@ class WebSession(requests.Session):
         return _blocking(super().request, method, url, *args, **kwargs)
 
 
-class WebSocketClient:
-    """A websocket client speaking nameko_like's websocket RPC protocol.
+#: Marks the end of a client's frames in its queues.
+_CLOSED = object()
 
-    Frames that are not the awaited result (pushed events, say) are kept in
-    :attr:`events` in arrival order.
+
+class WebSocketClient:
+    """A websocket client of nameko_like's (and Nameko's) websocket RPC.
+
+    It behaves as the client of Nameko's ``websocket`` fixture: a reader
+    greenthread sorts the server's frames as they arrive, pushed events
+    into one queue per event type (:meth:`wait_for_event`,
+    :meth:`get_event_queue`, the ``connected`` greeting included), results
+    to the :meth:`rpc` call awaiting them. Frames nobody awaits (results of
+    frames sent with :meth:`send`) are kept for :meth:`receive`.
+
+    Waits give up after ``timeout`` seconds with ``TimeoutError`` rather
+    than hang a test, and end with ``ConnectionError`` once the server
+    closed the connection.
     """
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         import websocket  # the websocket-client package, a test dependency
 
+        self.timeout = timeout
         self._ws = _blocking(websocket.create_connection, url, timeout=timeout)
-        self._next_id = 0
-        self.events: list[dict] = []
-        connected = self.receive()
-        #: The id the server gave this connection.
-        self.socket_id = connected["data"]["socket_id"]
+        # The reader waits for frames indefinitely; waits time out instead.
+        self._ws.settimeout(None)
+        self._event_queues: dict[str, Any] = {}
+        self._results: dict[str, Any] = {}
+        self._unclaimed: Any = eventlet.queue.Queue()
+        self.closed = False
+        self._reader = eventlet.spawn(self._read_loop)
+        event, data = self.wait_for_event("connected")
+        # Left in its queue, as Nameko's client leaves it.
+        self.get_event_queue(event).put((event, data))
+        #: The id the server gave this connection (from its greeting).
+        self.socket_id: str = data["socket_id"]
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                frame = _blocking(self._ws.recv)
+                if not frame:
+                    break
+                self._dispatch(json.loads(frame))
+        except Exception:  # noqa: BLE001 - any failure ends the frames alike
+            pass
+        finally:
+            self.closed = True
+            for queue in [self._unclaimed, *self._event_queues.values()]:
+                queue.put(_CLOSED)
+            for waiter in self._results.values():
+                waiter.send(_CLOSED)
+
+    def _dispatch(self, frame: dict) -> None:
+        if frame.get("type") == "event":
+            self.get_event_queue(frame["event"]).put((frame["event"], frame.get("data")))
+            return
+        waiter = self._results.pop(frame.get("correlation_id"), None) \
+            if frame.get("type") == "result" else None
+        if waiter is not None:
+            waiter.send(frame)
+        else:
+            self._unclaimed.put(frame)
+
+    def _take(self, queue: Any, awaited: str) -> Any:
+        if self.closed and queue.empty():
+            raise ConnectionError("the server closed the websocket")
+        try:
+            item = queue.get(timeout=self.timeout)
+        except eventlet.queue.Empty:
+            raise TimeoutError(f"no {awaited} within {self.timeout}s") from None
+        if item is _CLOSED:
+            queue.put(_CLOSED)  # for the next waiter
+            raise ConnectionError("the server closed the websocket")
+        return item
+
+    def get_event_queue(self, event_type: str) -> Any:
+        """The queue of ``(event_type, data)`` pushes not yet waited for."""
+        queue = self._event_queues.get(event_type)
+        if queue is None:
+            queue = self._event_queues[event_type] = eventlet.queue.Queue()
+            if self.closed:
+                queue.put(_CLOSED)
+        return queue
+
+    def wait_for_event(self, event_type: str) -> tuple[str, Any]:
+        """The next ``event_type`` push, as ``(event_type, data)``; waits if needed."""
+        return self._take(self.get_event_queue(event_type), f"{event_type!r} event")
+
+    def rpc(self, _method: str, **data: Any) -> Any:
+        """Call ``_method`` with ``data``; return its result or raise its error.
+
+        The error is rebuilt as RPC errors are (``MethodNotFound``,
+        ``IncorrectSignature``, ... as themselves, anything else as
+        ``RemoteError``).
+        """
+        correlation_id = str(uuid.uuid4())
+        waiter = eventlet.event.Event()
+        self._results[correlation_id] = waiter
+        frame = {"method": _method, "data": data, "correlation_id": correlation_id}
+        self.send(json.dumps(frame))
+        try:
+            with eventlet.Timeout(self.timeout, TimeoutError(
+                    f"no answer to {_method!r} within {self.timeout}s")):
+                reply = waiter.wait()
+        finally:
+            self._results.pop(correlation_id, None)
+        if reply is _CLOSED:
+            raise ConnectionError("the server closed the websocket")
+        if reply["success"]:
+            return reply["data"]
+        raise deserialize(reply["error"])
 
     def send(self, frame: str) -> None:
         """Send one raw text frame."""
         _blocking(self._ws.send, frame)
 
     def receive(self) -> dict:
-        """Wait for the next frame and return it decoded.
+        """The next frame nobody awaits (a result of :meth:`send`), decoded.
 
         Raises ``ConnectionError`` once the server closed the connection.
         """
-        frame = _blocking(self._ws.recv)
-        if not frame:
-            raise ConnectionError("the server closed the websocket")
-        return json.loads(frame)
-
-    def rpc(self, method: str, **data: Any) -> Any:
-        """Call ``method``; return its result or raise ``RemoteError``."""
-        self._next_id += 1
-        correlation_id = self._next_id
-        self.send(json.dumps({"method": method, "data": data, "correlation_id": correlation_id}))
-        while True:
-            frame = self.receive()
-            if frame.get("type") == "result" and frame.get("correlation_id") == correlation_id:
-                break
-            self.events.append(frame)
-        if frame["success"]:
-            return frame["data"]
-        raise RemoteError(frame["error"]["type"], frame["error"]["message"])
-
-    def wait_for_event(self, event: str) -> dict:
-        """Return the next pushed ``event`` frame (``data`` inside), waiting if needed."""
-        for index, frame in enumerate(self.events):
-            if frame.get("event") == event:
-                return self.events.pop(index)
-        while True:
-            frame = self.receive()
-            if frame.get("type") == "event" and frame.get("event") == event:
-                return frame
-            self.events.append(frame)
+        return self._take(self._unclaimed, "frame")
 
     def close(self) -> None:
-        """Close the connection."""
-        _blocking(self._ws.close)
+        """Close the connection and end the reader."""
+        if not self.closed:
+            sock = self._ws.sock
+            try:
+                _blocking(self._ws.send_close)
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+            if sock is not None:
+                try:
+                    # Wakes the reader, even one blocked in a native thread.
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._reader.wait()
+        self._ws.shutdown()
 
 
 def raw_http(port: int, data: bytes, timeout: float = 5.0, half_close: bool = True) -> bytes:
@@ -168,6 +251,10 @@ def web_session(web_config_port: int) -> Iterator[WebSession]:
 @pytest.fixture
 def websocket(web_config_port: int) -> Iterator[Callable[..., WebSocketClient]]:
     """``connect(path="/ws")`` returning a connected :class:`WebSocketClient`.
+
+    As with Nameko's fixture: ``client.wait_for_event("connected")`` gives
+    ``("connected", {"socket_id": ...})``, ``client.rpc(method, **data)``
+    calls and raises the remote error.
 
     Every client made is closed at teardown.
     """

@@ -9,8 +9,12 @@ Each frame a client sends calls a method::
 and is answered, in any order, with::
 
     {"type": "result", "success": true, "data": <result>, "correlation_id": 1}
-    {"type": "result", "success": false,
-     "error": {"type": "ValueError", "message": "..."}, "correlation_id": 1}
+    {"type": "result", "success": false, "correlation_id": 1,
+     "error": {"exc_type": "ValueError", "exc_path": "builtins.ValueError",
+               "exc_args": [...], "value": "..."}}
+
+(the error as in RPC replies, so ``nameko_like.exceptions.deserialize``
+rebuilds it).
 
 Methods get the caller's ``socket_id`` first and the frame's ``data`` as
 keyword arguments. A :class:`WebSocketHubProvider` dependency lets any
@@ -22,11 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import uuid
 from functools import partial
 from typing import Any
 
+from werkzeug.exceptions import BadRequest
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request
 
@@ -38,7 +42,6 @@ from nameko_like.constants import (
     WEB_MAX_CONTENT_LENGTH_CONFIG_KEY,
 )
 from nameko_like.exceptions import (
-    ConnectionNotFound,
     MalformedRequest,
     MethodNotFound,
     UnserializableValueError,
@@ -50,95 +53,23 @@ from nameko_like.extensions import (
     ProviderCollector,
     SharedExtension,
 )
+from nameko_like.web.connection import Connection, event_frame, kill_all
+from nameko_like.web.hub import WebSocketHub
 from nameko_like.web.server import WebServer
+
+__all__ = [
+    "Connection", "WebSocketHub", "WebSocketHubProvider", "WebSocketRpc", "WebSocketServer",
+    "event_frame", "rpc",
+]
 
 _log = logging.getLogger(__name__)
 
 
-def event_frame(event: str, data: Any) -> str:
-    """The JSON frame that pushes ``event`` with ``data`` to a client."""
-    return json.dumps({"type": "event", "event": event, "data": data})
-
-
-def _kill_all(threads: Any) -> None:
-    """Kill every one of ``threads``, even if the caller is killed meanwhile.
-
-    ``GreenThread.kill()`` switches to the victim and resumes the caller
-    later, so the caller can itself be killed inside it; that error is
-    re-raised once every thread has been killed.
-    """
-    interrupted = None
-    for thread in list(threads):
-        try:
-            thread.kill()
-        except BaseException as exc:  # noqa: BLE001 - re-raised once all are killed
-            interrupted = interrupted or exc
-    if interrupted is not None:
-        raise interrupted
-
-
-class Connection:
-    """One connected websocket client.
-
-    Frames to the client go through a bounded outbox drained by a writer
-    greenthread, so pushing to a slow client never blocks the pusher; a
-    client that lets its outbox fill up is disconnected.
-    """
-
-    #: Frames queued for one client before it is considered stuck.
-    outbox_size = 1000
-
-    def __init__(self, socket_id: str, ws: Any, context_data: dict) -> None:
-        self.socket_id = socket_id
-        self.ws = ws
-        self.context_data = context_data
-        self.subscriptions: set[str] = set()
-        self.outbox: Any = eventlet.queue.LightQueue()
-        self.closed = False
-
-    def send(self, frame: str) -> None:
-        """Queue ``frame`` for the client."""
-        if self.closed:
-            return
-        if self.outbox.qsize() >= self.outbox_size:
-            _log.warning("websocket %s is not reading its frames; disconnecting it", self.socket_id)
-            self.close(force=True)
-            return
-        self.outbox.put(frame)
-
-    def stop_reading(self) -> None:
-        """End the client's frames; calls in flight still get their answers."""
-        self._shutdown(socket.SHUT_RD)
-
-    def close(self, force: bool = False) -> None:
-        """Send nothing more after what is queued, and let the writer end.
-
-        With ``force`` (a client that stopped reading, whose sends could
-        block forever) the queue is dropped and the socket shut at once.
-        """
-        if not self.closed:
-            self.closed = True
-            self.outbox.put(None)
-        if force:
-            self._shutdown(socket.SHUT_RDWR)
-
-    def _shutdown(self, how: int) -> None:
-        try:
-            self.ws.socket.shutdown(how)
-        except OSError:
-            pass
-
-    def write_loop(self) -> None:
-        """Send queued frames until the connection closes."""
-        while True:
-            frame = self.outbox.get()
-            if frame is None:
-                return
-            try:
-                self.ws.send(frame)
-            except OSError:
-                self.close(force=True)
-                return
+def _is_upgrade(environ: dict) -> bool:
+    """Whether a request asks for a websocket (as werkzeug's routing decides it)."""
+    tokens = environ.get("HTTP_CONNECTION", "").lower().split(",")
+    return (any(token.strip(" \t") == "upgrade" for token in tokens)
+            and environ.get("HTTP_UPGRADE", "").lower() == "websocket")
 
 
 class WebSocketServer(ProviderCollector, SharedExtension):
@@ -192,7 +123,13 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         return Rule(self.path, methods=["GET"], endpoint=self)
 
     def handle_request(self, request: Request) -> Any:
-        """Answer the upgrade request with eventlet's websocket application."""
+        """Answer the upgrade request with eventlet's websocket application.
+
+        A request that is not a websocket upgrade gets werkzeug's 400, as
+        Nameko's websocket-only rule answers it.
+        """
+        if not _is_upgrade(request.environ):
+            return BadRequest()
         context_data = self.wsgi_server.context_data_from_headers(request)
         max_frame = self.container.config.get(
             WEB_MAX_CONTENT_LENGTH_CONFIG_KEY, DEFAULT_WEB_MAX_CONTENT_LENGTH
@@ -242,10 +179,10 @@ class WebSocketServer(ProviderCollector, SharedExtension):
             connection.close()  # does not yield, so cannot be interrupted
             try:
                 # Killing yields to the hub, and the web server kills this
-                # greenthread when it is killed too: _kill_all() kills every
+                # greenthread when it is killed too: kill_all() kills every
                 # call even then (an interrupted loop left them, and the
                 # writer, running).
-                _kill_all(calls.coroutines_running)
+                kill_all(calls.coroutines_running)
                 if graceful:
                     with eventlet.Timeout(self.close_grace, False):
                         writer.wait()
@@ -277,10 +214,9 @@ class WebSocketServer(ProviderCollector, SharedExtension):
             except (TypeError, ValueError):
                 raise UnserializableValueError(result) from None
         except Exception as exc:
-            error = serialize(exc)
+            # The error as Nameko sends it: exc_type, exc_path, exc_args, value.
             reply = json.dumps(
-                {"type": "result", "success": False,
-                 "error": {"type": error["exc_type"], "message": error["value"]},
+                {"type": "result", "success": False, "error": serialize(exc),
                  "correlation_id": correlation_id},
                 default=str,
             )
@@ -298,53 +234,6 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         if not isinstance(data, dict):
             raise MalformedRequest('"data" must be an object of keyword arguments')
         return request["method"], data, request.get("correlation_id")
-
-
-class WebSocketHub:
-    """Pushes events to connected clients and manages their subscriptions.
-
-    Workers get it through :class:`WebSocketHubProvider`.
-    """
-
-    def __init__(self, server: WebSocketServer) -> None:
-        self._server = server
-
-    def _connection(self, socket_id: str) -> Connection:
-        connection = self._server.sockets.get(socket_id)
-        if connection is None:
-            raise ConnectionNotFound(socket_id)
-        return connection
-
-    def get_subscriptions(self, socket_id: str) -> list[str]:
-        """The channels ``socket_id`` is subscribed to, sorted."""
-        return sorted(self._connection(socket_id).subscriptions)
-
-    def subscribe(self, socket_id: str, channel: str) -> None:
-        """Subscribe ``socket_id`` to ``channel``."""
-        self._connection(socket_id).subscriptions.add(channel)
-        self._server.channels.setdefault(channel, set()).add(socket_id)
-
-    def unsubscribe(self, socket_id: str, channel: str) -> None:
-        """Unsubscribe ``socket_id`` from ``channel`` (no error if it wasn't)."""
-        self._connection(socket_id).subscriptions.discard(channel)
-        members = self._server.channels.get(channel)
-        if members is not None:
-            members.discard(socket_id)
-            if not members:
-                del self._server.channels[channel]
-
-    def broadcast(self, channel: str, event: str, data: Any) -> None:
-        """Push ``event`` with ``data`` to every socket subscribed to ``channel``."""
-        frame = event_frame(event, data)
-        for socket_id in list(self._server.channels.get(channel, ())):
-            connection = self._server.sockets.get(socket_id)
-            if connection is not None:
-                connection.send(frame)
-
-    def unicast(self, socket_id: str, event: str, data: Any) -> bool:
-        """Push ``event`` with ``data`` to one socket; ``ConnectionNotFound`` if it is gone."""
-        self._connection(socket_id).send(event_frame(event, data))
-        return True
 
 
 class WebSocketHubProvider(DependencyProvider):

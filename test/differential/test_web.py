@@ -7,3 +7,7 @@ from typing import Any
 
 def test_http_entrypoints_statuses_bodies_and_headers(differ: Any) -> None:
     differ.assert_same("web_http", topology=False)
+
+
+def test_websocket_rpc_errors_and_hub(differ: Any) -> None:
+    differ.assert_same("web_websocket", topology=False)

@@ -103,9 +103,9 @@ def test_websocket_chat(container_factory, web_config, web_session, websocket):
     assert ada.rpc("join", room="tea") == "joined tea"
     assert bob.rpc("join", room="tea") == "joined tea"
     ada.rpc("say", room="tea", text="hello")
-    assert bob.wait_for_event("message")["data"] == {"from": ada.socket_id, "text": "hello"}
+    assert bob.wait_for_event("message") == ("message", {"from": ada.socket_id, "text": "hello"})
     assert web_session.post("/rooms/tea/announce", data="closing").status_code == 202
-    assert ada.wait_for_event("announcement")["data"] == "closing"
+    assert ada.wait_for_event("announcement") == ("announcement", "closing")
 
 
 def test_timer(container_factory, empty_config):
