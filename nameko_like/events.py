@@ -130,13 +130,22 @@ class EventHandler(Consumer):
     def _default_identifier(self) -> bool:
         return type(self).broadcast_identifier is EventHandler.broadcast_identifier
 
-    def setup(self) -> None:
-        """Declare this handler's queue and start consuming it with the container."""
+    def bind(self, container: Any, method_name: str) -> "EventHandler":  # type: ignore[override]
+        """Bind to ``container``; refuse a configuration that can't work.
+
+        Checked here, while the container is being built, as in Nameko.
+        """
         if self.handler_type == BROADCAST and self.reliable_delivery and self._default_identifier():
             raise EventHandlerConfigurationError(
-                f"{self.method_name}: BROADCAST with reliable_delivery needs a stable "
+                f"{method_name}: BROADCAST with reliable_delivery needs a stable "
                 "broadcast_identifier (override it in a subclass), or reliable_delivery=False"
             )
+        instance = super().bind(container, method_name)
+        assert isinstance(instance, EventHandler)
+        return instance
+
+    def setup(self) -> None:
+        """Declare this handler's queue and start consuming it with the container."""
         service_name = self.container.service_name
         prefix = f"evt-{self.source_service}-{self.event_type}"
         if self.handler_type == SERVICE_POOL:

@@ -187,9 +187,9 @@ class ReliableBroadcast:
 
 
 def test_broadcast_with_reliable_delivery_needs_a_stable_identifier(container_factory, backend):
-    container = container_factory(ReliableBroadcast, dict(backend))
+    # refused while the container is built, as in Nameko
     with pytest.raises(EventHandlerConfigurationError, match="broadcast_identifier"):
-        container.start()
+        container_factory(ReliableBroadcast, dict(backend))
 
 
 class NodeHandler(EventHandler):
