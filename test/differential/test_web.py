@@ -11,3 +11,7 @@ def test_http_entrypoints_statuses_bodies_and_headers(differ: Any) -> None:
 
 def test_websocket_rpc_errors_and_hub(differ: Any) -> None:
     differ.assert_same("web_websocket", topology=False)
+
+
+def test_websocket_fixture_client(differ: Any) -> None:
+    differ.assert_same("web_websocket_fixture", topology=False)
