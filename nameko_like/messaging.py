@@ -15,6 +15,7 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 
 from nameko_like import serialization
 from nameko_like.amqp import dead_letter as dead_letters
+from nameko_like.amqp.connection import make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
 from nameko_like.amqp.publish import Publisher as _AmqpPublisher
 from nameko_like.constants import (
@@ -285,6 +286,9 @@ class Publisher(DependencyProvider, HeaderEncoder):
         config = self.container.config
         options = dict(self.options)
         options.setdefault("serializer", serialization.setup(config).serializer)
+        # Declared now, as Nameko does, so that queues exist (and collect
+        # messages) from start-up even if nothing is ever published.
+        _declare_now(config, declare)
         self.publisher = _AmqpPublisher(config=config, declare=declare, **options)
 
     def get_dependency(self, worker_ctx: Any) -> Callable[..., None]:
@@ -305,3 +309,13 @@ class Publisher(DependencyProvider, HeaderEncoder):
             publisher.publish(payload, headers=merged, **kwargs)
 
         return publish
+
+
+def _declare_now(config: dict, entities: list) -> None:
+    """Declare exchanges and queues (with their bindings) on a short-lived connection."""
+    if not entities:
+        return
+    with make_connection(config, heartbeat=False) as connection:
+        channel = connection.channel()
+        for entity in entities:
+            entity(channel).declare()
