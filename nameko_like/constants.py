@@ -50,6 +50,18 @@ AUTO_DELETE_EVENT_EXCHANGES_CONFIG_KEY = "AUTO_DELETE_EVENT_EXCHANGES"
 #: Whether event dispatchers declare the exchanges they publish to.
 DECLARE_EVENT_EXCHANGES_CONFIG_KEY = "DECLARE_EVENT_EXCHANGES"
 
+#: Largest incoming message body, in bytes, checked before decoding;
+#: bigger messages are dead-lettered (RabbitMQ 4's own default limit).
+MAX_MESSAGE_SIZE_CONFIG_KEY = "MAX_MESSAGE_SIZE"
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Largest body a compressed message may inflate to, in bytes.
+MAX_DECODED_SIZE_CONFIG_KEY = "MAX_DECODED_SIZE"
+DEFAULT_MAX_DECODED_SIZE = 64 * 1024 * 1024
+#: Compression schemes accepted on incoming messages (``zlib`` — kombu's
+#: ``gzip`` —, ``bzip2``, ``lzma``); others are dead-lettered.
+ACCEPT_COMPRESSION_CONFIG_KEY = "ACCEPT_COMPRESSION"
+DEFAULT_ACCEPT_COMPRESSION = ("zlib", "bzip2", "lzma")
+
 #: How many times a message is redelivered before it is dead-lettered.
 MAX_REDELIVERIES_CONFIG_KEY = "MAX_REDELIVERIES"
 DEFAULT_MAX_REDELIVERIES = 5

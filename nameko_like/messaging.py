@@ -18,6 +18,7 @@ from nameko_like.amqp import dead_letter as dead_letters
 from nameko_like.amqp.connection import make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
 from nameko_like.amqp.publish import Publisher as _AmqpPublisher
+from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
 from nameko_like.constants import (
     DEFAULT_MAX_REDELIVERIES,
     HEADER_PREFIX,
@@ -70,6 +71,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         self._connection: ConsumerConnection | None = None
         self.accept: set[str] = set()
         self.max_redeliveries = DEFAULT_MAX_REDELIVERIES
+        self.decoding_limits = DEFAULT_LIMITS
         #: messages whose worker has not finished, by id
         self._in_workers: dict[int, Any] = {}
         super().__init__()
@@ -86,6 +88,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             prefetch = config.get(PREFETCH_COUNT_CONFIG_KEY) or self.container.max_workers
             self.accept = serialization.content_types(serialization.setup(config).accept)
             self.max_redeliveries = config.get(MAX_REDELIVERIES_CONFIG_KEY, DEFAULT_MAX_REDELIVERIES)
+            self.decoding_limits = DecodingLimits.from_config(config)
             self._connection = ConsumerConnection(self.container, config, prefetch)
         return self._connection
 
@@ -139,7 +142,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         # kombu's own messages (memory://) arrive decompressed already
         headers = message.headers if isinstance(message, Delivery) else None
         return serialization.decode(message.body, message.content_type, message.content_encoding,
-                                    self.accept, headers)
+                                    self.accept, headers, self.decoding_limits)
 
     def worker_started(self, message: Any) -> None:
         """Note that a worker now handles ``message`` (see ``worker_finished``)."""

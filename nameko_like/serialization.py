@@ -19,8 +19,7 @@ import json
 
 from kombu import serialization as kombu_serialization
 from kombu.utils import json as kombu_json
-from kombu.compression import decompress
-from kombu.exceptions import DecodeError
+from kombu.exceptions import ContentDisallowed, DecodeError
 
 from nameko_like.constants import (
     ACCEPT_CONFIG_KEY,
@@ -28,6 +27,7 @@ from nameko_like.constants import (
     SERIALIZER_CONFIG_KEY,
     SERIALIZERS_CONFIG_KEY,
 )
+from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
 from nameko_like.exceptions import ConfigurationError
 from nameko_like.utils import import_from_path
 
@@ -99,23 +99,30 @@ def _content_type_of(name: str) -> str:
 
 
 def decode(body: Any, content_type: str | None, content_encoding: str | None, accept: set[str],
-           headers: dict | None = None) -> Any:
+           headers: dict | None = None, limits: DecodingLimits = DEFAULT_LIMITS) -> Any:
     """Decode a message body, refusing content types not in ``accept``.
 
-    A body compressed by the publisher (its ``compression`` header names
-    how) is decompressed first. Raises ``kombu.exceptions.ContentDisallowed``
-    for a refused type and ``kombu.exceptions.DecodeError`` for a body that
-    can't be decompressed or parsed.
+    The body's size is checked against ``limits`` first; a body compressed
+    by the publisher (its ``compression`` header names how) is inflated
+    within them. Raises ``kombu.exceptions.ContentDisallowed`` for a refused
+    type and ``kombu.exceptions.DecodeError`` for anything else that goes
+    wrong, whatever the serializer raised (a RecursionError for deeply
+    nested JSON, say): a message that can't be decoded is the message's
+    fault, never the service's.
     """
+    limits.check_size(body)
     compression = headers.get("compression") if headers else None
-    if compression:
-        try:
-            body = decompress(body, compression)
-        except Exception as exc:
-            raise DecodeError(f"cannot decompress ({compression}): {exc}") from None
-    if content_type == JSON_CONTENT_TYPE and body and content_type in accept and _default_json():
-        return _decode_json(body)
-    return kombu_serialization.loads(body, content_type, content_encoding, accept=accept)
+    try:
+        if compression:
+            body = limits.decompress(body, str(compression))
+        if content_type == JSON_CONTENT_TYPE and body and content_type in accept and _default_json():
+            return _decode_json(body)
+        return kombu_serialization.loads(body, content_type, content_encoding, accept=accept)
+    except (ContentDisallowed, DecodeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any serializer error means a bad message
+        raise DecodeError(f"cannot decode a {content_type} body: "
+                          f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 JSON_CONTENT_TYPE = "application/json"
