@@ -13,9 +13,11 @@ green already and run directly.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -26,6 +28,8 @@ import eventlet.tpool  # noqa: E402  (after _eventlet silenced its import warnin
 from nameko_like.constants import WEB_SERVER_CONFIG_KEY
 from nameko_like.exceptions import deserialize
 from nameko_like.testing.utils import find_free_port
+
+_log = logging.getLogger(__name__)
 
 
 def _blocking(fn: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -99,8 +103,8 @@ class WebSocketClient:
                 if not frame:
                     break
                 self._dispatch(json.loads(frame))
-        except Exception:  # noqa: BLE001 - any failure ends the frames alike
-            pass
+        except Exception as exc:  # noqa: BLE001 - any failure ends the frames alike
+            _log.debug("websocket client stopped reading: %r", exc)
         finally:
             self.closed = True
             for queue in [self._unclaimed, *self._event_queues.values()]:
@@ -185,8 +189,8 @@ class WebSocketClient:
             sock = self._ws.sock
             try:
                 _blocking(self._ws.send_close)
-            except Exception:  # noqa: BLE001 - closing anyway
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing anyway
+                _log.debug("websocket client could not send its close frame: %r", exc)
             if sock is not None:
                 try:
                     # Wakes the reader, even one blocked in a native thread.

@@ -157,7 +157,9 @@ class HttpRequestHandler(Entrypoint):
 
     def response_from_exception(self, exc: BaseException) -> Response:
         """Build the error response for ``exc`` (never with a traceback)."""
-        if isinstance(exc, self.expected_exceptions or ()) or isinstance(exc, _BAD_REQUESTS):
+        # Two checks: expected_exceptions may be a class or a tuple.
+        expected = self.expected_exceptions or ()
+        if isinstance(exc, _BAD_REQUESTS) or isinstance(exc, expected):  # noqa: SIM101
             status = 400
         elif isinstance(exc, HTTPException) and exc.code and 400 <= exc.code < 500:
             status = exc.code

@@ -241,6 +241,11 @@ class WebSocketHubProvider(DependencyProvider):
 
     server = WebSocketServer()
 
+    @property
+    def hub(self) -> WebSocketHub:
+        """The hub (an attribute of Nameko's provider once set up)."""
+        return self.server.hub
+
     def get_dependency(self, worker_ctx: Any) -> WebSocketHub:
         """The hub."""
         return self.server.hub

@@ -7,10 +7,9 @@ ServiceRunner on a free port; each request goes over a fresh
 
 import json
 import socket
+from http.client import HTTPConnection
 
 from _side import FRAMEWORK, config, module, run_main
-
-from http.client import HTTPConnection
 from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.wrappers import Response

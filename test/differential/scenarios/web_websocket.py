@@ -217,7 +217,7 @@ def main():
         seen = exercise(port)
         seen["plain_get"] = plain_get(port, "/ws")
         return normalised(seen)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a crash is reported, not hidden
         return {"crashed": describe_error(exc)}
     finally:
         runner.stop()

@@ -17,9 +17,9 @@ if FRAMEWORK == "nameko":
     # werkzeug 3 no longer has: without this it cannot even be imported.
     werkzeug.__version__ = importlib.metadata.version("werkzeug")
 
-import socket  # noqa: E402
+import socket
 
-import eventlet  # noqa: E402
+import eventlet
 
 handlers = module("web.handlers")
 ws_module = module("web.websocket")
