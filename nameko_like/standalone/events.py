@@ -46,12 +46,15 @@ class StandaloneEventDispatcher:
         return options
 
 
-def event_dispatcher(config: dict, context_data: dict | None = None, **kwargs: Any) -> StandaloneEventDispatcher:
+def event_dispatcher(config: dict, context_data: dict | None = None,
+                     headers: dict | None = None, **kwargs: Any) -> StandaloneEventDispatcher:
     """Return a dispatcher: ``dispatch(service_name, event_type, event_data)``.
 
-    ``context_data`` travels with every event as ``nameko.*`` headers.
-    Publisher options (``delivery_mode``, ``priority``, ...) apply to
-    every dispatch.
+    ``context_data`` travels with every event as ``nameko.*`` headers, next
+    to any other ``headers`` given. Publisher options (``delivery_mode``,
+    ``priority``, ...) apply to every dispatch, as the keywords Nameko's
+    ``event_dispatcher`` passes to its publisher do.
     """
-    headers = encode_context_headers(context_data or {})
-    return StandaloneEventDispatcher(config, headers=headers, **kwargs)
+    merged = dict(headers or {})
+    merged.update(encode_context_headers(context_data or {}))
+    return StandaloneEventDispatcher(config, headers=merged, **kwargs)

@@ -7,3 +7,7 @@ from typing import Any
 
 def test_standalone_rpc_proxies(differ: Any) -> None:
     differ.assert_same("standalone_rpc")
+
+
+def test_standalone_event_dispatcher(differ: Any) -> None:
+    differ.assert_same("standalone_events")

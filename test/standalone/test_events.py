@@ -73,3 +73,25 @@ def test_event_dispatcher_in_an_unpatched_process(container_factory, rabbit_conf
     assert handled[0] == ("sync", "from-script")
     assert sorted(payload for payload, _ in handled[1:]) == list(range(50))
     assert {user for _, user in handled} == {"from-script"}
+
+
+def test_headers_and_publisher_options_apply_to_every_dispatch(rabbit_config, take_messages):
+    from kombu import Connection, Exchange, Queue
+
+    from nameko_like.standalone.events import event_dispatcher
+
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        Queue("captured", Exchange("script.events", type="topic", durable=True),
+              routing_key="ran")(connection.channel()).declare()
+
+    dispatch = event_dispatcher(rabbit_config, context_data={"user_id": "u-1"},
+                                headers={"x-extra": "yes"}, delivery_mode=1, priority=3)
+    dispatch("script", "ran", "first")
+    dispatch("script", "ran", "second")
+
+    messages = take_messages(rabbit_config, "captured", count=2)
+    assert [json.loads(message.body) for message in messages] == ["first", "second"]
+    for message in messages:
+        assert message.headers == {"x-extra": "yes", "nameko.user_id": "u-1"}
+        assert message.properties["delivery_mode"] == 1
+        assert message.properties["priority"] == 3
