@@ -202,6 +202,10 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         correlation_id = None
         try:
             method, data, correlation_id = self._parse_frame(frame)
+            # Checked once the correlation id is known, so the error carries
+            # it (as Nameko's, which fails later, on the call's signature).
+            if not isinstance(data, dict):
+                raise MalformedRequest('"data" must be an object of keyword arguments')
             provider = self._methods.get(method)
             if provider is None:
                 raise MethodNotFound(method)
@@ -223,17 +227,14 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         connection.send(reply)
 
     @staticmethod
-    def _parse_frame(frame: Any) -> tuple[str, dict, Any]:
+    def _parse_frame(frame: Any) -> tuple[str, Any, Any]:
         try:
             request = json.loads(frame)
         except ValueError:
             raise MalformedRequest("a websocket frame must be a JSON object") from None
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             raise MalformedRequest('a websocket frame must be {"method": ..., "data": {...}}')
-        data = request.get("data") or {}
-        if not isinstance(data, dict):
-            raise MalformedRequest('"data" must be an object of keyword arguments')
-        return request["method"], data, request.get("correlation_id")
+        return request["method"], request.get("data") or {}, request.get("correlation_id")
 
 
 class WebSocketHubProvider(DependencyProvider):

@@ -163,7 +163,9 @@ def exercise(port):
     seen["bad_signature"] = alice.call("echo", 3, wrong=1)
     seen["missing_argument"] = alice.call("echo", 4)
     for name, text in [("not_json", "not json"), ("list", "[1, 2]"),
-                       ("no_method", '{"data": {}, "correlation_id": 5}')]:
+                       ("no_method", '{"data": {}, "correlation_id": 5}'),
+                       ("data_not_object", '{"method": "echo", "data": 3, "correlation_id": 8}'),
+                       ("data_null", '{"method": "echo", "data": null, "correlation_id": 9}')]:
         seen[f"malformed_{name}"] = alice.raw(text)
     seen["alive_after_errors"] = alice.call("echo", 6, value="still here")["success"]
 
@@ -200,6 +202,13 @@ def normalised(seen):
         if error.get("exc_type") == "MalformedRequest":
             error["value"] = "Invalid JSON data"
             error["exc_args"] = ["Invalid JSON data"]
+    # Deliberate: a frame whose "data" is not an object is a MalformedRequest
+    # saying so; Nameko tries the call and fails on its signature.
+    error = seen["malformed_data_not_object"].get("error") or {}
+    if error.get("exc_type") == "MalformedRequest":
+        message = "inspect.getcallargs() argument after ** must be a mapping, not int"
+        error.update(exc_type="IncorrectSignature", value=message, exc_args=[message],
+                     exc_path="nameko.exceptions.IncorrectSignature")
     # Deliberate: an unknown method's error names it, as MethodNotFound does
     # over AMQP on both sides; Nameko's websocket sends it without args.
     error = seen["unknown_method"].get("error") or {}
