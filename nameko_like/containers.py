@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any, Callable, Iterable
 
+from nameko_like import serialization
 from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
     DEFAULT_MAX_WORKERS,
@@ -89,6 +90,9 @@ class ServiceContainer:
         self.config = config
         self.service_name = get_service_name(service_cls)
         self.max_workers = config.get(MAX_WORKERS_CONFIG_KEY) or DEFAULT_MAX_WORKERS
+        # As in Nameko: extensions may read container.serializer / .accept,
+        # and a bad serializer config fails here, before anything starts.
+        self.serializer, self.accept = serialization.setup(config)
         self.shared_extensions: dict[Any, Extension] = {}
         # Set before binding, which runs user code and may raise: a
         # half-built container must still answer `running` and `wait()`.
