@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from nameko_like._eventlet import eventlet
 from nameko_like.extensions import DependencyProvider
@@ -16,8 +17,16 @@ from nameko_like.testing.waiting import WaitTimeout
 _log = logging.getLogger(__name__)
 
 __all__ = [
-    "get_container", "get_extension", "wait_for_call", "wait_for_worker_idle",
-    "assert_stops_raising", "find_free_port", "DummyProvider", "AnyInstanceOf",
+    "AnyInstanceOf",
+    "DummyProvider",
+    "assert_stops_raising",
+    "find_free_port",
+    "get_container",
+    "get_extension",
+    "get_rabbit_connections",
+    "reset_rabbit_connections",
+    "wait_for_call",
+    "wait_for_worker_idle",
 ]
 
 
@@ -102,6 +111,32 @@ def assert_stops_raising(
             if time.monotonic() >= deadline:
                 raise WaitTimeout(f"{fn!r} still raised {exc!r} after {timeout}s") from exc
         eventlet.sleep(interval)
+
+
+def get_rabbit_connections(vhost: str, rabbit_manager: Any) -> list[dict[str, Any]]:
+    """Return the broker's client connections to ``vhost``, as the
+    management API (``rabbit_manager``, a :class:`~nameko_like.testing.rabbit.Client`)
+    lists them; an empty list if it lists none."""
+    connections = rabbit_manager.get_connections()
+    if connections is None:
+        return []
+    return [connection for connection in connections if connection["vhost"] == vhost]
+
+
+def reset_rabbit_connections(vhost: str, rabbit_manager: Any) -> None:
+    """Force-close every client connection to ``vhost``, through the
+    management API; one that closes meanwhile is not an error."""
+    # Imported here: requests comes with the `testing` extra, and this module
+    # must import without it.
+    from requests import HTTPError
+
+    for connection in get_rabbit_connections(vhost, rabbit_manager):
+        try:
+            rabbit_manager.delete_connection(connection["name"])
+        except HTTPError as exc:
+            if exc.response is None or exc.response.status_code != 404:
+                raise
+            # 404: it closed between listing and deleting
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:

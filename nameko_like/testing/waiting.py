@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 from unittest import mock
 
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import NamekoLikeException
+from nameko_like.testing._mock import DEFAULT_SENTINELS
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class WaitResult:
     def __init__(self) -> None:
         self.result: Any = None
         self.exc_info: Any = None
+        #: The worker whose outcome this is, where the waiter knows it
+        #: (``entrypoint_waiter`` sets it, as Nameko's does).
+        self.worker_ctx: Any = None
         self._ready = eventlet.event.Event()
 
     @property
@@ -84,7 +89,9 @@ def _run_side_effect(mock_method: Any, effect: Any, args: tuple, kwargs: dict) -
         return mock_method.return_value
     if callable(effect):
         result = effect(*args, **kwargs)
-        return mock_method.return_value if result is mock.DEFAULT else result
+        if any(result is sentinel for sentinel in DEFAULT_SENTINELS):
+            return mock_method.return_value
+        return result
     # Mock stores an iterable side effect as an iterator of successive results.
     item = next(effect)
     if _is_exception(item):

@@ -36,8 +36,13 @@ def test_options_and_empty_config(run):
     result = run(
         """
         def test_defaults(request, empty_config):
-            assert request.config.getoption("RABBIT_CTL_URI") == "http://api.example:15672"
-            assert empty_config == {"AMQP_URI": "memory://"}
+            # Nameko's destinations, and the names nameko_like used before
+            for name in ("RABBIT_API_URI", "RABBIT_CTL_URI"):
+                assert request.config.getoption(name) == "http://api.example:15672"
+            for name in ("RABBIT_AMQP_URI", "AMQP_URI"):
+                assert request.config.getoption(name) == "memory://"
+            assert request.config.getoption("AMQP_SSL_PORT") == 5671
+            assert empty_config == {}
         """,
         "--amqp-uri", "memory://",
         "--rabbit-ctl-uri", "http://api.example:15672",
@@ -48,8 +53,11 @@ def test_options_and_empty_config(run):
 def test_amqp_uri_default(run):
     result = run(
         """
-        def test_default(empty_config):
-            assert empty_config == {"AMQP_URI": "amqp://guest:guest@localhost:5672/"}
+        def test_default(request, empty_config):
+            assert request.config.getoption("AMQP_URI") == "amqp://guest:guest@localhost:5672/"
+            assert request.config.getoption("RABBIT_API_URI") == (
+                "http://guest:guest@localhost:15672")
+            assert empty_config == {}
         """
     )
     result.assert_outcomes(passed=1)
@@ -129,7 +137,10 @@ def test_mock_container(run):
         import pytest
 
         def test_shape(mock_container, empty_config):
-            assert mock_container.config == empty_config
+            assert mock_container.config is empty_config
+            assert empty_config == {"serializer": "json"}
+            assert mock_container.serializer == "json"
+            assert mock_container.accept == ["json"]
             assert mock_container.service_name == "service"
             assert mock_container.shared_extensions == {}
             mock_container.spawn_worker("entrypoint", (), {}, context_data=None)
@@ -234,8 +245,8 @@ def test_unreachable_rabbit_api_fails_fast_with_the_fix(run):
 
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines([
-        "*RabbitMQ management API not reachable at http://guest:********@127.0.0.1:*"
-        "run `rabbitmq-plugins enable rabbitmq_management`*",
+        "*cannot reach the RabbitMQ management API at http://127.0.0.1:*"
+        "`rabbitmq-plugins enable rabbitmq_management`*--rabbit-api-uri*",
     ])
     assert "secret" not in result.stdout.str()
     assert time.monotonic() - started < 10

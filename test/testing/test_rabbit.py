@@ -45,7 +45,7 @@ def test_wait_for_is_also_a_method():
 def test_credentials_move_from_url_to_auth():
     manager = RabbitManager("http://user:p%40ss@example.invalid:15673/")
     assert manager.base_url == "http://example.invalid:15673"
-    assert manager.session.auth == ("user", "p%40ss")
+    assert manager.session.auth == ("user", "p@ss")  # percent-decoded
     manager.close()
 
 
