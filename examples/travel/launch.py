@@ -154,7 +154,7 @@ def run(commands: dict[str, list[str]], env: dict) -> int:
             if not announced and gateway_ready(url):
                 announced = True
                 say(f"ready: try {url}/airport (Ctrl-C stops), for example:\n"
-                    f"  curl -X POST {url}/airport -d '{{\"airport\": \"LHR\"}}'")
+                    f"  curl -i -d '{{\"airport\": \"first_airport\"}}' {url}/airport")
             elif not announced and time.monotonic() - started > STARTUP_TIMEOUT:
                 say(f"the gateway did not answer on {url} within {STARTUP_TIMEOUT:.0f}s")
                 break

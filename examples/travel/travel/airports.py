@@ -1,8 +1,9 @@
 """The airports service: stores airports and counts the trips of each.
 
-RPC methods: ``create(airport)``, ``get(airport_id)``, ``stats(airport_id)``.
-It also listens for the ``trip_created`` events of the trips service and
-counts, per airport, the trips that leave from it and arrive at it.
+RPC methods, as in the Nameko tutorial: ``create(airport)`` returns the new
+airport's id and ``get(airport_id)`` its name; beyond the tutorial,
+``stats(airport_id)`` counts the trips from and to it. It listens for the
+``trip_created`` events of the trips service to count them.
 """
 
 from nameko_like.events import event_handler
@@ -11,6 +12,9 @@ from nameko_like.rpc import rpc
 from travel.errors import EXPECTED, InvalidRequest, NotFound
 from travel.storage import Storage
 
+#: The longest airport name accepted, in characters.
+MAX_NAME_LENGTH = 100
+
 
 class AirportsService:
     name = "airports"
@@ -18,47 +22,54 @@ class AirportsService:
     store = Storage("airports")
 
     @rpc(expected_exceptions=EXPECTED)
-    def create(self, airport):
+    def create(self, airport: str) -> str:
         """Store a new airport named ``airport``; return its id."""
-        if not isinstance(airport, str) or not airport.strip():
+        name = airport.strip() if isinstance(airport, str) else ""
+        if not name:
             raise InvalidRequest("an airport needs a non-empty name")
-        return self.store.add({"airport": airport.strip()})
+        if len(name) > MAX_NAME_LENGTH:
+            raise InvalidRequest(
+                f"an airport name has at most {MAX_NAME_LENGTH} characters"
+            )
+        return self.store.add({"airport": name})
 
     @rpc(expected_exceptions=EXPECTED)
-    def get(self, airport_id):
-        """``{"id": ..., "airport": ...}``; NotFound for an unknown id."""
+    def get(self, airport_id: str) -> str:
+        """The airport's name; NotFound for an unknown id."""
         record = self.store.get(airport_id)
         if record is None:
             raise NotFound(f"no airport with id {airport_id}")
-        return {"id": airport_id, **record}
+        return record["airport"]
 
     @rpc(expected_exceptions=EXPECTED)
-    def stats(self, airport_id):
+    def stats(self, airport_id: str) -> dict:
         """How many trips leave from and arrive at the airport."""
         airport = self.get(airport_id)
         counters = self.store.counters(airport_id)
         departures = counters.get("departures", 0)
         arrivals = counters.get("arrivals", 0)
         return {
-            **airport,
+            "id": airport_id,
+            "airport": airport,
             "departures": departures,
             "arrivals": arrivals,
             "trips": departures + arrivals,
         }
 
     @rpc
-    def health(self):
-        """Answer the container's healthcheck; fails if storage is unreachable."""
+    def health(self) -> str:
+        """Answer the healthcheck; fails if storage is unreachable."""
         self.store.get("-")
         return "ok"
 
     @event_handler("trips", "trip_created")
-    def count_trip(self, trip):
+    def count_trip(self, trip: dict) -> None:
         """Count a new trip for both its airports.
 
-        Events are delivered at least once: a trip whose event is redelivered
-        (after a crash between counting and acknowledging) is counted twice.
-        Good enough for statistics; exact counts would remember trip ids.
+        Events are delivered at least once: a trip whose event is
+        redelivered (after a crash between counting and acknowledging) is
+        counted twice. Good enough for statistics; exact counts would
+        remember trip ids.
         """
-        self.store.increment(trip["airport_from"], "departures")
-        self.store.increment(trip["airport_to"], "arrivals")
+        self.store.increment(trip["from"], "departures")
+        self.store.increment(trip["to"], "arrivals")

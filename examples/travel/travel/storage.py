@@ -1,4 +1,4 @@
-"""``Storage``: a dependency provider that keeps records, written for this example.
+"""``Storage``: a dependency provider that keeps records (this example's).
 
 It is also the sample to read before writing a dependency of your own. A
 dependency provider is declared on the service class::
@@ -40,7 +40,8 @@ from eventlet.semaphore import Semaphore
 
 from nameko_like.extensions import DependencyProvider
 
-#: Config key: a Redis URL (``redis://host:6379/0``); empty or absent means SQLite.
+#: Config key: a Redis URL (``redis://host:6379/0``); empty or absent means
+#: SQLite.
 REDIS_URI_CONFIG_KEY = "REDIS_URI"
 #: Config key: the prefix of every Redis key this example writes.
 REDIS_KEY_PREFIX_CONFIG_KEY = "REDIS_KEY_PREFIX"
@@ -62,8 +63,11 @@ class Store:
         self.kind = kind
 
     def add(self, record: dict) -> str:
-        """Store ``record`` under a new id and return the id."""
-        record_id = uuid.uuid4().hex[:12]
+        """Store ``record`` under a new id and return the id.
+
+        Ids are ``uuid4().hex``, 32 hex digits, as in the Nameko tutorial.
+        """
+        record_id = uuid.uuid4().hex
         self._backend.put(self.kind, record_id, json.dumps(record))
         return record_id
 
@@ -73,7 +77,7 @@ class Store:
         return None if text is None else json.loads(text)
 
     def increment(self, record_id: str, counter: str, by: int = 1) -> int:
-        """Add ``by`` to a counter of ``record_id`` (from 0); return the new value."""
+        """Add ``by`` to a counter of ``record_id`` (from 0); return it."""
         return self._backend.increment(self.kind, record_id, counter, by)
 
     def counters(self, record_id: str) -> dict[str, int]:
@@ -92,7 +96,9 @@ class Backend:
         """The text stored under ``(kind, record_id)``, or None."""
         raise NotImplementedError
 
-    def increment(self, kind: str, record_id: str, counter: str, by: int) -> int:
+    def increment(
+        self, kind: str, record_id: str, counter: str, by: int
+    ) -> int:
         """Add ``by`` to a counter, atomically; return its new value."""
         raise NotImplementedError
 
@@ -128,9 +134,13 @@ class RedisBackend(Backend):
     def get(self, kind: str, record_id: str) -> str | None:
         return self.client.get(self._key(kind, record_id))
 
-    def increment(self, kind: str, record_id: str, counter: str, by: int) -> int:
-        # HINCRBY is atomic on the server, so several processes may count at once.
-        return int(self.client.hincrby(self._key(kind, record_id) + ":counters", counter, by))
+    def increment(
+        self, kind: str, record_id: str, counter: str, by: int
+    ) -> int:
+        # HINCRBY is atomic on the server: several processes may count at
+        # once.
+        key = self._key(kind, record_id) + ":counters"
+        return int(self.client.hincrby(key, counter, by))
 
     def counters(self, kind: str, record_id: str) -> dict[str, int]:
         found = self.client.hgetall(self._key(kind, record_id) + ":counters")
@@ -160,7 +170,10 @@ class SqliteBackend(Backend):
         # isolation_level=None: no implicit transactions; each statement
         # below commits on its own, or in an explicit BEGIN ... COMMIT.
         self._db = sqlite3.connect(
-            path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
         )
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -178,23 +191,29 @@ class SqliteBackend(Backend):
     def put(self, kind: str, record_id: str, text: str) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO records (kind, id, data) VALUES (?, ?, ?)", (kind, record_id, text)
+                "INSERT INTO records (kind, id, data) VALUES (?, ?, ?)",
+                (kind, record_id, text),
             )
 
     def get(self, kind: str, record_id: str) -> str | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT data FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+                "SELECT data FROM records WHERE kind = ? AND id = ?",
+                (kind, record_id),
             ).fetchone()
         return None if row is None else row[0]
 
-    def increment(self, kind: str, record_id: str, counter: str, by: int) -> int:
+    def increment(
+        self, kind: str, record_id: str, counter: str, by: int
+    ) -> int:
         # One statement that adds and reads back: atomic even when another
         # process increments the same counter at the same moment.
         with self._lock:
             (value,) = self._db.execute(
-                "INSERT INTO counters (kind, id, name, value) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (kind, id, name) DO UPDATE SET value = value + excluded.value"
+                "INSERT INTO counters (kind, id, name, value)"
+                " VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (kind, id, name)"
+                " DO UPDATE SET value = value + excluded.value"
                 " RETURNING value",
                 (kind, record_id, counter, by),
             ).fetchone()
@@ -203,7 +222,8 @@ class SqliteBackend(Backend):
     def counters(self, kind: str, record_id: str) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT name, value FROM counters WHERE kind = ? AND id = ?", (kind, record_id)
+                "SELECT name, value FROM counters WHERE kind = ? AND id = ?",
+                (kind, record_id),
             ).fetchall()
         return {name: int(value) for name, value in rows}
 
@@ -213,10 +233,13 @@ class SqliteBackend(Backend):
 
 
 def open_backend(config: dict) -> Backend:
-    """The backend ``config`` asks for: Redis if ``REDIS_URI`` is set, else SQLite."""
+    """The backend ``config`` asks for: Redis if ``REDIS_URI`` is set,
+    else SQLite."""
     redis_uri = config.get(REDIS_URI_CONFIG_KEY)
     if redis_uri:
-        prefix = config.get(REDIS_KEY_PREFIX_CONFIG_KEY) or DEFAULT_REDIS_KEY_PREFIX
+        prefix = (
+            config.get(REDIS_KEY_PREFIX_CONFIG_KEY) or DEFAULT_REDIS_KEY_PREFIX
+        )
         return RedisBackend(redis_uri, prefix)
     return SqliteBackend(config.get(DB_PATH_CONFIG_KEY) or DEFAULT_DB_PATH)
 

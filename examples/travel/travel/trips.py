@@ -1,8 +1,10 @@
 """The trips service: stores trips between two known airports.
 
-RPC methods: ``create(airport_from, airport_to)`` and ``get(trip_id)``. Each
-new trip is announced with a ``trip_created`` event, which the airports
-service counts.
+RPC methods, as in the Nameko tutorial: ``create(airport_from,
+airport_to)`` returns the new trip's id and ``get(trip_id)`` the trip,
+``{"from": airport id, "to": airport id}``. Beyond the tutorial, both
+airports must exist, and each new trip is announced with a
+``trip_created`` event, which the airports service counts.
 """
 
 from nameko_like.events import EventDispatcher
@@ -20,7 +22,7 @@ class TripsService:
     dispatch = EventDispatcher()
 
     @rpc(expected_exceptions=EXPECTED)
-    def create(self, airport_from, airport_to):
+    def create(self, airport_from: str, airport_to: str) -> str:
         """Store a trip from ``airport_from`` to ``airport_to`` (airport ids).
 
         Raises UnknownAirport if either airport does not exist.
@@ -34,24 +36,25 @@ class TripsService:
             try:
                 self.airports.get(airport_id)
             except NotFound:
-                raise UnknownAirport(f"no airport with id {airport_id}") from None
+                message = f"no airport with id {airport_id}"
+                raise UnknownAirport(message) from None
 
-        trip = {"airport_from": airport_from, "airport_to": airport_to}
+        trip = {"from": airport_from, "to": airport_to}
         trip_id = self.store.add(trip)
-        # Returns once the broker has the event: it is not lost if we crash now.
+        # Returns once the broker has the event: not lost if we crash now.
         self.dispatch("trip_created", {"trip_id": trip_id, **trip})
         return trip_id
 
     @rpc(expected_exceptions=EXPECTED)
-    def get(self, trip_id):
-        """``{"id", "airport_from", "airport_to"}``; NotFound for an unknown id."""
+    def get(self, trip_id: str) -> dict:
+        """``{"from": id, "to": id}``; NotFound for an unknown id."""
         record = self.store.get(trip_id)
         if record is None:
             raise NotFound(f"no trip with id {trip_id}")
-        return {"id": trip_id, **record}
+        return record
 
     @rpc
-    def health(self):
-        """Answer the container's healthcheck; fails if storage is unreachable."""
+    def health(self) -> str:
+        """Answer the healthcheck; fails if storage is unreachable."""
         self.store.get("-")
         return "ok"
