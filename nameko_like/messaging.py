@@ -90,6 +90,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             self.max_redeliveries = config.get(MAX_REDELIVERIES_CONFIG_KEY, DEFAULT_MAX_REDELIVERIES)
             self.decoding_limits = DecodingLimits.from_config(config)
             self._connection = ConsumerConnection(self.container, config, prefetch)
+            self._connection.on_handler_error = self._dead_letter_after_handler_error
         return self._connection
 
     def start(self) -> None:
@@ -178,6 +179,13 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             self.container.config, self.container.service_name, message, reason,
             partial(self._settle_after_copy, message),
         )
+
+    def _dead_letter_after_handler_error(self, message: Any, error: Exception) -> None:
+        # An entrypoint's handle_message raised where it should have settled
+        # the message itself: a bug, or a message no check foresaw. Either
+        # way it must not loop back to the queue nor stop the reader.
+        self.worker_finished(message)
+        self.dead_letter(message, f"{type(error).__name__} while handling the message: {error}")
 
     def _settle_after_copy(self, message: Any, error: BaseException | None) -> None:
         if error is None:

@@ -106,6 +106,10 @@ class ConsumerConnection:
         self._settled_all = eventlet.event.Event()
         #: called with the error whenever the connection is lost
         self.on_lost: list[Callable[[BaseException], None]] = []
+        #: called as ``on_handler_error(message, error)`` when a handler
+        #: raises: the error belongs to that message (it is dead-lettered),
+        #: never to the reader, which must go on with the others
+        self.on_handler_error: Callable[[Any, Exception], None] | None = None
 
     # -- queues ------------------------------------------------------------------
 
@@ -292,7 +296,14 @@ class ConsumerConnection:
             # consumption of this queue was cancelled meanwhile
             self.settle(message, requeue=True)
             return
-        entry[1](message)
+        try:
+            entry[1](message)
+        except Exception as exc:  # noqa: BLE001 - see on_handler_error
+            _log.exception("error handling a message from %s", queue_name)
+            if self.on_handler_error is not None:
+                self.on_handler_error(message, exc)
+            else:
+                self.settle(message, requeue=False)
 
     def _dispatch_backlog(self) -> None:
         while True:
