@@ -130,7 +130,8 @@ class NamekoAliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         """The nameko_like module itself (imported now if need be)."""
         if spec.name == PYTEST_PLUGIN:
-            return _inert_pytest_plugin(spec.name)
+            # Only if someone removed it from sys.modules (see install).
+            return _inert_pytest_plugin(self)
         module = importlib.import_module(target_name(spec.name))
         # The import system is about to set module.__spec__ to the alias's
         # spec; keep the real one to put back in exec_module.
@@ -176,8 +177,9 @@ def _mark_path(module: types.ModuleType) -> None:
         path.insert(0, PATH_MARKER)
 
 
-def _inert_pytest_plugin(name: str) -> types.ModuleType:
+def _inert_pytest_plugin(loader: importlib.abc.Loader) -> types.ModuleType:
     """Stand-in for Nameko's pytest plugin: registers nothing, delegates look-ups."""
+    name = PYTEST_PLUGIN
     module = types.ModuleType(name, (
         f"Stand-in for Nameko's pytest plugin under {ENV_VAR}=1: the fixtures and "
         f"options come from {OUR_PYTEST_PLUGIN}, which answers attribute look-ups here."
@@ -191,6 +193,9 @@ def _inert_pytest_plugin(name: str) -> types.ModuleType:
         return getattr(importlib.import_module(OUR_PYTEST_PLUGIN), attribute)
 
     setattr(module, "__getattr__", __getattr__)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, loader, origin=PATH_MARKER)
+    module.__loader__ = loader
+    module.__package__ = name.rpartition(".")[0]
     return module
 
 
@@ -228,3 +233,7 @@ def install(package: types.ModuleType) -> None:
     # No finder is asked for `nameko` from now on: a search of sys.path would
     # find the installed Nameko.
     sys.modules[ALIAS] = package
+    # In sys.modules before anyone imports it: imported through the finder,
+    # the import system would also set it as attribute `pytest` of its parent
+    # nameko.testing, which is nameko_like.testing, hiding our own plugin.
+    sys.modules[PYTEST_PLUGIN] = _inert_pytest_plugin(_finder)

@@ -61,6 +61,9 @@ class WorkerContext:
     __slots__ = (
         "container", "config", "service", "entrypoint", "args", "kwargs",
         "data", "call_id", "call_id_stack", "parent_calls_tracked", "_teardown_callbacks",
+        # Weak-referenceable, as Nameko's are: extensions keep per-worker state
+        # in a WeakKeyDictionary keyed by the worker context (nameko-sqlalchemy).
+        "__weakref__",
     )
 
     def __init__(
