@@ -39,6 +39,8 @@ def test_documented_defaults_match():
         ("RPC_REPLY_QUEUE_TTL", constants.DEFAULT_RPC_REPLY_QUEUE_TTL),
         ("serializer", constants.DEFAULT_SERIALIZER),
         ("MAX_REDELIVERIES", constants.DEFAULT_MAX_REDELIVERIES),
+        ("MAX_MESSAGE_SIZE", constants.DEFAULT_MAX_MESSAGE_SIZE),
+        ("MAX_DECODED_SIZE", constants.DEFAULT_MAX_DECODED_SIZE),
         ("SHUTDOWN_GRACE_PERIOD", constants.DEFAULT_SHUTDOWN_GRACE_PERIOD),
         ("WEB_SERVER_ADDRESS", constants.DEFAULT_WEB_SERVER_ADDRESS),
         ("WEB_MAX_CONTENT_LENGTH", constants.DEFAULT_WEB_MAX_CONTENT_LENGTH),
