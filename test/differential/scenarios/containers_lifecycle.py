@@ -1,7 +1,6 @@
 """nameko.containers.ServiceContainer: names, extensions, worker hooks, max_workers."""
 
 import eventlet
-
 from _side import config, module, outcome, run_main
 
 containers = module("containers")

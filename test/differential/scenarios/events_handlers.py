@@ -7,7 +7,6 @@ The broker topology (queue names, flags, bindings) is compared by the test.
 import time
 
 import eventlet
-
 from _side import config, module, outcome, run_main
 
 events = module("events")

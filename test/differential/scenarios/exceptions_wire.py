@@ -4,7 +4,7 @@ Paths of the framework's own types name its package (``nameko.exceptions.X``
 or ``nameko_like.exceptions.X``); that one part is written ``<fw>`` here.
 """
 
-from _side import FRAMEWORK, config, module, outcome, run_main
+from _side import FRAMEWORK, config, module, run_main
 
 exceptions = module("exceptions")
 rpc = module("rpc")

@@ -7,9 +7,8 @@ import time
 import warnings
 
 import eventlet
-from kombu import Exchange, Queue
-
 from _side import config, module, outcome, run_main
+from kombu import Exchange, Queue
 
 messaging = module("messaging")
 contextdata = module("contextdata")

@@ -1,11 +1,9 @@
 """RPC through ServiceRunner and ClusterRpcProxy: values, errors, their wire form."""
 
-import socket
 import uuid
 
-from kombu import Connection, Exchange, Queue
-
 from _side import AMQP_URI, config, module, outcome, run_main
+from kombu import Connection, Exchange, Queue
 
 rpc = module("rpc")
 runners = module("runners")
@@ -58,7 +56,7 @@ def raw_reply(routing_key, body):
             while not received:
                 try:
                     connection.drain_events(timeout=10)
-                except socket.timeout:
+                except TimeoutError:
                     return {"timed_out": True}
         reply_body, message = received[0]
         message.ack()

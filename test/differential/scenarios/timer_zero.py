@@ -1,9 +1,9 @@
 """@timer(interval=0): accepted, fires back to back, and yields between runs."""
 
 import time
+from typing import ClassVar
 
 import eventlet
-
 from _side import config, module, outcome, run_main
 
 timer = module("timer")
@@ -12,7 +12,7 @@ containers = module("containers")
 
 class Ticker:
     name = "ticker"
-    ticks = []
+    ticks: ClassVar[list] = []
 
     @timer.timer(interval=0)
     def tick(self):
