@@ -220,7 +220,8 @@ def mock_container(empty_config: dict) -> Any:
     from nameko_like.containers import ServiceContainer
     from nameko_like.testing._mock import mock_lib
 
-    container = mock_lib.create_autospec(ServiceContainer, instance=True)
+    # A class spec, as Nameko's: its mock is callable, so a mock.Mock.
+    container = mock_lib.create_autospec(ServiceContainer)
     container.config = empty_config
     container.config[SERIALIZER_CONFIG_KEY] = DEFAULT_SERIALIZER
     container.serializer = DEFAULT_SERIALIZER
