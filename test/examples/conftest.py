@@ -2,7 +2,7 @@
 
 The example lives in ``examples/travel``; its ``travel`` package and
 ``launch.py`` are made importable here, as they are when the example runs
-from its own directory.
+from its own directory, and so is ``travel_tutorial`` beside this file.
 """
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ from __future__ import annotations
 import socket
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 TRAVEL_DIR = Path(__file__).resolve().parents[2] / "examples" / "travel"
+#: This folder, for the tests' helper module travel_tutorial.
+HERE = Path(__file__).resolve().parent
 
-if str(TRAVEL_DIR) not in sys.path:
-    sys.path.insert(0, str(TRAVEL_DIR))
+for folder in (TRAVEL_DIR, HERE):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 #: The local Redis the suite uses when it runs (scripts/test starts it).
 REDIS_URI = "redis://localhost:6379/0"

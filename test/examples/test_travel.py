@@ -9,6 +9,7 @@ killed if they linger.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+import travel_tutorial
 
 from nameko_like.testing.utils import find_free_port
 
@@ -127,11 +129,20 @@ class Api:
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.session.request(method, self.url + path, timeout=15, **kwargs)
 
-    def ok(self, method: str, path: str, status: int = 200, **kwargs) -> dict:
+    def ok(self, method: str, path: str, **kwargs) -> dict:
+        """A 200 JSON answer, decoded."""
         response = self.request(method, path, **kwargs)
-        assert response.status_code == status, response.text
+        assert response.status_code == 200, response.text
         assert response.headers["Content-Type"] == "application/json"
         return response.json()
+
+    def new_id(self, path: str, body: dict) -> str:
+        """POST ``body`` as the tutorial does; the id answered, as text."""
+        response = self.request("POST", path, data=json.dumps(body))
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert re.fullmatch("[0-9a-f]{32}", response.text), response.text
+        return response.text
 
     def error(self, method: str, path: str, status: int, kind: str, **kwargs) -> str:
         response = self.request(method, path, **kwargs)
@@ -139,6 +150,7 @@ class Api:
         assert response.headers["Content-Type"] == "application/json"
         body = response.json()
         assert body["error"] == kind
+        assert set(body) == {"error", "message"}
         return body["message"]
 
 
@@ -147,18 +159,14 @@ def exercise(api: Api) -> dict:
 
     Returns the ids it made.
     """
-    lhr = api.ok("POST", "/airport", 201, json={"airport": "London Heathrow"})["id"]
-    jfk = api.ok("POST", "/airport", 201, json={"airport": "JFK"})["id"]
+    lhr = api.new_id("/airport", {"airport": "London Heathrow"})
+    jfk = api.new_id("/airport", {"airport": "JFK"})
     assert lhr != jfk
-    assert api.ok("GET", f"/airport/{lhr}") == {"id": lhr, "airport": "London Heathrow"}
-    assert api.ok("GET", f"/airport/{jfk}") == {"id": jfk, "airport": "JFK"}
+    assert api.ok("GET", f"/airport/{lhr}") == {"airport": "London Heathrow"}
+    assert api.ok("GET", f"/airport/{jfk}") == {"airport": "JFK"}
 
-    trip = api.ok("POST", "/trip", 201, json={"airport_from": lhr, "airport_to": jfk})["id"]
-    assert api.ok("GET", f"/trip/{trip}") == {
-        "id": trip,
-        "airport_from": {"id": lhr, "airport": "London Heathrow"},
-        "airport_to": {"id": jfk, "airport": "JFK"},
-    }
+    trip = api.new_id("/trip", {"airport_from": lhr, "airport_to": jfk})
+    assert api.ok("GET", f"/trip/{trip}") == {"trip": {"from": lhr, "to": jfk}}
 
     # The counts come from the trip_created event, a moment later.
     deadline = time.monotonic() + EVENT_TIMEOUT
@@ -173,10 +181,15 @@ def exercise(api: Api) -> dict:
     # Bad bodies: 400.
     assert "JSON" in api.error("POST", "/airport", 400, "BAD_REQUEST", data="not json")
     api.error("POST", "/airport", 400, "BAD_REQUEST", data="")
+    api.error("POST", "/airport", 400, "BAD_REQUEST", data=b"\xff\xfe")
     api.error("POST", "/airport", 400, "BAD_REQUEST", json=["LHR"])
     assert "airport" in api.error("POST", "/airport", 400, "BAD_REQUEST", json={})
     api.error("POST", "/airport", 400, "BAD_REQUEST", json={"airport": 7})
     api.error("POST", "/airport", 400, "BAD_REQUEST", json={"airport": "   "})
+    # Names have a length limit (padding does not count).
+    assert api.new_id("/airport", {"airport": f" {'x' * 100} "})
+    assert "100" in api.error("POST", "/airport", 400, "BAD_REQUEST",
+                              json={"airport": "x" * 101})
     api.error("POST", "/trip", 400, "BAD_REQUEST", data="{")
     message = api.error("POST", "/trip", 400, "BAD_REQUEST", json={"airport_from": lhr})
     assert "airport_to" in message
@@ -191,9 +204,32 @@ def exercise(api: Api) -> dict:
     api.error("GET", "/airport/nowhere", 404, "NOT_FOUND")
     api.error("GET", "/airport/nowhere/stats", 404, "NOT_FOUND")
     api.error("GET", "/trip/nowhere", 404, "NOT_FOUND")
+    # Unknown URLs: 404 as well, in JSON (not werkzeug's HTML page).
+    for path in ("/", "/airports", "/airport", "/airport/a/b", "/trip/"):
+        api.error("GET", path, 404 if path != "/airport" else 405,
+                  "NOT_FOUND" if path != "/airport" else "METHOD_NOT_ALLOWED")
+    api.error("POST", "/nowhere", 404, "NOT_FOUND", data="{}")
+    # A method the URL does not take: 405, with the Allow header.
+    api.error("DELETE", f"/airport/{lhr}", 405, "METHOD_NOT_ALLOWED")
+    response = api.request("PUT", "/trip", data="{}")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert response.json()["error"] == "METHOD_NOT_ALLOWED"
+    # A body over the gateway's limit: 413, and nothing stored.
+    too_large = json.dumps({"airport": "x" * 20_000})
+    assert "16384" in api.error("POST", "/airport", 413, "REQUEST_ENTITY_TOO_LARGE",
+                                data=too_large)
+    # The connection is still good after each error.
+    assert api.ok("GET", f"/airport/{lhr}") == {"airport": "London Heathrow"}
     # The failed trips were neither stored nor counted.
     assert api.ok("GET", f"/airport/{lhr}/stats")["trips"] == 1
     return {"lhr": lhr, "jfk": jfk, "trip": trip}
+
+
+def tutorial(run: Launched) -> None:
+    """The tutorial's curl session, as docs/travel.rst shows it, replayed."""
+    ids = travel_tutorial.replay(travel_tutorial.docs_session(), run.url.removeprefix("http://"))
+    assert len(ids) == 3  # two airports and a trip
 
 
 # --- embedded: one process, memory://, SQLite ------------------------------------
@@ -210,6 +246,7 @@ def test_embedded(launch, tmp_path):
     while f"ready: try {run.url}/airport" not in run.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert f"ready: try {run.url}/airport" in run.log()
+    tutorial(run)
     ids = exercise(Api(run.url))
 
     # Ctrl-C (SIGINT) stops it gracefully, the service process included.
@@ -222,7 +259,8 @@ def test_embedded(launch, tmp_path):
     again = launch("run-embedded", TRAVEL_DB_PATH=str(db_path))
     again.wait_ready()
     api = Api(again.url)
-    assert api.ok("GET", f"/trip/{ids['trip']}")["airport_to"]["airport"] == "JFK"
+    assert api.ok("GET", f"/trip/{ids['trip']}") == {"trip": {"from": ids["lhr"], "to": ids["jfk"]}}
+    assert api.ok("GET", f"/airport/{ids['jfk']}") == {"airport": "JFK"}
     assert api.ok("GET", f"/airport/{ids['lhr']}/stats")["departures"] == 1
     assert again.stop() == 0, again.log()
 
@@ -236,7 +274,7 @@ def healthcheck(service: str, env: dict) -> subprocess.CompletedProcess:
     full_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "travel.healthcheck", service], cwd=TRAVEL_DIR, env=full_env,
-        capture_output=True, text=True, timeout=30,
+        check=False, capture_output=True, text=True, timeout=30,
     )
 
 
@@ -249,6 +287,7 @@ def test_real(launch, rabbit_config, redis_config):
     assert sorted(children) == ["airports", "gateway", "trips"], run.log()
     env["WEB_SERVER_ADDRESS"] = run.url.removeprefix("http://")
 
+    tutorial(run)
     ids = exercise(Api(run.url))
 
     # The records are in Redis, under the test's prefix.

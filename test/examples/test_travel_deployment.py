@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shlex
 from pathlib import Path, PurePosixPath
 
 import jsonschema
+import launch
 import pytest
 import yaml
+from travel import healthcheck
 
-import launch
 from nameko_like.cli.main import build_parser
 from nameko_like.config_loader import load_config
-from travel import healthcheck
 
 TRAVEL_DIR = Path(__file__).resolve().parents[2] / "examples" / "travel"
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "compose-spec.json"
@@ -228,5 +229,40 @@ def test_config_defaults_suit_a_local_run():
     assert config["REDIS_KEY_PREFIX"] == "travel:"
 
 
-def test_gateway_port_is_published(compose):
-    assert compose["services"]["gateway"]["ports"] == ["8000:8000"]
+def interpolate(text: str, env: dict) -> str:
+    """Compose's ``${NAME:-default}`` substitution (the only form used here)."""
+    def value(match: re.Match) -> str:
+        return env.get(match.group(1)) or match.group(2)
+
+    resolved = re.sub(r"\$\{(\w+):-([^}]*)\}", value, text)
+    assert "$" not in resolved, f"unsupported interpolation in {text!r}"
+    return resolved
+
+
+@pytest.mark.parametrize("service, variable, port", [
+    ("gateway", "TRAVEL_HTTP_PORT", 8000),
+    ("rabbitmq", "TRAVEL_MANAGEMENT_PORT", 15672),
+])
+def test_host_ports_are_configurable(compose, service, variable, port):
+    # The gateway on 8000, as the tutorial's commands expect; either host
+    # port may be taken (15672 by a local RabbitMQ's management UI), so an
+    # environment variable moves it.
+    (published,) = compose["services"][service]["ports"]
+    assert interpolate(published, {}) == f"{port}:{port}"
+    assert interpolate(published, {variable: "19999"}) == f"19999:{port}"
+
+
+def test_only_the_gateway_and_the_management_ui_are_published(compose):
+    published = {name for name, service in compose["services"].items() if "ports" in service}
+    assert published == {"gateway", "rabbitmq"}
+
+
+def test_the_image_has_every_file_setup_cfg_reads(image):
+    # pip warns (and a stricter build fails) when setup.cfg's "file:"
+    # directives name files missing from the build context.
+    setup_cfg = (image.context / "setup.cfg").read_text()
+    named = re.findall(r"=\s*file:\s*(.+)$", setup_cfg, re.MULTILINE)
+    assert "README.md" in "".join(named)
+    for files in named:
+        for name in files.split(","):
+            assert image.has_file(PurePosixPath("/src") / name.strip()), name

@@ -1,18 +1,18 @@
 """The travel example's Storage provider and its services, tested in-process."""
 
 import json
+import uuid
 from unittest.mock import call
 
 import pytest
 import redis
-
-from nameko_like._eventlet import eventlet
-from nameko_like.testing.services import dummy, entrypoint_hook, worker_factory
-
-from travel.airports import AirportsService
+from travel.airports import MAX_NAME_LENGTH, AirportsService
 from travel.errors import InvalidRequest, NotFound, UnknownAirport
 from travel.storage import RedisBackend, SqliteBackend, Storage, Store, open_backend
 from travel.trips import TripsService
+
+from nameko_like._eventlet import eventlet
+from nameko_like.testing.services import dummy, entrypoint_hook, worker_factory
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -32,6 +32,8 @@ def test_records_round_trip(backend):
     first = store.add({"airport": "LHR"})
     second = store.add({"airport": "JFK"})
     assert first != second
+    # uuid4().hex, as in the Nameko tutorial
+    assert uuid.UUID(hex=first).version == 4 and first == uuid.UUID(first).hex
     assert store.get(first) == {"airport": "LHR"}
     assert store.get(second) == {"airport": "JFK"}
     assert store.get("missing") is None
@@ -138,20 +140,23 @@ def sqlite_store(tmp_path):
 def test_airports(sqlite_store):
     service = worker_factory(AirportsService, store=sqlite_store("airports"))
     airport_id = service.create("  Heathrow ")
-    assert service.get(airport_id) == {"id": airport_id, "airport": "Heathrow"}
+    assert service.get(airport_id) == "Heathrow"
     with pytest.raises(NotFound):
         service.get("nope")
     with pytest.raises(InvalidRequest):
         service.create("   ")
     with pytest.raises(InvalidRequest):
         service.create(42)
+    assert service.get(service.create("x" * MAX_NAME_LENGTH)) == "x" * MAX_NAME_LENGTH
+    with pytest.raises(InvalidRequest, match=str(MAX_NAME_LENGTH)):
+        service.create("x" * (MAX_NAME_LENGTH + 1))
 
 
 def test_airports_count_trips(sqlite_store):
     service = worker_factory(AirportsService, store=sqlite_store("airports"))
     lhr, jfk = service.create("LHR"), service.create("JFK")
-    service.count_trip({"trip_id": "t1", "airport_from": lhr, "airport_to": jfk})
-    service.count_trip({"trip_id": "t2", "airport_from": lhr, "airport_to": jfk})
+    service.count_trip({"trip_id": "t1", "from": lhr, "to": jfk})
+    service.count_trip({"trip_id": "t2", "from": lhr, "to": jfk})
     assert service.stats(lhr) == {"id": lhr, "airport": "LHR", "departures": 2, "arrivals": 0,
                                   "trips": 2}
     assert service.stats(jfk)["arrivals"] == 2
@@ -161,12 +166,12 @@ def test_airports_count_trips(sqlite_store):
 
 def test_trips(sqlite_store):
     service = worker_factory(TripsService, store=sqlite_store("trips"))
-    service.airports.get.side_effect = lambda airport_id: {"id": airport_id}
+    service.airports.get.side_effect = lambda airport_id: airport_id.upper()
     trip_id = service.create("lhr", "jfk")
-    assert service.get(trip_id) == {"id": trip_id, "airport_from": "lhr", "airport_to": "jfk"}
+    assert service.get(trip_id) == {"from": "lhr", "to": "jfk"}
     assert service.airports.get.call_args_list == [call("lhr"), call("jfk")]
     service.dispatch.assert_called_once_with(
-        "trip_created", {"trip_id": trip_id, "airport_from": "lhr", "airport_to": "jfk"})
+        "trip_created", {"trip_id": trip_id, "from": "lhr", "to": "jfk"})
 
 
 def test_trips_refuse_unknown_or_equal_airports(sqlite_store):

@@ -8,7 +8,6 @@ airport's id and ``get(airport_id)`` its name; beyond the tutorial,
 
 from nameko_like.events import event_handler
 from nameko_like.rpc import rpc
-
 from travel.errors import EXPECTED, InvalidRequest, NotFound
 from travel.storage import Storage
 

@@ -43,7 +43,6 @@ from nameko_like.exceptions import (
 from nameko_like.rpc import RpcProxy
 from nameko_like.web.handlers import HttpRequestHandler
 from nameko_like.web.server import WebServer, WsgiApp
-
 from travel.errors import EXPECTED, InvalidRequest, NotFound
 
 #: Seconds the gateway waits for the airports or trips service to answer.

@@ -53,7 +53,7 @@ def main(argv=None):
             check_http(config)
         else:
             check_rpc(config, args.service)
-    except Exception as exc:  # any failure means unhealthy; say why
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy; say why
         print(f"{args.service}: unhealthy: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"{args.service}: healthy")

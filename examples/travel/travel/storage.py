@@ -58,7 +58,7 @@ class Store:
     counters (``departures``, ``arrivals``) that only ever go up.
     """
 
-    def __init__(self, backend: "Backend", kind: str) -> None:
+    def __init__(self, backend: Backend, kind: str) -> None:
         self._backend = backend
         self.kind = kind
 

@@ -9,7 +9,6 @@ airports must exist, and each new trip is announced with a
 
 from nameko_like.events import EventDispatcher
 from nameko_like.rpc import RpcProxy, rpc
-
 from travel.errors import EXPECTED, InvalidRequest, NotFound, UnknownAirport
 from travel.storage import Storage
 
