@@ -42,7 +42,8 @@ import importlib.util
 import logging
 import sys
 import types
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _log = logging.getLogger(__name__)
 
@@ -137,6 +138,12 @@ class NamekoAliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         # spec; keep the real one to put back in exec_module.
         spec.loader_state = module.__spec__
         _mark_path(module)
+        if spec.name == PYTEST_PLUGIN.rpartition(".")[0]:
+            # In sys.modules before it is imported: loaded through this
+            # finder, the import system would also set it as attribute
+            # `pytest` of nameko.testing, i.e. of nameko_like.testing, hiding
+            # our own plugin there.
+            sys.modules.setdefault(PYTEST_PLUGIN, _inert_pytest_plugin(self))
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
@@ -192,7 +199,7 @@ def _inert_pytest_plugin(loader: importlib.abc.Loader) -> types.ModuleType:
             raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
         return getattr(importlib.import_module(OUR_PYTEST_PLUGIN), attribute)
 
-    setattr(module, "__getattr__", __getattr__)
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
     module.__spec__ = importlib.machinery.ModuleSpec(name, loader, origin=PATH_MARKER)
     module.__loader__ = loader
     module.__package__ = name.rpartition(".")[0]
@@ -233,7 +240,3 @@ def install(package: types.ModuleType) -> None:
     # No finder is asked for `nameko` from now on: a search of sys.path would
     # find the installed Nameko.
     sys.modules[ALIAS] = package
-    # In sys.modules before anyone imports it: imported through the finder,
-    # the import system would also set it as attribute `pytest` of its parent
-    # nameko.testing, which is nameko_like.testing, hiding our own plugin.
-    sys.modules[PYTEST_PLUGIN] = _inert_pytest_plugin(_finder)

@@ -10,16 +10,17 @@ import sys
 from typing import Any
 
 import nameko
-import nameko_like
-import nameko_like.testing.pytest
+from alias_counters import CountersService
 from nameko.testing.services import entrypoint_hook
 
-from alias_counters import CountersService
+import nameko_like
+import nameko_like.testing.pytest
 
 
 def test_the_alias_is_on() -> None:
     """``nameko`` is nameko_like, and the extension's provider subclasses ours."""
     import nameko_redis
+
     from nameko_like.extensions import DependencyProvider
 
     assert nameko is nameko_like
