@@ -12,3 +12,7 @@ from typing import Any
 
 def test_plugin_options_and_fixtures(differ: Any) -> None:
     differ.assert_same("testing_fixtures", topology=False)
+
+
+def test_services_utils_and_rabbit_client(differ: Any) -> None:
+    differ.assert_same("testing_helpers", topology=False)
