@@ -131,3 +131,12 @@ def test_real_nameko_imported_first_is_refused(run_alias_python: Any) -> None:
     assert last_line.startswith("ImportError: NAMEKO_LIKE_ALIAS_NAMEKO=1 but the installed "
                                 "Nameko was imported before nameko_like"), done.stderr
     assert "`pytest -p nameko_like`" in last_line
+
+
+def test_pytest_loading_nameko_plugin_first_names_the_fix(run_alias_python: Any) -> None:
+    """If pytest loads Nameko's plugin before ours, the run stops with the fix named."""
+    done = run_alias_python("-m", "pytest", "-p", "pytest_nameko", "-q", "check_alias_plugin.py")
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "the installed Nameko was imported before nameko_like" in output, output
+    assert "`pytest -p nameko_like`" in output
