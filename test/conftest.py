@@ -100,7 +100,14 @@ class _VhostApi:
 
     def queue(self, name: str) -> dict | None:
         """The queue ``name`` as the API reports it, or None if it doesn't exist."""
-        return self.manager.get_queue(self.vhost, name)
+        from requests import HTTPError
+
+        try:
+            return self.manager.get_queue(self.vhost, name)
+        except HTTPError as exc:  # rabbit_manager is Nameko's Client: 404 raises
+            if exc.response is not None and exc.response.status_code == 404:
+                return None
+            raise
 
     def queue_names(self) -> set[str]:
         """Names of every queue of the vhost."""
