@@ -52,9 +52,12 @@ def import_module(name: str) -> ModuleType:
         # a module the target itself imports being missing is the user's error.
         missing = exc.name or ""
         if missing and (name == missing or name.startswith(missing + ".")):
-            hint = ("; give a dotted module name, not a file path"
-                    if name.endswith(".py") or os.sep in name else
-                    " (looked in the current directory and on sys.path)")
+            if name.endswith(".py") or os.sep in name:
+                dotted = name[:-3] if name.endswith(".py") else name
+                dotted = dotted.strip(os.sep).replace(os.sep, ".")
+                hint = f"; give a dotted module name, not a file path: did you mean {dotted!r}?"
+            else:
+                hint = " (looked in the current directory and on sys.path)"
             raise CommandError(f"module {name!r} not found{hint}") from None
         raise CommandError(_import_failure(name, exc)) from None
     except SyntaxError as exc:

@@ -10,8 +10,9 @@ their ``main``.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from nameko_like import __version__
 from nameko_like.cli import backdoor, run, shell, show_config, test
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
                                        required=True)
     for command in COMMANDS:
@@ -56,8 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
             allow_abbrev=not command.PASS_THROUGH,
         )
         command.init_parser(sub)
-        sub.set_defaults(command_module=command, command_parser=sub)
+        sub.set_defaults(command_module=command, command_parser=sub,
+                         main=functools.partial(run_command, command))
     return parser
+
+
+def setup_parser() -> argparse.ArgumentParser:
+    """Nameko's name for :func:`build_parser`.
+
+    As with Nameko, ``args = setup_parser().parse_args([...])`` then
+    ``args.main(args)`` runs the command (monkey-patching first where the
+    command needs it); errors are raised, not printed.
+    """
+    return build_parser()
+
+
+def run_command(command: Any, args: argparse.Namespace) -> int:
+    """Run one command module with parsed ``args``; return its exit status."""
+    if command.MONKEY_PATCH:
+        from nameko_like._eventlet import eventlet
+
+        eventlet.monkey_patch()
+    if command.PASS_THROUGH and not hasattr(args, "passthrough"):
+        rest = list(getattr(args, "pytest_args", None) or [])
+        args.passthrough = rest[1:] if rest[:1] == ["--"] else rest
+    return int(command.main(args) or 0)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -78,13 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
-    if command.MONKEY_PATCH:
-        from nameko_like._eventlet import eventlet
-
-        eventlet.monkey_patch()
-
     try:
-        return command.main(args)
+        return run_command(command, args)
     except (CommandError, ConfigurationError, ConnectionError) as exc:
         print(f"nameko_like {command.NAME}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR

@@ -44,10 +44,39 @@ def load_cli_config(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         ConfigurationError: naming the file and key at fault.
     """
-    config: dict[str, Any] = load_config(args.config) if args.config else {}
-    if args.broker:
-        config[AMQP_URI_CONFIG_KEY] = args.broker
-    return apply_overrides(config, args.define)
+    files = config_files(args)
+    config: dict[str, Any] = load_config(files) if files else {}
+    broker = getattr(args, "broker", None)
+    if broker:
+        config[AMQP_URI_CONFIG_KEY] = broker
+    return apply_overrides(config, list(getattr(args, "define", None) or []))
+
+
+def config_files(args: argparse.Namespace) -> list[str]:
+    """The ``--config`` files of ``args``, in order.
+
+    Our parser collects a list; a namespace built as Nameko's parser builds
+    it has one path, or ``''`` for none.
+    """
+    files = getattr(args, "config", None) or []
+    return [files] if isinstance(files, str) else list(files)
+
+
+def parse_backdoor_port(text: str) -> int | tuple[str, int]:
+    """``--backdoor-port`` for argparse: a bare PORT stays an int, as in Nameko.
+
+    ``HOST:PORT`` gives ``(host, port)``; :func:`backdoor_address` turns
+    either form into an address.
+    """
+    address = parse_address(text)
+    return address[1] if ":" not in text else address
+
+
+def backdoor_address(value: int | tuple[str, int] | None) -> tuple[str, int] | None:
+    """The ``(host, port)`` a ``--backdoor-port`` value means (None: no backdoor)."""
+    if value is None or isinstance(value, tuple):
+        return value
+    return DEFAULT_BACKDOOR_HOST, int(value)
 
 
 def parse_address(text: str) -> tuple[str, int]:

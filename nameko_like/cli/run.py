@@ -7,7 +7,13 @@ import logging
 import sys
 from typing import Any
 
-from nameko_like.cli.options import add_config_options, load_cli_config, parse_address
+from nameko_like.cli.options import (
+    add_config_options,
+    backdoor_address,
+    config_files,
+    load_cli_config,
+    parse_backdoor_port,
+)
 
 NAME = "run"
 HELP = "run services"
@@ -54,7 +60,7 @@ def init_parser(parser: argparse.ArgumentParser) -> None:
                         help="module or module:ServiceClass to run")
     add_config_options(parser)
     parser.add_argument(
-        "--backdoor-port", metavar="[HOST:]PORT", type=parse_address,
+        "--backdoor-port", metavar="[HOST:]PORT", type=parse_backdoor_port,
         help="serve an eventlet backdoor (a Python prompt inside the running "
              "process, with `runner` defined) on PORT of HOST, by default "
              "127.0.0.1 only; connect with `nameko_like backdoor`",
@@ -87,10 +93,29 @@ def setup_logging(config: dict[str, Any], config_files: list[str]) -> None:
         ) from None
 
 
+def import_service(module_name: str) -> list[type]:
+    """The service classes ``module_name`` (``module`` or ``module:Class``) names.
+
+    As Nameko's: a bare module gives every service class in it, and a
+    missing module or class, or a module without services, is a
+    :class:`~nameko_like.exceptions.CommandError`. The current directory
+    is importable.
+    """
+    from nameko_like.cli import discovery
+
+    return discovery.resolve_services([module_name])
+
+
 def main(args: argparse.Namespace) -> int:
-    """Load the config, find the services, check the broker, then serve."""
+    """Load the config, find the services, check the broker, then serve.
+
+    ``args`` is what :func:`nameko_like.cli.main.setup_parser` parses for
+    ``run`` (a namespace shaped as Nameko's parser makes one works too). The
+    standard library must be monkey-patched already, as ``args.main`` and
+    the ``nameko_like`` command do.
+    """
     config = load_cli_config(args)
-    setup_logging(config, args.config)
+    setup_logging(config, config_files(args))
 
     # Imported now that eventlet has patched the standard library.
     from nameko_like.amqp.connection import verify_amqp_uri
@@ -99,4 +124,5 @@ def main(args: argparse.Namespace) -> int:
 
     services = discovery.resolve_services(args.services)
     verify_amqp_uri(config)
-    return serve(services, config, backdoor_address=args.backdoor_port)
+    return serve(services, config,
+                 backdoor_address=backdoor_address(getattr(args, "backdoor_port", None)))

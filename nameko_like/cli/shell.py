@@ -35,6 +35,8 @@ PASS_THROUGH = False
 
 #: Interfaces in the order they are tried when --interface is not given.
 INTERFACES = ("ipython", "bpython", "python")
+#: Nameko's name for the plain Python prompt, accepted as --interface too.
+PLAIN = "plain"
 
 
 class ShellHelpers:
@@ -56,9 +58,10 @@ class ShellHelpers:
 def init_parser(parser: argparse.ArgumentParser) -> None:
     """Add shell's options."""
     add_config_options(parser)
-    parser.add_argument("--interface", choices=INTERFACES,
+    parser.add_argument("--interface", choices=(*INTERFACES, PLAIN),
                         help="which shell to use (default: the first installed of "
-                             + ", ".join(INTERFACES) + ")")
+                             + ", ".join(INTERFACES) + f"; {PLAIN} is Nameko's name "
+                             "for python); ignored when stdin is not a terminal")
 
 
 def _banner(config: dict[str, Any]) -> str:
@@ -110,6 +113,8 @@ def choose_interface(requested: str | None) -> str:
 
     from nameko_like.exceptions import CommandError
 
+    if requested == PLAIN:
+        requested = "python"
     if requested is not None:
         if importlib.util.find_spec(_MODULES[requested]) is None:
             raise CommandError(f"{requested} is not installed (pip install {requested}); "

@@ -46,7 +46,17 @@ def test_file_path_instead_of_module(cli):
     cli.write("ticker.py", SERVICE)
     result = cli("run", "ticker.py", *MEMORY)
     assert_one_line_error(
-        result, "module 'ticker.py' not found; give a dotted module name, not a file path")
+        result, "module 'ticker.py' not found; give a dotted module name, not a file path: "
+                "did you mean 'ticker'?")
+
+
+def test_file_path_in_a_package_suggests_the_dotted_name(cli):
+    cli.write("pkg/__init__.py", "")
+    cli.write("pkg/ticker.py", SERVICE)
+    result = cli("run", "pkg/ticker.py", *MEMORY)
+    assert_one_line_error(
+        result, "module 'pkg/ticker.py' not found; give a dotted module name, not a file path: "
+                "did you mean 'pkg.ticker'?")
 
 
 def test_missing_class(cli):
@@ -110,7 +120,8 @@ def test_two_services_with_one_name(cli):
     cli.write("ticker.py", SERVICE)
     cli.write("again.py", SERVICE)
     result = cli("run", "ticker", "again", *MEMORY)
-    assert_one_line_error(result, "a service named 'ticker' was already added to this runner")
+    assert_one_line_error(result, "a different service class named 'ticker' (Ticker) was "
+                                  "already added to this runner; give Ticker another `name`")
 
 
 def test_missing_config_file(cli):
