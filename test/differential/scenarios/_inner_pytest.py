@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from _side import AMQP_URI, FRAMEWORK, WORKDIR
 
