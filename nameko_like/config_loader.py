@@ -243,21 +243,20 @@ def _describe_yaml_error(source: str, exc: yaml.MarkedYAMLError) -> str:
 
     A missing ``:`` or an unclosed quote is often reported lines after the
     mistake; PyYAML's context mark points at the line that started the
-    construct, which is usually the one to fix, so both lines are named.
+    construct, which is usually the one to fix, so the message names both
+    (on one line: the CLI prints errors as one line).
     """
     mark = exc.problem_mark or exc.context_mark
     where = f"{source}:{mark.line + 1}" if mark else source
     message = f"{where}: invalid YAML: {exc.problem or exc.context or 'malformed YAML'}"
     context_mark = exc.context_mark
     if exc.context and context_mark is not None and exc.problem_mark is not None:
-        message += f" ({exc.context} at line {context_mark.line + 1})"
-        lines = (context_mark.buffer or "").split("\n") if context_mark.buffer else []
-        if 0 <= context_mark.line < len(lines):
-            message += f"\n  line {context_mark.line + 1}: {lines[context_mark.line].rstrip()}"
-        problem_line = exc.problem_mark.line
-        if (0 <= problem_line < len(lines) and problem_line != context_mark.line
-                and lines[problem_line].strip()):
-            message += f"\n  line {problem_line + 1}: {lines[problem_line].rstrip()}"
+        # PyYAML's buffer ends with a NUL it adds itself
+        lines = (context_mark.buffer or "").rstrip("\0").split("\n")
+        began = f"line {context_mark.line + 1}"
+        if 0 <= context_mark.line < len(lines) and lines[context_mark.line].strip():
+            began += f": {lines[context_mark.line].strip()}"
+        message += f" ({exc.context} that began at {began})"
     return message
 
 

@@ -486,20 +486,18 @@ def test_yaml_error_names_the_line_where_the_construct_began(write):
     path = write('A: 1\nfoo:\n  bar: "unclosed\n  baz: 1\nqux: 2\n')
     with pytest.raises(ConfigurationError) as exc_info:
         load_config(path)
-    message = str(exc_info.value)
-    assert "config.yaml:6: invalid YAML: found unexpected end of stream" in message
-    assert "while scanning a quoted scalar at line 3" in message
-    assert 'line 3:   bar: "unclosed' in message
+    assert str(exc_info.value).endswith(
+        'config.yaml:6: invalid YAML: found unexpected end of stream (while scanning a '
+        'quoted scalar that began at line 3: bar: "unclosed)')
 
 
 def test_yaml_error_shows_both_lines(write):
     path = write("a: 1\nb:\n  - x\n  c: 2\n")
     with pytest.raises(ConfigurationError) as exc_info:
         load_config(path)
-    lines = str(exc_info.value).splitlines()
-    assert lines[0].endswith("config.yaml:4: invalid YAML: expected <block end>, but found '?' "
-                             "(while parsing a block collection at line 3)")
-    assert lines[1:] == ["  line 3:   - x", "  line 4:   c: 2"]
+    assert str(exc_info.value).endswith(
+        "config.yaml:4: invalid YAML: expected <block end>, but found '?' "
+        "(while parsing a block collection that began at line 3: - x)")
 
 
 def test_misspelt_framework_key_is_kept_with_a_did_you_mean_warning(write, caplog):

@@ -135,7 +135,8 @@ def test_bad_yaml(cli):
     cli.write("config.yaml", "max_workers: 10\nWEB: [1\n")
     result = cli("run", "ticker", "--config", "config.yaml", *MEMORY)
     assert_one_line_error(
-        result, "config.yaml:3: invalid YAML: expected ',' or ']', but got '<stream end>'")
+        result, "config.yaml:3: invalid YAML: expected ',' or ']', but got '<stream end>' "
+                "(while parsing a flow sequence that began at line 2: WEB: [1)")
 
 
 def test_bad_logging_config_names_key_and_file(cli):
