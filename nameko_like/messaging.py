@@ -17,6 +17,7 @@ from nameko_like import serialization
 from nameko_like.amqp import dead_letter as dead_letters
 from nameko_like.amqp.connection import make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
+from nameko_like.amqp.redelivery import RedeliveryCounter
 from nameko_like.amqp.publish import Publisher as _AmqpPublisher
 from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
 from nameko_like.constants import (
@@ -74,6 +75,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         self.decoding_limits = DEFAULT_LIMITS
         #: messages whose worker has not finished, by id
         self._in_workers: dict[int, Any] = {}
+        #: the broker's own redeliveries (lost acks, rejects with requeue)
+        self._redeliveries = RedeliveryCounter()
         super().__init__()
 
     def setup(self) -> None:
@@ -127,8 +130,22 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         they arrive, never held back until a worker is free.
         """
         super().register_provider(provider)
-        self._prepare().add_queue(provider.queue, provider.handle_message,
+        queue_name = provider.queue.name
+        self._prepare().add_queue(provider.queue,
+                                  partial(self._admit, queue_name, provider.handle_message),
                                   needs_worker=needs_worker)
+
+    def _admit(self, queue_name: str, handle_message: Callable[[Any], None],
+               message: Any) -> None:
+        # A message the broker keeps giving back (its connection dropped
+        # before the ack, or it was rejected with requeue) would otherwise
+        # run forever: past MAX_REDELIVERIES it is dead-lettered instead.
+        count = self._redeliveries.count(queue_name, message)
+        if count > self.max_redeliveries:
+            self.dead_letter(message, f"redelivered {count} times by the broker "
+                                      f"(MAX_REDELIVERIES={self.max_redeliveries})")
+            return
+        handle_message(message)
 
     def unregister_provider(self, provider: Any) -> None:  # type: ignore[override]
         """Stop consuming ``provider.queue``."""

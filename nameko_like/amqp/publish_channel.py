@@ -27,6 +27,15 @@ from kombu.exceptions import OperationalError
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import connection_key, is_memory_uri, make_connection, safe_uri
 from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
+from nameko_like.amqp.channel_errors import (
+    ChannelClosedByBroker,
+    PublishRefused,
+    SentPublish,
+    acknowledge_close,
+    find_offender,
+    open_channel_nowait,
+    watch_channel_close,
+)
 from nameko_like.amqp.encode import build_message, send_publish
 from nameko_like.amqp.outcome import PublishOutcome, settled_outcome
 from nameko_like.exceptions import DeliveryError, RpcTimeout, UndeliverableMessage
@@ -65,6 +74,8 @@ class PublishChannel:
         self._producer: Any = None
         self._next_tag = 0
         self._pending: dict[int, PublishOutcome] = {}
+        #: what each unconfirmed publish sent, to tie a channel error to it
+        self._sent: dict[int, SentPublish] = {}
         self._by_route: dict[tuple[str, str], collections.deque] = {}
         self._reader: Any = None
         self._closed = False
@@ -93,10 +104,7 @@ class PublishChannel:
         tune_connection(connection, coalesce_writes=self._use_reader)
         channel = connection.channel()
         if not self._memory:
-            channel.confirm_select()
-            channel.events["basic_ack"].add(self._on_ack)
-            channel.events["basic_nack"].add(self._on_nack)
-            channel.events["basic_return"].add(self._on_return)
+            self._prepare_channel(channel)
         self._connection, self._channel = connection, channel
         self._producer = Producer(channel, auto_declare=False)
         self._next_tag = 0
@@ -105,6 +113,80 @@ class PublishChannel:
             callback(connection, channel)
         if self._use_reader and not self._memory:
             self._reader = eventlet.spawn(self._read_forever, connection)
+
+    def _prepare_channel(self, channel: Any, confirm: bool = True) -> None:
+        if confirm:
+            channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.events["basic_return"].add(self._on_return)
+        watch_channel_close(channel, self._on_channel_closed)
+
+    def _on_channel_closed(self, closed: ChannelClosedByBroker) -> None:
+        # In the reader (or a draining waiter), from inside drain_events.
+        # Publishers must not write to the closed channel meanwhile (a frame
+        # after the close-ok would be a connection error): hold the lock.
+        with self._lock:
+            try:
+                settle = self._reopen_channel(closed)
+            except self._connection_errors() as exc:
+                if closed.channel is self._channel:
+                    self._lost(exc)
+                raise
+        # outside the lock: an outcome's callback may publish
+        for outcome, failure in settle:
+            if outcome.returned:
+                failure = UndeliverableMessage(outcome.returned)
+            outcome.settle(failure)
+            if outcome.route is not None:
+                self._forget_settled(outcome.route)
+
+    def _reopen_channel(self, closed: ChannelClosedByBroker
+                        ) -> list[tuple[PublishOutcome, BaseException | None]]:
+        """The broker closed the channel over one publish: fail that one only.
+
+        Called with the lock held, from the reader. Publishes before the
+        offender were taken by the broker (it handles a channel's publishes
+        in order), those after it were discarded unread and go out again on
+        a new channel of the same connection, with the same outcomes. See
+        :mod:`nameko_like.amqp.channel_errors`. Returns the outcomes to
+        settle, with their errors.
+        """
+        if closed.channel is not self._channel:
+            acknowledge_close(closed.channel)
+            return []
+        # a new channel first: callbacks of settled outcomes may publish
+        acknowledge_close(closed.channel)
+        channel = open_channel_nowait(self._connection.connection)
+        self._prepare_channel(channel, confirm=False)
+        self._channel = channel
+        self._producer = Producer(channel, auto_declare=False)
+        self._next_tag = 0
+        tags = sorted(self._pending)
+        offender = find_offender(closed.reply_text, [self._sent[tag] for tag in tags])
+        if offender is None:
+            # nothing to blame: fail them all, but keep the connection
+            error: BaseException = PublishConnectionLost(
+                f"the broker closed the publish channel: {closed}")
+            before, refused, after = [], tags, []
+        else:
+            error = PublishRefused(closed.reply_code, closed.reply_text)
+            before, refused, after = tags[:offender], [tags[offender]], tags[offender + 1:]
+        settle: list[tuple[PublishOutcome, BaseException | None]] = [
+            (self._pending.pop(tag), None) for tag in before]
+        settle += [(self._pending.pop(tag), error) for tag in refused]
+        resend = [(self._pending.pop(tag), self._sent.pop(tag)) for tag in after]
+        for tag in before + refused:
+            self._sent.pop(tag, None)
+        # the publishes the broker discarded go out again first, in order
+        for outcome, sent in resend:
+            send_publish(channel, sent.message, sent.exchange, sent.routing_key, sent.mandatory)
+            self._next_tag += 1
+            self._pending[self._next_tag] = outcome
+            self._sent[self._next_tag] = sent
+        _log.warning("the broker refused a publish (%s); %d publish(es) sent again",
+                     closed, len(resend))
+        return settle
 
     def _ensure(self, retry: bool, retry_policy: dict | None) -> None:
         if self._closed:
@@ -130,6 +212,7 @@ class PublishChannel:
         connection, self._connection = self._connection, None
         self._channel = self._producer = None
         pending, self._pending = self._pending, {}
+        self._sent.clear()
         self._by_route.clear()
         if connection is not None and not expected:
             _log.warning("publish connection to %s lost: %s", safe_uri(self.config), exc)
@@ -207,8 +290,8 @@ class PublishChannel:
                         self._declare(declare)
                     if self._memory:
                         return self._publish_in_memory(body, exchange_name, routing_key, mandatory, properties)
-                    send_publish(self._channel, build_message(body, **properties),
-                                 exchange_name, routing_key, mandatory)
+                    message = build_message(body, **properties)
+                    send_publish(self._channel, message, exchange_name, routing_key, mandatory)
                     # Registered only once written: a body that fails to
                     # serialize must not take a delivery tag. Nothing can
                     # be confirmed between the write and these lines, as
@@ -216,6 +299,8 @@ class PublishChannel:
                     outcome = PublishOutcome()
                     self._next_tag += 1
                     self._pending[self._next_tag] = outcome
+                    self._sent[self._next_tag] = SentPublish(message, exchange_name, routing_key,
+                                                             mandatory)
                     if mandatory:
                         outcome.route = (exchange_name, routing_key)
                         self._by_route.setdefault(outcome.route, collections.deque()).append(outcome)
@@ -320,6 +405,7 @@ class PublishChannel:
             tags = [delivery_tag]
         for tag in tags:
             outcome = self._pending.pop(tag, None)
+            self._sent.pop(tag, None)
             if outcome is None:
                 continue
             if outcome.returned:

@@ -131,3 +131,39 @@ class Slowpoke(Pingable):
         time.sleep(seconds)
         record("done", call_id)
         return {"id": call_id, "pid": os.getpid()}
+
+
+# -- channel errors, broker restarts, cancels, redeliveries (issue 12) ---------
+
+from nameko_like.amqp.publish_channel import get_publish_channel  # noqa: E402
+from nameko_like.dependency_providers import Config  # noqa: E402
+
+#: An exchange that is never declared: publishing to it closes the channel (404).
+MISSING_EXCHANGE = "fault-missing-exchange"
+
+
+class ChannelFaults(Pingable):
+    """Methods whose publish or reply the broker refuses, beside plain work."""
+
+    name = "fault_channel"
+    config = Config()
+
+    @rpc
+    def work(self, call_id):
+        record("work", call_id)
+        return call_id
+
+    @rpc
+    def misfire(self, call_id):
+        """Publish to an exchange that does not exist and wait for the answer."""
+        record("misfire", call_id)
+        channel = get_publish_channel(self.config)
+        channel.wait(channel.publish({"id": call_id}, exchange=MISSING_EXCHANGE,
+                                     routing_key="nowhere"), timeout=10)
+        return "published"
+
+    @rpc
+    def blob(self, call_id, size):
+        """A reply of ``size`` characters (over the broker's max_message_size)."""
+        record("blob", call_id)
+        return "x" * size
