@@ -53,8 +53,7 @@ def import_module(name: str) -> ModuleType:
         missing = exc.name or ""
         if missing and (name == missing or name.startswith(missing + ".")):
             if name.endswith(".py") or os.sep in name:
-                dotted = name[:-3] if name.endswith(".py") else name
-                dotted = dotted.strip(os.sep).replace(os.sep, ".")
+                dotted = name.removesuffix(".py").strip(os.sep).replace(os.sep, ".")
                 hint = f"; give a dotted module name, not a file path: did you mean {dotted!r}?"
             else:
                 hint = " (looked in the current directory and on sys.path)"

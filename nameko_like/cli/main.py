@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from nameko_like import __version__
 from nameko_like.cli import backdoor, run, shell, show_config, test
