@@ -63,7 +63,7 @@ def import_module(name: str) -> ModuleType:
         # The message already says where (file, line).
         raise CommandError(f"importing module {name!r} failed: "
                            f"SyntaxError: {exc}") from None
-    except Exception as exc:  # whatever the user's module raised while importing
+    except Exception as exc:  # noqa: BLE001 - whatever the user's module raised while importing
         raise CommandError(_import_failure(name, exc)) from None
 
 

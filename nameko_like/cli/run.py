@@ -85,7 +85,7 @@ def setup_logging(config: dict[str, Any], config_files: list[str]) -> None:
     try:
         logging.config.dictConfig(settings)
     # dictConfig raises many types for the many ways its input can be wrong.
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         # Its messages name the broken part; the reason is in the cause.
         reason = f"{exc} ({exc.__cause__})" if exc.__cause__ else str(exc)
         raise ConfigurationError(

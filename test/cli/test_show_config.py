@@ -48,7 +48,20 @@ def test_bad_config_is_one_line_naming_file_and_key(cli):
     result = cli("show-config", "--config", "config.yaml")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "nameko_like show-config: error: config.yaml:1: key 'AMQP_URI': "
-        "environment variable CLI_TEST_SURELY_UNSET is not set and has no default"
+        ("nameko_like show-config: error: config.yaml:1: key 'AMQP_URI': "
+         "environment variable CLI_TEST_SURELY_UNSET is not set and has no default")
     ]
     assert result.stdout == ""
+
+
+def test_reads_config_yaml_in_the_working_directory_by_default(cli):
+    cli.write("config.yaml", "AMQP_URI: amqp://rabbit/\nmax_workers: 3\n")
+    result = cli("show-config", "--define", "max_workers=4")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == {"AMQP_URI": "amqp://rabbit/", "max_workers": 4}
+
+
+def test_without_config_yaml_the_config_is_only_the_options(cli):
+    result = cli("show-config", "--broker", "amqp://elsewhere/")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == {"AMQP_URI": "amqp://elsewhere/"}
