@@ -39,11 +39,27 @@ def encode_context_headers(context_data: dict) -> dict:
     return {_PREFIX + key: value for key, value in context_data.items() if value is not None}
 
 
+#: Headers nameko_like itself adds to messages it moves aside or requeues,
+#: and kombu's compression header: bookkeeping of the transport, not context.
+_TRANSPORT_HEADERS = frozenset({
+    dead_letters.REASON_HEADER, dead_letters.ORIGINAL_EXCHANGE_HEADER,
+    dead_letters.ORIGINAL_ROUTING_KEY_HEADER, dead_letters.REDELIVERY_HEADER, "compression",
+})
+
+
 def decode_context_headers(headers: dict | None) -> dict:
-    """Context data from the ``nameko.*`` headers of a message."""
+    """Context data from a message's headers, as Nameko reads them.
+
+    ``nameko.<key>`` headers give ``<key>``; any other header is context
+    data under its own name (a ``x-trace-id`` set by a publisher reaches the
+    handler), except the transport's own bookkeeping headers.
+    """
     if not headers:
         return {}
-    return {key[len(_PREFIX):]: value for key, value in headers.items() if key.startswith(_PREFIX)}
+    return {
+        (key[len(_PREFIX):] if key.startswith(_PREFIX) else key): value
+        for key, value in headers.items() if key not in _TRANSPORT_HEADERS
+    }
 
 
 class HeaderEncoder:

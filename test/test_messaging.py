@@ -219,3 +219,15 @@ def test_without_confirms_publish_does_not_wait_for_the_broker(rabbit_send, mana
     rabbit_send("publish_unconfirmed", "delivered", routing_key="hold.u")
     assert [json.loads(m["payload"]) for m in management.wait_for(
         lambda: management.peek("hold-queue"), timeout=5)] == ["delivered"]
+
+
+def test_every_header_is_context_data_as_in_nameko_except_transport_bookkeeping():
+    from nameko_like.messaging import decode_context_headers
+
+    headers = {"nameko.language": "fr", "nameko.call_id_stack": ["a.b.1"],
+               "x-trace-id": "t-1", "plain": 3,
+               "x-redelivery-count": 2, "x-original-exchange": "src.events",
+               "x-original-routing-key": "created", "x-dead-letter-reason": "why",
+               "compression": "application/x-gzip"}
+    assert decode_context_headers(headers) == {
+        "language": "fr", "call_id_stack": ["a.b.1"], "x-trace-id": "t-1", "plain": 3}

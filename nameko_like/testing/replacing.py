@@ -12,7 +12,7 @@ import logging
 import typing
 from typing import Any
 
-from nameko_like.exceptions import ExtensionNotFound
+from nameko_like.exceptions import ExtensionNotFound, NamekoLikeException
 from nameko_like.extensions import (
     DependencyProvider,
     Entrypoint,
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-class DependencyNamedTwice(ValueError, RuntimeError):
+class DependencyNamedTwice(NamekoLikeException, ValueError, RuntimeError):
     """``replace_dependencies`` got one name both positionally and by keyword.
 
     A RuntimeError as in Nameko, and a ValueError, as it was here before.

@@ -218,8 +218,10 @@ def test_standalone_context_data_reaches_the_callee(start, backend):
     assert report["user_id"] == "u-1"
     assert report["auth_token"] == "abc"
     assert report["data"]["foo"] == {"x": 1}
-    assert len(report["call_id_stack"]) == 1
-    assert report["call_id_stack"][0].startswith("leaf.report.")
+    # as in Nameko, the standalone proxy's own id comes first
+    caller, callee = report["call_id_stack"]
+    assert caller.startswith("standalone_rpc_proxy.call.")
+    assert callee.startswith("leaf.report.")
 
 
 # --- errors ---------------------------------------------------------------------

@@ -35,11 +35,6 @@ class Listener:
     def on_hello(self, payload):
         data = dict(self.ctx.context_data)
         stack = data.pop("call_id_stack", [])
-        # Nameko's consumers take every header into the context data, ours
-        # only the nameko.* ones: a difference of the consuming side
-        # (nameko_like.messaging), not of the dispatcher compared here; the
-        # raw capture below shows the header itself
-        data.pop("x-extra", None)
         received.append({"payload": payload, "context_data": data,
                          "call_id_stack_depth": len(stack)})
 
