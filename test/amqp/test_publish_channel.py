@@ -43,7 +43,7 @@ def test_mandatory_returns_match_their_own_publishes(rabbit_config, management):
                                                       routing_key=key)))
     for key, outcome in outcomes:
         if key == "void.key":
-            with pytest.raises(UndeliverableMessage, match="void.key"):
+            with pytest.raises(UndeliverableMessage, match=r"void\.key"):
                 publisher.channel.wait(outcome, timeout=5)
         else:
             publisher.channel.wait(outcome, timeout=5)
@@ -74,7 +74,8 @@ def test_large_concurrent_publishes_arrive_intact(rabbit_config):
     payloads = [f"{n:04d}" + "x" * 300_000 for n in range(60)]
 
     def publish_some(start):
-        outcomes = [publisher.publish_async(payloads[n], exchange="pipeline", routing_key="kept.big")
+        outcomes = [publisher.publish_async(payloads[n], exchange="pipeline",
+                                            routing_key="kept.big")
                     for n in range(start, start + 6)]
         for outcome in outcomes:
             publisher.channel.wait(outcome, timeout=30)

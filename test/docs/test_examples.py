@@ -216,7 +216,7 @@ def test_migrating_changes_only_imports():
     before = (EXAMPLES_DIR / "migrating_nameko.py").read_text().splitlines()
     after = (EXAMPLES_DIR / "migrating_nameko_like.py").read_text().splitlines()
     assert len(before) == len(after)
-    changed = [(old, new) for old, new in zip(before, after) if old != new]
+    changed = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
     assert changed
     assert all(
         old.startswith("from nameko.") and new == "from nameko_like." + old[len("from nameko."):]

@@ -136,7 +136,7 @@ def test_auto_delete_event_exchanges(container_factory, rabbit_config, managemen
 def test_declare_event_exchanges_false(container_factory, rabbit_config, management):
     config = dict(rabbit_config, DECLARE_EVENT_EXCHANGES=False)
     dispatch = event_dispatcher(config)
-    with pytest.raises(DeliveryError, match="no exchange 'ghost.events'"):
+    with pytest.raises(DeliveryError, match=r"no exchange 'ghost\.events'"):
         dispatch("ghost", "spooked", "boo")
     assert management.exchange("ghost.events") is None
 

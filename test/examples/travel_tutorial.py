@@ -164,7 +164,7 @@ def replay(steps: list[Step], address: str) -> dict[str, str]:
                 break
             time.sleep(0.1)
         assert match, f"$ {command}\nprinted:\n{output}\nthe docs show:\n{step.output}"
-        for doc_id, real_id in zip(new_ids, match.groups()):
+        for doc_id, real_id in zip(new_ids, match.groups(), strict=True):
             assert real_id not in ids.values(), f"{real_id} came back twice"
             ids[doc_id] = real_id
         if not output.startswith("HTTP/"):

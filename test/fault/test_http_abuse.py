@@ -111,7 +111,7 @@ def test_50_mb_chunked_body_is_cut_at_the_limit(port):
     before = rss_mb()
     head = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     block = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
-    response, sent = upload(port, head, 50 * MB, block)
+    response, _sent = upload(port, head, 50 * MB, block)
     assert response.startswith(b"HTTP/1.1 413 ")
     # At most the 10 MiB limit was ever held, never the 50 MB sent.
     assert rss_mb() - before < 25
@@ -205,7 +205,7 @@ def test_malformed_requests_get_a_4xx_without_traceback(port, request_bytes):
     response = raw_http(port, request_bytes)
     status = int(response[9:12])
     # 505 is only for an unsupported version, and comes with a status line.
-    assert response.startswith(b"HTTP/1.1 4") or response.startswith(b"HTTP/1.1 505 ")
+    assert response.startswith((b"HTTP/1.1 4", b"HTTP/1.1 505 "))
     assert status in (400, 505)
     assert b"Traceback" not in response
     assert Target.calls == 0

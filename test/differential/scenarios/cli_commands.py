@@ -201,7 +201,7 @@ def wait_until_serving(process, timeout=30):
         with standalone_rpc.ClusterRpcProxy(config(), timeout=2) as cluster:
             try:
                 answers = [cluster.greeter.hello("probe"), cluster.counter.count(1)]
-            except Exception:  # noqa: BLE001, S110 - not up yet (UnknownService, timeout)
+            except Exception:  # noqa: BLE001 - not up yet (UnknownService, timeout)
                 pass
             else:
                 # Nameko's run lets a Ctrl-C that comes before start() has
