@@ -24,6 +24,7 @@ from kombu import Queue
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, safe_uri
+from nameko_like.amqp.retry import wait_for_broker
 from nameko_like.exceptions import ConfigurationError
 from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
 
@@ -241,7 +242,8 @@ class ConsumerConnection:
                 attempt += 1
                 _log.warning("cannot connect to %s (%s); attempt %d, retrying in %.1fs",
                              safe_uri(self.config), exc, attempt, interval)
-                eventlet.sleep(interval)
+                # back off, but come back as soon as the broker's port opens
+                wait_for_broker(make_connection(self.config), interval)
                 interval = min(interval * 2, RECONNECT_INTERVAL_MAX)
                 continue
             if attempt:

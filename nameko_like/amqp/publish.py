@@ -6,8 +6,20 @@ from typing import Any
 
 from kombu import Exchange
 
+import time
+
 from nameko_like.amqp.outcome import PublishOutcome
-from nameko_like.amqp.publish_channel import DEFAULT_RETRY_POLICY, get_publish_channel
+from nameko_like.amqp.publish_channel import (
+    DEFAULT_RETRY_POLICY,
+    PublishConnectionLost,
+    get_publish_channel,
+)
+from nameko_like.amqp.retry import deadline_for
+from nameko_like.exceptions import RpcTimeout
+
+#: Seconds between checks, while waiting for a confirm, whether the broker
+#: blocked publishing.
+BLOCKED_CHECK = 0.25
 
 #: delivery_mode values
 PERSISTENT = 2
@@ -87,14 +99,50 @@ class Publisher:
         """Publish ``payload``; with confirms on, return once the broker has it.
 
         Raises ``UndeliverableMessage`` for a ``mandatory`` message no queue
-        takes, and ``ConnectionError`` when the broker can't be reached.
+        takes, and ``ConnectionError`` when the broker can't be reached
+        within the retry policy. As in Nameko, a publish whose connection
+        dropped before the broker confirmed it is sent again (so it may
+        arrive twice) for as long as the policy allows.
         """
         use_confirms = kwargs.pop("use_confirms", self.use_confirms)
         timeout = kwargs.pop("timeout", None)
+        options = self._options(kwargs)
+        deadline = deadline_for(options["retry"], options["retry_policy"])
+        timeout_at = None if timeout is None else time.monotonic() + timeout
+        if timeout_at is not None:
+            deadline = min(deadline, timeout_at)
         channel = self.channel
-        outcome = channel.publish(payload, **self._options(kwargs))
-        if use_confirms:
-            channel.wait(outcome, timeout)
+        while True:
+            outcome = channel.publish(payload, deadline=deadline, **options)
+            if not use_confirms:
+                return
+            try:
+                self._wait(channel, outcome, deadline, timeout_at)
+            except PublishConnectionLost:
+                if not options["retry"] or time.monotonic() >= deadline:
+                    raise
+                continue
+            return
+
+    @staticmethod
+    def _wait(channel: Any, outcome: PublishOutcome, deadline: float,
+              timeout_at: float | None) -> None:
+        """Wait for the confirm: until ``timeout_at``, or for ever unless the
+        broker blocks publishing (an alarm), then until ``deadline``."""
+        while True:
+            now = time.monotonic()
+            step = BLOCKED_CHECK if timeout_at is None else min(BLOCKED_CHECK, timeout_at - now)
+            try:
+                channel.wait(outcome, max(step, 0.0))
+                return
+            except RpcTimeout:
+                now = time.monotonic()
+                if channel.blocked and now >= deadline:
+                    raise channel.unavailable() from None
+                if timeout_at is not None and now >= timeout_at:
+                    if channel.blocked:
+                        raise channel.unavailable() from None
+                    raise
 
     def _options(self, kwargs: dict) -> dict:
         headers = dict(self.publish_kwargs.get("headers") or {})

@@ -38,20 +38,29 @@ from nameko_like.amqp.channel_errors import (
 )
 from nameko_like.amqp.encode import build_message, send_publish
 from nameko_like.amqp.outcome import PublishOutcome, settled_outcome
+from nameko_like.amqp.retry import (
+    DEFAULT_RETRY_POLICY,
+    RECONNECT_INTERVAL,
+    PublishBlocked,
+    deadline_for,
+)
 from nameko_like.exceptions import DeliveryError, RpcTimeout, UndeliverableMessage
 
 _log = logging.getLogger(__name__)
 
-#: How long a connection attempt may retry before a publish gives up.
-DEFAULT_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1, "interval_max": 2}
+__all__ = ["DEFAULT_RETRY_POLICY", "PublishBlocked", "PublishChannel", "PublishConnectionLost",
+           "get_publish_channel", "reset_publish_channels"]
 
-
-#: Seconds after a failed reconnect during which publishes fail at once.
-CONNECT_HOLDOFF = 1.0
+#: Seconds between checks of a blocked connection by a waiting publisher.
+_BLOCKED_POLL = 0.05
 
 
 class PublishConnectionLost(DeliveryError, ConnectionError):
     """The connection dropped before the broker confirmed the message."""
+
+
+class _NotNow(Exception):
+    """No connection to publish on yet (or publishing is blocked): wait."""
 
 
 def _green_process() -> bool:
@@ -79,7 +88,11 @@ class PublishChannel:
         self._by_route: dict[tuple[str, str], collections.deque] = {}
         self._reader: Any = None
         self._closed = False
-        self._last_connect_failure = float("-inf")
+        self._next_attempt_at = float("-inf")
+        self._last_connect_error: BaseException | None = None
+        #: why the broker blocked publishing (connection.blocked), if it did
+        self._blocked: str | None = None
+        self._sleep: Any = eventlet.sleep if self._use_reader else time.sleep
         self._declared: set[Any] = set()
         #: called with each new (connection, publish channel) right after
         #: connecting, before the reader starts: clients add consumers here
@@ -89,19 +102,18 @@ class PublishChannel:
 
     # -- connection management -------------------------------------------------
 
-    def _connect(self, retry_policy: dict | None) -> None:
+    def _connect(self) -> None:
         # Heartbeats need someone reading all the time: only the reader
         # greenthread does; a plain script's client reads only while it waits.
         connection = make_connection(self.config, heartbeat=self.has_reader)
-        policy = dict(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
-        policy.setdefault("max_retries", 3)
-
-        def on_error(exc: Exception, interval: float) -> None:
-            _log.warning("cannot connect to %s to publish (%s); retrying in %.1fs",
-                         safe_uri(self.config), exc, interval)
-
-        connection.ensure_connection(errback=on_error, **policy)
+        # one attempt: publishers waiting for the broker share the attempts
+        connection.ensure_connection(max_retries=0)
         tune_connection(connection, coalesce_writes=self._use_reader)
+        raw = getattr(connection, "connection", None)
+        if raw is not None and hasattr(raw, "on_blocked"):
+            raw.on_blocked = self._on_blocked
+            raw.on_unblocked = self._on_unblocked
+        self._blocked = None
         channel = connection.channel()
         if not self._memory:
             self._prepare_channel(channel)
@@ -188,24 +200,56 @@ class PublishChannel:
                      closed, len(resend))
         return settle
 
-    def _ensure(self, retry: bool, retry_policy: dict | None) -> None:
+    def _try_connect(self, force: bool = False) -> None:
+        """One connection attempt, if one is due (called with the lock held).
+
+        Publishers waiting for the broker share the attempts: one every
+        ``RECONNECT_INTERVAL``, whoever gets the lock first makes it.
+        """
         if self._closed:
             raise PublishConnectionLost("publisher is closed")
-        if self._connection is None:
-            since_failure = time.monotonic() - self._last_connect_failure
-            if since_failure < CONNECT_HOLDOFF:
-                # Publishers queue up on the lock while one of them tries to
-                # reconnect; after a failed try the others fail at once
-                # rather than each spend their own timeout trying again.
-                raise PublishConnectionLost(
-                    f"cannot connect to {safe_uri(self.config)} (it failed {since_failure:.1f}s ago)")
-            try:
-                self._connect(retry_policy if retry else {"max_retries": 1})
-            except OperationalError as exc:
-                self._last_connect_failure = time.monotonic()
-                # kombu gave up connecting; callers expect a ConnectionError
-                raise PublishConnectionLost(
-                    f"cannot connect to {safe_uri(self.config)}: {exc}") from exc
+        if self._connection is not None:
+            return
+        if not force and time.monotonic() < self._next_attempt_at:
+            return
+        try:
+            self._connect()
+        except (OperationalError, *self._connection_errors()) as exc:
+            if self._last_connect_error is None:
+                _log.warning("cannot connect to %s to publish (%s); publishers wait and retry "
+                             "as their retry policy allows", safe_uri(self.config), exc)
+            self._last_connect_error = exc
+            self._next_attempt_at = time.monotonic() + RECONNECT_INTERVAL
+            return
+        if self._last_connect_error is not None:
+            _log.warning("publishing to %s again", safe_uri(self.config))
+        self._last_connect_error = None
+
+    def _on_blocked(self, reason: str) -> None:
+        _log.warning("the broker %s blocked publishing: %s", safe_uri(self.config), reason)
+        self._blocked = reason or "connection.blocked"
+
+    def _on_unblocked(self) -> None:
+        _log.warning("the broker %s unblocked publishing", safe_uri(self.config))
+        self._blocked = None
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker currently blocks publishing (connection.blocked)."""
+        return self._blocked is not None and self._connection is not None
+
+    def unavailable(self) -> DeliveryError:
+        """The error for a publish that ran out of time waiting for the broker."""
+        return self._unavailable(None)
+
+    def _unavailable(self, error: BaseException | None) -> DeliveryError:
+        """The error of a publish that ran out of time waiting for the broker."""
+        if self._blocked is not None and self._connection is not None:
+            return PublishBlocked(
+                f"the broker at {safe_uri(self.config)} blocks publishing ({self._blocked}: "
+                "a memory or disk alarm); free memory or disk on the broker")
+        reason = error or self._last_connect_error
+        return PublishConnectionLost(f"cannot publish to {safe_uri(self.config)}: {reason}")
 
     def _lost(self, exc: BaseException, expected: bool = False) -> None:
         """Drop the connection and fail every unconfirmed publish."""
@@ -213,6 +257,7 @@ class PublishChannel:
         self._channel = self._producer = None
         pending, self._pending = self._pending, {}
         self._sent.clear()
+        self._blocked = None
         self._by_route.clear()
         if connection is not None and not expected:
             _log.warning("publish connection to %s lost: %s", safe_uri(self.config), exc)
@@ -272,6 +317,7 @@ class PublishChannel:
         retry: bool = True,
         retry_policy: dict | None = None,
         declare: tuple = (),
+        deadline: float | None = None,
         **properties: Any,
     ) -> PublishOutcome:
         """Publish one message; return its outcome without waiting.
@@ -279,13 +325,25 @@ class PublishChannel:
         ``properties`` are kombu ``Producer.publish`` keywords: serializer,
         compression, headers, delivery_mode, priority, expiration,
         correlation_id, reply_to, content_type, ...
+
+        While the broker can't be reached (or blocks publishing), this waits
+        and retries for as long as ``retry`` and ``retry_policy`` allow (see
+        :mod:`nameko_like.amqp.retry`), or until ``deadline`` (a
+        ``time.monotonic()`` value), then raises ``PublishConnectionLost``
+        (or ``PublishBlocked``).
         """
         exchange_name = exchange.name if isinstance(exchange, Exchange) else exchange
-        attempts = 2 if retry else 1
-        for attempt in range(attempts):
+        if deadline is None:
+            deadline = deadline_for(retry, retry_policy)
+        first = True
+        while True:
+            error: BaseException | None = None
             with self._lock:
                 try:
-                    self._ensure(retry, retry_policy)
+                    self._try_connect(force=first and not retry)
+                    first = False
+                    if self._connection is None or self._blocked is not None:
+                        raise _NotNow()
                     if declare:
                         self._declare(declare)
                     if self._memory:
@@ -305,15 +363,17 @@ class PublishChannel:
                         outcome.route = (exchange_name, routing_key)
                         self._by_route.setdefault(outcome.route, collections.deque()).append(outcome)
                     return outcome
-                except PublishConnectionLost:
-                    raise  # connecting failed after its own retries: don't retry them all again
+                except _NotNow:
+                    pass
                 except self._connection_errors() as exc:
                     self._lost(exc)
-                    if attempt + 1 == attempts:
-                        raise PublishConnectionLost(
-                            f"cannot publish to {safe_uri(self.config)}: {exc}"
-                        ) from exc
-        raise AssertionError("unreachable")
+                    error = exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._unavailable(error)
+            wait = _BLOCKED_POLL if self._blocked is not None else max(
+                self._next_attempt_at - time.monotonic(), _BLOCKED_POLL)
+            self._sleep(min(wait, remaining))
 
     def _connection_errors(self) -> tuple:
         connection = self._connection or make_connection(self.config)
@@ -351,10 +411,21 @@ class PublishChannel:
         """Whether a reader greenthread reads this connection."""
         return self._use_reader and not self._memory
 
-    def ensure_connected(self) -> None:
-        """Connect now (with retries) if not connected."""
-        with self._lock:
-            self._ensure(True, None)
+    def ensure_connected(self, retry_policy: dict | None = None) -> None:
+        """Connect now if not connected, retrying as ``retry_policy`` allows."""
+        deadline = deadline_for(True, retry_policy)
+        first = True
+        while True:
+            with self._lock:
+                self._try_connect(force=first)
+                first = False
+                if self._connection is not None:
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._unavailable(None)
+            self._sleep(min(max(self._next_attempt_at - time.monotonic(), _BLOCKED_POLL),
+                            remaining))
 
     def drain_until(self, done: Any, timeout: float | None) -> bool:
         """Read from the connection until ``done()`` is true; False on timeout.

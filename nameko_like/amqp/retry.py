@@ -1,0 +1,111 @@
+"""How long a publish may wait for the broker, from Nameko's retry policy.
+
+Nameko publishes with ``retry=True`` and ``retry_policy={"max_retries": 3}``
+(kombu's ``ensure`` fills in one-second intervals): a publish during a
+short broker outage blocks, reconnects and succeeds; it raises only once
+the policy is spent. Here the policy becomes a deadline: the sum of its
+intervals (``interval_start``, growing by ``interval_step`` up to
+``interval_max``, ``max_retries`` times) plus time for the connection
+attempts themselves, or the policy's ``timeout`` when that is shorter.
+Publishers waiting for the same connection share its reconnect attempts,
+which are made every :data:`RECONNECT_INTERVAL` (or as soon as the broker's
+port accepts connections again).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from nameko_like._eventlet import eventlet
+from nameko_like.exceptions import DeliveryError
+
+#: Nameko 2.14's ``DEFAULT_RETRY_POLICY``.
+DEFAULT_RETRY_POLICY: dict[str, Any] = {"max_retries": 3}
+
+#: kombu's ``Connection.ensure`` defaults for what a policy leaves out.
+_INTERVAL_DEFAULTS = {"interval_start": 1.0, "interval_step": 1.0, "interval_max": 1.0}
+
+#: Seconds allowed on top of the policy's intervals for the connection
+#: attempts (a refused connection fails at once; a broker that is shutting
+#: down may take a moment to refuse).
+ATTEMPT_ALLOWANCE = 2.0
+
+#: Seconds between shared reconnect attempts while publishers wait.
+RECONNECT_INTERVAL = 0.5
+
+#: Seconds between probes of the broker's port while waiting to reconnect.
+PROBE_INTERVAL = 0.1
+
+
+class PublishBlocked(DeliveryError, ConnectionError):
+    """The broker blocked publishing (a memory or disk alarm) past the publish's time."""
+
+
+def retry_seconds(retry: bool, retry_policy: dict | None) -> float:
+    """How long a publish may keep trying to reach the broker."""
+    if not retry:
+        return 0.0
+    policy = dict(_INTERVAL_DEFAULTS)
+    policy.update(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
+    max_retries = policy.get("max_retries")
+    timeout = policy.get("timeout")
+    if max_retries is None:
+        # kombu: retry for ever, unless a timeout says otherwise
+        return float("inf") if timeout is None else float(timeout)
+    total, interval = 0.0, float(policy["interval_start"])
+    for _ in range(int(max_retries)):
+        total += min(interval, float(policy["interval_max"]))
+        interval += float(policy["interval_step"])
+    total += ATTEMPT_ALLOWANCE
+    return total if timeout is None else min(total, float(timeout))
+
+
+def deadline_for(retry: bool, retry_policy: dict | None) -> float:
+    """The ``time.monotonic()`` by which a publish starting now must give up."""
+    return time.monotonic() + retry_seconds(retry, retry_policy)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` right now."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def broker_address(connection: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of a kombu connection to AMQP, None for other transports."""
+    port = connection.port or getattr(connection.transport, "default_port", None)
+    if not connection.hostname or not port:
+        return None
+    return connection.hostname, int(port)
+
+
+def wait_for_broker(connection: Any, seconds: float) -> None:
+    """Sleep up to ``seconds``, returning early once the broker's port accepts.
+
+    Reconnect attempts back off so a long outage does not flood the log;
+    probing the port in between (a refused probe costs nothing) lets the
+    next attempt follow within a fraction of a second of the broker's
+    return instead of at the end of the back-off.
+    """
+    address = broker_address(connection)
+    deadline = time.monotonic() + seconds
+    was_closed = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        eventlet.sleep(min(PROBE_INTERVAL, remaining))
+        if address is None:
+            continue
+        # only a port that opens counts: one open all along (a broker that
+        # refuses us for another reason) gets the whole back-off
+        if port_open(*address, timeout=min(0.5, max(remaining, 0.05))):
+            if was_closed:
+                return
+        else:
+            was_closed = True
