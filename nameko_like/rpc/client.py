@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.amqp.publish_channel import DEFAULT_RETRY_POLICY, PublishConnectionLost
 from nameko_like.exceptions import (
     RpcConnectionError,
@@ -31,8 +32,8 @@ _NOT_SET = object()
 class RpcReply:
     """The pending result of one call; ``result()`` waits for it."""
 
-    __slots__ = ("correlation_id", "service_name", "method_name", "timeout",
-                 "send_seconds", "_router", "_body", "_error", "_ready")
+    __slots__ = ("_body", "_error", "_ready", "_router", "correlation_id", "method_name",
+                 "send_seconds", "service_name", "timeout")
 
     def __init__(self, router: Any, correlation_id: str, service_name: str,
                  method_name: str, timeout: float | None) -> None:
@@ -65,7 +66,7 @@ class RpcReply:
             self._error = error
             self._ready.set()
 
-    def on_publish_outcome(self, outcome: Any) -> None:
+    def on_publish_outcome(self, outcome: PublishOutcome) -> None:
         """Fail the call if its request never reached a queue."""
         error = outcome.error
         if error is None:
@@ -73,7 +74,8 @@ class RpcReply:
         if isinstance(error, UndeliverableMessage):
             self.fail(UnknownService(self.service_name))
         else:
-            self.fail(RpcConnectionError(f"request to {self.service_name}.{self.method_name} not delivered: {error}"))
+            self.fail(RpcConnectionError(
+                f"request to {self.service_name}.{self.method_name} not delivered: {error}"))
 
     def result(self) -> Any:
         """The call's return value; raises what the remote method raised.
@@ -105,7 +107,7 @@ class MethodProxy:
     """Calls one remote method: ``proxy(*args)`` or ``proxy.call_async(*args)``."""
 
     def __init__(self, router: Any, service_name: str, method_name: str,
-                 context_data: dict | None = None, timeout: float | None = None,
+                 context_data: dict[str, Any] | None = None, timeout: float | None = None,
                  serializer: str = "json", exchange: str = "nameko-rpc") -> None:
         self.router = router
         self.service_name = service_name
@@ -125,7 +127,8 @@ class MethodProxy:
         """Send the request and return its :class:`RpcReply` without waiting."""
         started = time.monotonic()
         correlation_id = unique_id()
-        reply = RpcReply(self.router, correlation_id, self.service_name, self.method_name, self.timeout)
+        reply = RpcReply(self.router, correlation_id, self.service_name, self.method_name,
+                         self.timeout)
         # registered before publishing, so even an instant reply finds it
         self.router.register(correlation_id, reply)
         try:
@@ -144,7 +147,8 @@ class MethodProxy:
             )
         except PublishConnectionLost as exc:
             self.router.unregister(correlation_id)
-            raise RpcConnectionError(f"cannot send {self.service_name}.{self.method_name}: {exc}") from None
+            raise RpcConnectionError(
+                f"cannot send {self.service_name}.{self.method_name}: {exc}") from None
         except BaseException:
             self.router.unregister(correlation_id)
             raise

@@ -6,8 +6,10 @@ import logging
 from functools import partial
 from typing import Any
 
+from kombu import Queue
 from kombu.exceptions import ContentDisallowed, DecodeError
 
+from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.exceptions import (
     ContainerBeingKilled,
     IncorrectSignature,
@@ -23,6 +25,14 @@ from nameko_like.rpc.replies import ReplyPublisher
 _log = logging.getLogger(__name__)
 
 
+def _bound_name(provider: Rpc) -> str:
+    """The method an entrypoint serves; only bound entrypoints register."""
+    method_name = provider.method_name
+    if method_name is None:
+        raise TypeError(f"{provider!r} is not bound to a service method")
+    return method_name
+
+
 class RpcConsumer(SharedExtension, ProviderCollector):
     """Consumes the container's ``rpc-<service>`` queue for all its ``@rpc`` methods.
 
@@ -34,8 +44,8 @@ class RpcConsumer(SharedExtension, ProviderCollector):
     queue_consumer = QueueConsumer()
 
     def __init__(self) -> None:
-        self._by_method: dict[str, "Rpc"] = {}
-        self.queue: Any = None
+        self._by_method: dict[str, Rpc] = {}
+        self.queue: Queue | None = None
         self.replies: ReplyPublisher | None = None
         self._consuming = False
         super().__init__()
@@ -62,15 +72,15 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             self._consuming = False
             self.queue_consumer.unregister_provider(self)
 
-    def register_provider(self, provider: "Rpc") -> None:  # type: ignore[override]
+    def register_provider(self, provider: Rpc) -> None:
         """Route requests for ``provider.method_name`` to ``provider``."""
         self._prepare()
-        self._by_method[provider.method_name] = provider
+        self._by_method[_bound_name(provider)] = provider
         super().register_provider(provider)
 
-    def unregister_provider(self, provider: "Rpc") -> None:  # type: ignore[override]
+    def unregister_provider(self, provider: Rpc) -> None:
         """Stop routing to ``provider``; stop consuming when none is left."""
-        self._by_method.pop(provider.method_name, None)
+        self._by_method.pop(_bound_name(provider), None)
         if not self._by_method:
             # no entrypoint left to answer: leave requests on the queue for
             # other instances rather than answer MethodNotFound
@@ -112,7 +122,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             self.replies.send(reply_to, correlation_id, None, serialize(exc))
 
     def reply_and_ack(self, message: Any, reply_to: str, correlation_id: Any,
-                      result: Any, error: dict | None) -> None:
+                      result: Any, error: dict[str, Any] | None) -> None:
         """Send a reply; acknowledge the request once the broker has the reply."""
         assert self.replies is not None
         outcome = self.replies.send(reply_to, correlation_id, result, error)
@@ -122,7 +132,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             return
         outcome.add_callback(partial(self._settle_after_reply, message))
 
-    def _settle_after_reply(self, message: Any, outcome: Any) -> None:
+    def _settle_after_reply(self, message: Any, outcome: PublishOutcome) -> None:
         if outcome.error is None:
             self.queue_consumer.ack(message)
         else:
@@ -153,7 +163,8 @@ class Rpc(Entrypoint, HeaderDecoder):
         """Stop taking requests."""
         self.rpc_consumer.unregister_provider(self)
 
-    def handle_request(self, message: Any, args: list, kwargs: dict, reply_to: str, correlation_id: Any) -> None:
+    def handle_request(self, message: Any, args: list[Any], kwargs: dict[str, Any],
+                       reply_to: str, correlation_id: Any) -> None:
         """Run a worker for one request; its reply is sent when it finishes."""
         queue_consumer = self.rpc_consumer.queue_consumer
         queue_consumer.worker_started(message)
@@ -171,7 +182,7 @@ class Rpc(Entrypoint, HeaderDecoder):
             queue_consumer._settle(message, True)
 
     def _handle_result(self, message: Any, reply_to: str, correlation_id: Any,
-                       worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+                       worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
         self.rpc_consumer.queue_consumer.worker_finished(message)
         error = serialize(exc_info[1]) if exc_info is not None else None
         self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, result, error)

@@ -9,6 +9,7 @@ from nameko_like.extensions import DependencyProvider
 from nameko_like.rpc import wire
 from nameko_like.rpc.client import ServiceProxy
 from nameko_like.rpc.reply_listener import ReplyListener
+from nameko_like.worker_context import WorkerContext
 
 
 class RpcProxy(DependencyProvider):
@@ -45,7 +46,7 @@ class RpcProxy(DependencyProvider):
         self._exchange = wire.rpc_exchange(config).name
         self._serializer = serialization.setup(config).serializer
 
-    def get_dependency(self, worker_ctx: Any) -> ServiceProxy:
+    def get_dependency(self, worker_ctx: WorkerContext) -> ServiceProxy:
         """A proxy carrying this worker's context data to the callee."""
         return ServiceProxy(
             self.rpc_reply_listener,

@@ -24,12 +24,13 @@ REPLY_RETRY_SECONDS = 30.0
 class ReplyPublisher:
     """Publishes RPC replies on the process's shared publish channel."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.exchange = wire.rpc_exchange(config)
         self.serializer = serialization.setup(config).serializer
 
-    def send(self, reply_to: str, correlation_id: Any, result: Any, error: dict | None) -> PublishOutcome | None:
+    def send(self, reply_to: str, correlation_id: Any, result: Any,
+             error: dict[str, Any] | None) -> PublishOutcome | None:
         """Publish a reply; return its outcome, or None if it could not be sent.
 
         A result the serializer can't encode becomes an
@@ -46,16 +47,17 @@ class ReplyPublisher:
             except (EncodeError, TypeError, ValueError) as exc:
                 _log.warning("result of call %s cannot be serialized: %s", correlation_id, exc)
                 body = wire.reply_body(None, serialize(UnserializableValueError(result)))
-            except Exception as exc:  # any publish failure: retry, then give up loudly
+            except Exception as exc:  # noqa: BLE001 - any publish failure: retry, then give up loudly
                 if time.monotonic() + delay > deadline:
                     _log.error("giving up on the reply to %s after %.0fs: %s",
                                correlation_id, REPLY_RETRY_SECONDS, exc)
                     return None
-                _log.warning("reply to %s not sent (%s); retrying in %.1fs", correlation_id, exc, delay)
+                _log.warning("reply to %s not sent (%s); retrying in %.1fs",
+                             correlation_id, exc, delay)
                 eventlet.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def _publish(self, reply_to: str, correlation_id: Any, body: dict) -> PublishOutcome:
+    def _publish(self, reply_to: str, correlation_id: Any, body: dict[str, Any]) -> PublishOutcome:
         return get_publish_channel(self.config).publish(
             body,
             exchange=self.exchange.name,

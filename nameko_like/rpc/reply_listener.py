@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nameko_like.amqp.publish_channel import get_publish_channel
+from kombu import Queue
+
+from nameko_like.amqp.publish_channel import PublishChannel, get_publish_channel
 from nameko_like.exceptions import RpcConnectionError
 from nameko_like.extensions import SharedExtension
 from nameko_like.messaging import QueueConsumer
 from nameko_like.rpc import wire
+
+if TYPE_CHECKING:
+    from nameko_like.rpc.client import RpcReply
 
 _log = logging.getLogger(__name__)
 
@@ -25,9 +30,9 @@ class ReplyListener(SharedExtension):
     queue_consumer = QueueConsumer()
 
     def __init__(self) -> None:
-        self.queue: Any = None
+        self.queue: Queue | None = None
         self.routing_key: str | None = None
-        self._pending: dict[str, Any] = {}
+        self._pending: dict[str, RpcReply] = {}
         super().__init__()
 
     def setup(self) -> None:
@@ -44,11 +49,11 @@ class ReplyListener(SharedExtension):
         self.queue_consumer.unregister_provider(self)
 
     @property
-    def publish_channel(self) -> Any:
+    def publish_channel(self) -> PublishChannel:
         """The process's shared publish channel for this broker."""
         return get_publish_channel(self.container.config)
 
-    def register(self, correlation_id: str, reply: Any) -> None:
+    def register(self, correlation_id: str, reply: RpcReply) -> None:
         """Expect a reply for ``correlation_id``."""
         self._pending[correlation_id] = reply
 
@@ -56,7 +61,7 @@ class ReplyListener(SharedExtension):
         """Stop expecting a reply for ``correlation_id``."""
         self._pending.pop(correlation_id, None)
 
-    def wait(self, reply: Any, timeout: float | None) -> bool:
+    def wait(self, reply: RpcReply, timeout: float | None) -> bool:
         """Wait for ``reply``; False on timeout."""
         return reply._ready.wait(timeout)
 
@@ -70,7 +75,7 @@ class ReplyListener(SharedExtension):
             return
         try:
             reply.set_body(self.queue_consumer.decode(message))
-        except Exception as exc:  # a reply we can't read still ends the call
+        except Exception as exc:  # noqa: BLE001 - a reply we can't read still ends the call
             reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
 
     def _fail_pending(self, exc: BaseException) -> None:

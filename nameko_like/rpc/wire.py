@@ -28,13 +28,13 @@ from nameko_like.constants import (
 from nameko_like.exceptions import MalformedRequest
 
 
-def rpc_exchange(config: dict) -> Exchange:
+def rpc_exchange(config: dict[str, Any]) -> Exchange:
     """The RPC exchange named by ``config``."""
     name = config.get(RPC_EXCHANGE_CONFIG_KEY) or DEFAULT_RPC_EXCHANGE
     return Exchange(name, type="topic", durable=True, auto_delete=False)
 
 
-def service_queue(config: dict, service_name: str) -> Queue:
+def service_queue(config: dict[str, Any], service_name: str) -> Queue:
     """The queue a service's RPC requests arrive on."""
     return Queue(
         f"rpc-{service_name}",
@@ -44,7 +44,7 @@ def service_queue(config: dict, service_name: str) -> Queue:
     )
 
 
-def reply_queue(config: dict, owner: str) -> tuple[Queue, str]:
+def reply_queue(config: dict[str, Any], owner: str) -> tuple[Queue, str]:
     """A fresh reply queue for ``owner`` and its routing key.
 
     The queue outlives a lost connection (it is neither exclusive nor
@@ -63,15 +63,17 @@ def reply_queue(config: dict, owner: str) -> tuple[Queue, str]:
     return queue, routing_key
 
 
-def request_body(args: tuple, kwargs: dict) -> dict:
+def request_body(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The body of an RPC request."""
     return {"args": list(args), "kwargs": kwargs}
 
 
-def parse_request_body(body: Any) -> tuple[list, dict]:
+def parse_request_body(body: Any) -> tuple[list[Any], dict[str, Any]]:
     """``(args, kwargs)`` of a decoded request body, or ``MalformedRequest``."""
     if not isinstance(body, dict):
-        raise MalformedRequest(f"request body must be an object with args and kwargs, got {type(body).__name__}")
+        raise MalformedRequest(
+            f"request body must be an object with args and kwargs, got {type(body).__name__}"
+        )
     args = body.get("args", [])
     kwargs = body.get("kwargs", {})
     if not isinstance(args, (list, tuple)):
@@ -81,6 +83,6 @@ def parse_request_body(body: Any) -> tuple[list, dict]:
     return list(args), kwargs
 
 
-def reply_body(result: Any, error: dict | None) -> dict:
+def reply_body(result: Any, error: dict[str, Any] | None) -> dict[str, Any]:
     """The body of an RPC reply."""
     return {"result": result, "error": error}
