@@ -158,14 +158,43 @@ class ConsumerConnection:
             def on_delivery(raw: amqp.Message) -> None:
                 self._on_message(name, Delivery(raw))
 
+            def on_cancel(consumer_tag: str) -> None:
+                self._on_cancelled(name, consumer_tag)
+
             tag = f"{name}-{uuid.uuid4().hex}"
-            channel.basic_consume(name, consumer_tag=tag, callback=on_delivery, no_ack=False, nowait=nowait)
+            channel.basic_consume(name, consumer_tag=tag, callback=on_delivery, no_ack=False,
+                                  nowait=nowait, on_cancel=on_cancel)
         else:
             # kombu's virtual transports (memory://) deliver kombu Messages,
             # which already offer what Delivery does
             tag = f"{name}-{uuid.uuid4().hex}"
             channel.basic_consume(name, False, lambda message: self._on_message(name, message), tag)
         self._consumers[name] = tag
+
+    def _on_cancelled(self, queue_name: str, consumer_tag: str) -> None:
+        """The broker cancelled one consumer (its queue was deleted, say).
+
+        Only that queue is affected: the channel and the messages delivered
+        from every queue stay, so nothing is redelivered. The queue is
+        declared again (with its bindings) and consumed again.
+        """
+        if self._consumers.get(queue_name) != consumer_tag or self._stopping:
+            return
+        del self._consumers[queue_name]
+        _log.warning("the broker cancelled consuming %s (queue deleted?); declaring and "
+                     "consuming it again", queue_name)
+        # not from inside the reader's read: writing may yield
+        eventlet.spawn_n(self._consume_again, queue_name, self._channel)
+
+    def _consume_again(self, queue_name: str, channel: Any) -> None:
+        entry = self._handlers.get(queue_name)
+        if entry is None or channel is not self._channel or queue_name in self._consumers:
+            return
+        try:
+            with self._write_lock:
+                self._consume(entry[0], nowait=True)
+        except Exception as exc:  # noqa: BLE001 - a lost connection re-consumes on reconnect
+            _log.warning("could not consume %s again: %s", queue_name, exc)
 
     # -- lifecycle ---------------------------------------------------------------
 
