@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from nameko_like import serialization
 from nameko_like._eventlet import eventlet
@@ -19,16 +19,21 @@ from nameko_like.constants import (
 from nameko_like.exceptions import ContainerBeingKilled
 from nameko_like.extensions import (
     ENTRYPOINT_EXTENSIONS_ATTR,
+    DependencyProvider,
+    Entrypoint,
     Extension,
     is_dependency,
     iter_extensions,
 )
+from nameko_like.protocols import ExcInfo, ResultHandler
 from nameko_like.utils import import_from_path
 from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["ServiceContainer", "WorkerContext", "get_service_name", "get_container_cls"]
+__all__ = ["ServiceContainer", "WorkerContext", "get_container_cls", "get_service_name"]
+
+_T = TypeVar("_T")
 
 
 def get_service_name(service_cls: type) -> str:
@@ -41,15 +46,16 @@ def get_service_name(service_cls: type) -> str:
     return name
 
 
-def get_container_cls(config: dict) -> type:
+def get_container_cls(config: dict[str, Any]) -> type[ServiceContainer]:
     """The container class named by ``SERVICE_CONTAINER_CLS``, or ServiceContainer."""
     path = config.get(SERVICE_CONTAINER_CLS)
     if path:
-        return import_from_path(path)
+        container_cls: type[ServiceContainer] = import_from_path(path)
+        return container_cls
     return ServiceContainer
 
 
-def _capture(action: Callable[[Any], Any], item: Any) -> BaseException | None:
+def _capture(action: Callable[[_T], object], item: _T) -> BaseException | None:
     """Run ``action(item)``; return its exception instead of raising it.
 
     A greenthread that dies with an exception gets its traceback printed by
@@ -57,12 +63,12 @@ def _capture(action: Callable[[Any], Any], item: Any) -> BaseException | None:
     """
     try:
         action(item)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
         return exc
     return None
 
 
-def _run_on_all(extensions: Iterable[Any], action: Callable[[Any], Any]) -> None:
+def _run_on_all(extensions: Iterable[_T], action: Callable[[_T], object]) -> None:
     """Run ``action`` on every item concurrently; re-raise the first error."""
     items = list(extensions)
     if not items:
@@ -85,23 +91,23 @@ class ServiceContainer:
         config: the configuration dict shared with every extension.
     """
 
-    def __init__(self, service_cls: type, config: dict) -> None:
+    def __init__(self, service_cls: type[Any], config: dict[str, Any]) -> None:
         self.service_cls = service_cls
         self.config = config
         self.service_name = get_service_name(service_cls)
-        self.max_workers = config.get(MAX_WORKERS_CONFIG_KEY) or DEFAULT_MAX_WORKERS
+        self.max_workers: int = config.get(MAX_WORKERS_CONFIG_KEY) or DEFAULT_MAX_WORKERS
         # As in Nameko: extensions may read container.serializer / .accept,
         # and a bad serializer config fails here, before anything starts.
         self.serializer, self.accept = serialization.setup(config)
-        self.shared_extensions: dict[Any, Extension] = {}
+        self.shared_extensions: dict[object, Extension] = {}
         # Set before binding, which runs user code and may raise: a
         # half-built container must still answer `running` and `wait()`.
         self.started = False
         self._being_killed = False
         self._died = eventlet.event.Event()
 
-        self.dependencies: set[Extension] = set()
-        self.entrypoints: set[Extension] = set()
+        self.dependencies: set[DependencyProvider] = set()
+        self.entrypoints: set[Entrypoint] = set()
         self.subextensions: set[Extension] = set()
 
         for attr_name, declaration in inspect.getmembers(service_cls, is_dependency):
@@ -120,16 +126,17 @@ class ServiceContainer:
         self._worker_slots = eventlet.semaphore.Semaphore(self.max_workers)
         self._workers_idle = eventlet.event.Event()
         self._workers_idle.send(True)
+        # eventlet's greenlets and greenthreads (eventlet ships no types)
         self._worker_threads: dict[WorkerContext, Any] = {}
         self._managed_threads: dict[Any, str | None] = {}
 
     @property
     def extensions(self) -> set[Extension]:
         """Every bound extension of this container."""
-        return self.dependencies | self.entrypoints | self.subextensions
+        return set(self.dependencies) | self.entrypoints | self.subextensions
 
     @property
-    def interface(self) -> "ServiceContainer":
+    def interface(self) -> ServiceContainer:
         """What extensions see of their container (Nameko compatibility)."""
         return self
 
@@ -141,7 +148,8 @@ class ServiceContainer:
     @property
     def free_worker_slots(self) -> int:
         """How many workers can be spawned now without waiting."""
-        return self._worker_slots.counter
+        counter: int = self._worker_slots.counter
+        return counter
 
     def wait_for_worker_slot(self, timeout: float = 0.5) -> bool:
         """Block until a worker could be spawned without waiting, or ``timeout``.
@@ -202,7 +210,7 @@ class ServiceContainer:
             return True
         return bool(self._workers_idle.wait(timeout)) or not self._worker_threads
 
-    def kill(self, exc_info: Any = None) -> None:
+    def kill(self, exc_info: ExcInfo | None = None) -> None:
         """Stop at once; ``wait()`` then raises the error in ``exc_info``, if any."""
         if self._being_killed:
             _log.debug("already killing %s; waiting for it", self.service_name)
@@ -219,7 +227,7 @@ class ServiceContainer:
         def safely_kill(ext: Extension) -> None:
             try:
                 ext.kill()
-            except Exception:  # killing must reach every extension
+            except Exception:  # noqa: BLE001 - killing must reach every extension
                 _log.warning("extension %r raised while being killed", ext, exc_info=True)
 
         for group in (self.entrypoints, self.dependencies, self.subextensions - self.entrypoints):
@@ -241,7 +249,7 @@ class ServiceContainer:
         """
         try:
             self._died.wait()
-        except Exception:
+        except Exception:  # noqa: BLE001 - the kill's error is for wait() callers
             pass
 
     def wait(self) -> Any:
@@ -250,11 +258,11 @@ class ServiceContainer:
 
     def spawn_worker(
         self,
-        entrypoint: Any,
-        args: Iterable,
-        kwargs: dict,
-        context_data: dict | None = None,
-        handle_result: Callable | None = None,
+        entrypoint: Entrypoint,
+        args: Iterable[Any],
+        kwargs: dict[str, Any],
+        context_data: dict[str, Any] | None = None,
+        handle_result: ResultHandler | None = None,
     ) -> WorkerContext:
         """Run ``entrypoint``'s method in a new worker greenthread.
 
@@ -276,23 +284,27 @@ class ServiceContainer:
         if self._workers_idle.ready():
             self._workers_idle.reset()
         # registered before it can run: spawn_n only schedules the greenlet
-        self._worker_threads[worker_ctx] = eventlet.spawn_n(self._run_worker, worker_ctx, handle_result)
+        self._worker_threads[worker_ctx] = eventlet.spawn_n(
+            self._run_worker, worker_ctx, handle_result
+        )
         return worker_ctx
 
-    def spawn_managed_thread(self, fn: Callable[[], Any], identifier: str | None = None) -> Any:
+    def spawn_managed_thread(
+        self, fn: Callable[[], object], identifier: str | None = None
+    ) -> Any:
         """Run ``fn`` in a greenthread the container owns.
 
         The thread is killed when the container stops or is killed; if ``fn``
         raises, the container is killed with that error.
         """
-        def run() -> Any:
+        def run() -> object:
             try:
                 return fn()
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - kills the container, logged
                 # Handled here rather than left to the greenthread, whose
                 # death by exception eventlet's hub would print a second time.
                 _log.error("managed thread %s of %s raised", identifier or fn, self.service_name)
-                self.kill(sys.exc_info())
+                self.kill(_exc_info(exc))
                 return None
 
         thread = eventlet.spawn(run)
@@ -303,19 +315,21 @@ class ServiceContainer:
     def _managed_thread_exited(self, thread: Any) -> None:
         self._managed_threads.pop(thread, None)
 
-    def _run_worker(self, worker_ctx: WorkerContext, handle_result: Callable | None) -> None:
+    def _run_worker(self, worker_ctx: WorkerContext, handle_result: ResultHandler | None) -> None:
         try:
             self._run_worker_lifecycle(worker_ctx, handle_result)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - kills the container, logged
             # An error outside the service method (a provider's hook, a
             # result handler) leaves the service in an unknown state: as in
             # Nameko the container dies loudly rather than limp on.
             _log.error("worker %s failed outside its method", worker_ctx.call_id)
             # kill() kills every worker thread, this one included: do it
             # from a thread of its own so it runs to the end.
-            eventlet.spawn_n(self.kill, sys.exc_info())
+            eventlet.spawn_n(self.kill, _exc_info(exc))
 
-    def _run_worker_lifecycle(self, worker_ctx: WorkerContext, handle_result: Callable | None) -> None:
+    def _run_worker_lifecycle(
+        self, worker_ctx: WorkerContext, handle_result: ResultHandler | None
+    ) -> None:
         entrypoint = worker_ctx.entrypoint
         try:
             method = getattr(worker_ctx.service, entrypoint.method_name)
@@ -323,11 +337,12 @@ class ServiceContainer:
             for provider in self.dependencies:
                 provider.worker_setup(worker_ctx)
 
-            result = exc_info = None
+            result: Any = None  # whatever the service method returns
+            exc_info: ExcInfo | None = None
             try:
                 result = method(*worker_ctx.args, **worker_ctx.kwargs)
-            except Exception as exc:
-                exc_info = sys.exc_info()
+            except Exception as exc:  # noqa: BLE001 - the worker's outcome, passed on
+                exc_info = _exc_info(exc)
                 if isinstance(exc, entrypoint.expected_exceptions or ()):
                     _log.warning("(expected) %s raised %r", worker_ctx.call_id, exc)
                 else:
@@ -375,3 +390,8 @@ class ServiceContainer:
 
     def __repr__(self) -> str:
         return f"<ServiceContainer {self.service_name} at 0x{id(self):x}>"
+
+
+def _exc_info(exc: BaseException) -> ExcInfo:
+    """What ``sys.exc_info()`` gives while ``exc`` is being handled."""
+    return type(exc), exc, exc.__traceback__

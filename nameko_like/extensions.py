@@ -6,21 +6,39 @@ Binding makes a fresh instance by calling the class again with the arguments
 the declaration was made with, so ``__init__`` of an extension must only store
 its arguments and must not do work with side effects: real work belongs in
 ``setup()`` and ``start()``.
+
+Typing: ``container``, ``Entrypoint.method_name`` and
+``DependencyProvider.attr_name`` are None on a declaration and set by
+``bind()``. They are typed for the bound case, the only one lifecycle hooks
+and workers ever see; ``is_bound()`` tells the two apart at run time.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import IncorrectSignature
+
+if TYPE_CHECKING:
+    from nameko_like.protocols import ContainerInterface, ExcInfo
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
 #: Attribute on a service method that lists the entrypoints decorating it.
 ENTRYPOINT_EXTENSIONS_ATTR = "nameko_entrypoints"
+
+_ExtensionT = TypeVar("_ExtensionT", bound="Extension")
+_SharedT = TypeVar("_SharedT", bound="SharedExtension")
+_DependencyT = TypeVar("_DependencyT", bound="DependencyProvider")
+_EntrypointT = TypeVar("_EntrypointT", bound="Entrypoint")
+_P = ParamSpec("_P")
+_InitP = ParamSpec("_InitP")
+_R = TypeVar("_R")
 
 
 class Extension:
@@ -31,9 +49,11 @@ class Extension:
     graceful shutdown or ``kill`` for an immediate one.
     """
 
-    container: Any = None
+    # None on a declaration (see the module docstring for why not Optional).
+    container: ContainerInterface = None  # type: ignore[assignment]
+    _init_args: tuple[tuple[Any, ...], dict[str, Any]]
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Extension":
+    def __new__(cls: type[_ExtensionT], *args: Any, **kwargs: Any) -> _ExtensionT:
         instance = super().__new__(cls)
         # Remembered so bind() can build an identical, unbound twin.
         instance._init_args = (args, kwargs)
@@ -51,7 +71,7 @@ class Extension:
     def kill(self) -> None:
         """Called when the container is killed; stop at once."""
 
-    def bind(self, container: Any) -> "Extension":
+    def bind(self: _ExtensionT, container: ContainerInterface) -> _ExtensionT:
         """Return a copy of this declaration bound to ``container``.
 
         Sub-extensions declared as class attributes are bound too, so an
@@ -79,7 +99,7 @@ def _declared_subextensions(extension: Extension) -> Iterator[tuple[str, Extensi
     Looks at class attributes (through the MRO) and instance attributes
     directly, never through ``getattr``, so properties are not evaluated.
     """
-    found: dict[str, Any] = {}
+    found: dict[str, object] = {}
     for klass in reversed(type(extension).__mro__):
         found.update(vars(klass))
     found.update(vars(extension))
@@ -97,15 +117,17 @@ class SharedExtension(Extension):
     """
 
     @property
-    def sharing_key(self) -> Any:
+    def sharing_key(self) -> object:
         """Key under which instances are shared; the class by default."""
         return type(self)
 
-    def bind(self, container: Any) -> "SharedExtension":
+    def bind(self: _SharedT, container: ContainerInterface) -> _SharedT:
         """Return the container's instance for this key, creating it once."""
         existing = container.shared_extensions.get(self.sharing_key)
         if existing is not None:
-            return existing
+            # Whoever shares a key declares the same extension (the key
+            # defaults to the class), so the instance is of this type.
+            return cast("_SharedT", existing)
         instance = super().bind(container)
         container.shared_extensions[self.sharing_key] = instance
         return instance
@@ -119,25 +141,32 @@ class DependencyProvider(Extension):
     worker's service instance.
     """
 
-    attr_name: str | None = None
+    # None on a declaration (see the module docstring for why not Optional).
+    attr_name: str = None  # type: ignore[assignment]
 
-    def bind(self, container: Any, attr_name: str) -> "DependencyProvider":  # type: ignore[override]
+    # Nameko's signature: a provider's binding needs the attribute name, so
+    # it can't be called as Extension.bind(container) is.
+    def bind(  # type: ignore[override]
+        self: _DependencyT, container: ContainerInterface, attr_name: str
+    ) -> _DependencyT:
         """Bind to ``container`` as the service attribute ``attr_name``."""
         instance = super().bind(container)
         instance.attr_name = attr_name
         self.attr_name = attr_name
         return instance
 
-    def get_dependency(self, worker_ctx: "Any") -> Any:
+    def get_dependency(self, worker_ctx: WorkerContext) -> Any:
         """Return the object the worker sees as the service attribute."""
 
-    def worker_setup(self, worker_ctx: "Any") -> None:
+    def worker_setup(self, worker_ctx: WorkerContext) -> None:
         """Called before the service method runs."""
 
-    def worker_result(self, worker_ctx: "Any", result: Any = None, exc_info: Any = None) -> None:
+    def worker_result(
+        self, worker_ctx: WorkerContext, result: Any = None, exc_info: ExcInfo | None = None
+    ) -> None:
         """Called with the method's result, or ``exc_info`` if it raised."""
 
-    def worker_teardown(self, worker_ctx: "Any") -> None:
+    def worker_teardown(self, worker_ctx: WorkerContext) -> None:
         """Called after the worker finished, whatever the outcome."""
 
 
@@ -150,15 +179,15 @@ class ProviderCollector:
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._providers: set[Any] = set()
+        self._providers: set[Extension] = set()
         self._providers_gone = eventlet.event.Event()
         super().__init__(*args, **kwargs)
 
-    def register_provider(self, provider: Any) -> None:
+    def register_provider(self, provider: Extension) -> None:
         """Add ``provider`` to the set this collector serves."""
         self._providers.add(provider)
 
-    def unregister_provider(self, provider: Any) -> None:
+    def unregister_provider(self, provider: Extension) -> None:
         """Remove ``provider``; wakes ``wait_for_providers`` when none remain."""
         self._providers.discard(provider)
         if not self._providers and not self._providers_gone.ready():
@@ -184,17 +213,18 @@ class Entrypoint(Extension):
             values are redacted wherever call arguments are logged.
     """
 
-    method_name: str | None = None
+    # None on a declaration (see the module docstring for why not Optional).
+    method_name: str = None  # type: ignore[assignment]
     # Class-level defaults, so that a subclass whose ``__init__`` does not
     # call ``super().__init__()`` (allowed in Nameko) still works.
-    expected_exceptions: type | tuple[type, ...] = ()
+    expected_exceptions: type[BaseException] | tuple[type[BaseException], ...] = ()
     sensitive_arguments: tuple[str, ...] = ()
     _signature: inspect.Signature | None = None
     _positional_range: tuple[int, int] | None = None
 
     def __init__(
         self,
-        expected_exceptions: type | tuple[type, ...] = (),
+        expected_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
         sensitive_arguments: str | tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:
@@ -206,13 +236,17 @@ class Entrypoint(Extension):
         self._positional_range: tuple[int, int] | None = None
         super().__init__(**kwargs)
 
-    def bind(self, container: Any, method_name: str) -> "Entrypoint":  # type: ignore[override]
+    # Nameko's signature: an entrypoint's binding needs the method name, so
+    # it can't be called as Extension.bind(container) is.
+    def bind(  # type: ignore[override]
+        self: _EntrypointT, container: ContainerInterface, method_name: str
+    ) -> _EntrypointT:
         """Bind to ``container`` as the entrypoint of ``method_name``."""
         instance = super().bind(container)
         instance.method_name = method_name
         return instance
 
-    def check_signature(self, args: tuple, kwargs: dict) -> None:
+    def check_signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise ``IncorrectSignature`` if the method can't take these arguments.
 
         The message is the one Python gives for the failed call (as in
@@ -236,7 +270,9 @@ class Entrypoint(Extension):
         except TypeError as exc:
             raise IncorrectSignature(self._signature_error(args, kwargs, exc)) from None
 
-    def _signature_error(self, args: tuple, kwargs: dict, bind_error: TypeError) -> str:
+    def _signature_error(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], bind_error: TypeError
+    ) -> str:
         """Python's own message for the failed call; only built on failure."""
         method = getattr(self.container.service_cls, self.method_name)
         getcallargs = getattr(inspect, "getcallargs", None)
@@ -248,14 +284,30 @@ class Entrypoint(Extension):
         # inspect.getcallargs is gone (or accepted the call): bind's wording
         return str(bind_error)
 
+    # Typed so that a decorated method keeps its signature for mypy and
+    # IDEs, and ``@rpc(...)``'s arguments are checked against __init__.
+    # The overloads overlap for one callable argument (it could be an
+    # __init__ argument): at run time a function is always the method.
+    @overload
     @classmethod
-    def decorator(cls, *args: Any, **kwargs: Any) -> Callable:
+    def decorator(  # type: ignore[overload-overlap]
+        cls, fn: Callable[_P, _R], /
+    ) -> Callable[_P, _R]: ...
+
+    @overload
+    @classmethod
+    def decorator(
+        cls: Callable[_InitP, Entrypoint], *args: _InitP.args, **kwargs: _InitP.kwargs
+    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
+
+    @classmethod
+    def decorator(cls, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         """Return a decorator registering an instance of ``cls`` on a method.
 
         Works bare (``@rpc``) and with arguments (``@rpc(expected_exceptions=...)``).
         """
 
-        def register(fn: Callable) -> Callable:
+        def register(fn: Callable[_P, _R]) -> Callable[_P, _R]:
             register_entrypoint(fn, cls(*args, **kwargs))
             return fn
 
@@ -268,7 +320,8 @@ class Entrypoint(Extension):
     def __repr__(self) -> str:
         if not self.is_bound():
             return f"<{type(self).__name__} [declaration] at 0x{id(self):x}>"
-        return f"<{type(self).__name__} [{self.container.service_name}.{self.method_name}] at 0x{id(self):x}>"
+        where = f"{self.container.service_name}.{self.method_name}"
+        return f"<{type(self).__name__} [{where}] at 0x{id(self):x}>"
 
 
 def _positional_range(signature: inspect.Signature) -> tuple[int, int] | None:
@@ -284,7 +337,7 @@ def _positional_range(signature: inspect.Signature) -> tuple[int, int] | None:
     return required, len(parameters)
 
 
-def register_entrypoint(fn: Callable, entrypoint: Entrypoint) -> None:
+def register_entrypoint(fn: Callable[..., Any], entrypoint: Entrypoint) -> None:
     """Declare ``entrypoint`` on the service method ``fn``."""
     entrypoints = getattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, None)
     if entrypoints is None:

@@ -42,7 +42,7 @@ nameko_like at run time, so any module may import it without a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -107,7 +107,7 @@ class ContainerInterface(Protocol):
         """Serializer names incoming messages may use (``ACCEPT``)."""
 
     @property
-    def shared_extensions(self) -> dict[Hashable, Extension]:
+    def shared_extensions(self) -> dict[object, Extension]:
         """The container's one instance per ``SharedExtension.sharing_key``."""
 
     @property

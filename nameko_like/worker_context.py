@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from nameko_like.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
     DEFAULT_PARENT_CALLS_TRACKED,
     PARENT_CALLS_CONFIG_KEY,
 )
+
+if TYPE_CHECKING:
+    from nameko_like.extensions import Entrypoint
+    from nameko_like.protocols import ContainerInterface
 
 
 # Call and correlation ids must be unique and unpredictable: whoever can
@@ -59,40 +64,41 @@ class WorkerContext:
     """
 
     __slots__ = (
-        "container", "config", "service", "entrypoint", "args", "kwargs",
-        "data", "call_id", "call_id_stack", "parent_calls_tracked", "_teardown_callbacks",
         # Weak-referenceable, as Nameko's are: extensions keep per-worker state
         # in a WeakKeyDictionary keyed by the worker context (nameko-sqlalchemy).
         "__weakref__",
+        "_teardown_callbacks", "args", "call_id", "call_id_stack", "config", "container",
+        "data", "entrypoint", "kwargs", "parent_calls_tracked", "service",
     )
 
     def __init__(
         self,
-        container: Any,
+        container: ContainerInterface,
         service: Any,
-        entrypoint: Any,
-        args: tuple | None = None,
-        kwargs: dict | None = None,
-        data: dict | None = None,
+        entrypoint: Entrypoint,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         self.container = container
         self.config = container.config
-        self.service = service
+        # an instance of the user's service class: anything
+        self.service: Any = service
         self.entrypoint = entrypoint
-        self.args = args if args is not None else ()
-        self.kwargs = kwargs if kwargs is not None else {}
-        self.data = dict(data) if data else {}
-        self.parent_calls_tracked = self.config.get(
+        self.args: tuple[Any, ...] = args if args is not None else ()
+        self.kwargs: dict[str, Any] = kwargs if kwargs is not None else {}
+        self.data: dict[str, Any] = dict(data) if data else {}
+        self.parent_calls_tracked: int = self.config.get(
             PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED
         )
         self.call_id = f"{container.service_name}.{entrypoint.method_name}.{new_call_id()}"
         parents = list(self.data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or ())
         if self.parent_calls_tracked >= 0:
             parents = parents[-self.parent_calls_tracked:] if self.parent_calls_tracked else []
-        self.call_id_stack = parents + [self.call_id]
-        self._teardown_callbacks: list | None = None
+        self.call_id_stack: list[str] = [*parents, self.call_id]
+        self._teardown_callbacks: list[Callable[[], object]] | None = None
 
-    def after_teardown(self, callback: Any) -> None:
+    def after_teardown(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` once this worker has been torn down.
 
         For code that observes workers (e.g. the testing helpers), which
@@ -114,7 +120,7 @@ class WorkerContext:
         return self.container.service_name
 
     @property
-    def context_data(self) -> dict:
+    def context_data(self) -> dict[str, Any]:
         """Context data to pass on to calls this worker makes."""
         data = dict(self.data)
         data[CALL_ID_STACK_CONTEXT_KEY] = list(self.call_id_stack)
