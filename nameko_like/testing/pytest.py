@@ -13,13 +13,15 @@ Options (Nameko's names, aliases and ``config.getoption`` names):
     nameko_like but the session is not monkey-patched.
 
 Fixtures: ``empty_config``, ``mock_container``, ``container_factory``,
-``runner_factory``, ``predictable_call_ids``, ``rabbit_manager``,
-``rabbit_config``, ``rabbit_ssl_config``, ``amqp_uri``,
-``get_message_from_queue``, and the HTTP fixtures of
-:mod:`nameko_like.testing.web_fixtures` (``web_config``, ``web_session``,
-``websocket``). The RabbitMQ and HTTP fixtures need the ``testing`` extra
-(``pip install 'nameko_like[testing]'``); without it they fail naming it,
-and the rest of the plugin works.
+``runner_factory`` and ``predictable_call_ids`` (defined in
+:mod:`nameko_like.testing.container_fixtures`), ``rabbit_manager``,
+``rabbit_config``, ``rabbit_ssl_config``, ``amqp_uri`` and
+``get_message_from_queue`` (:mod:`nameko_like.testing.rabbit_fixtures`), all
+imported here so that pytest registers them with this plugin; and the HTTP
+fixtures of :mod:`nameko_like.testing.web_fixtures` (``web_config``,
+``web_session``, ``websocket``). The RabbitMQ and HTTP fixtures need the
+``testing`` extra (``pip install 'nameko_like[testing]'``); without it they
+fail naming it, and the rest of the plugin works.
 
 Every test also gets a leak check: it fails if the test leaves a started
 ServiceContainer or an eventlet greenthread running. Mark a test
@@ -40,34 +42,59 @@ imports must wait until the patch decision is made.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import itertools
 import logging
 import sys
-import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 
-from nameko_like.constants import (
-    AMQP_URI_CONFIG_KEY,
-    DEFAULT_AMQP_URI,
-    DEFAULT_MAX_WORKERS,
-    DEFAULT_SERIALIZER,
-    SERIALIZER_CONFIG_KEY,
-)
+from nameko_like.constants import DEFAULT_AMQP_URI
 from nameko_like.testing import DEFAULT_MANAGEMENT_URL, patching
+from nameko_like.testing.container_fixtures import (
+    container_factory,
+    empty_config,
+    leaks_module,
+    mock_container,
+    predictable_call_ids,
+    runner_factory,
+)
+from nameko_like.testing.rabbit_fixtures import (
+    TESTING_EXTRA_HINT,
+    amqp_uri,
+    get_message_from_queue,
+    rabbit_config,
+    rabbit_manager,
+    rabbit_ssl_config,
+)
 
 _log = logging.getLogger(__name__)
 
+# The fixtures are imported for pytest to find them here, on the plugin.
+__all__ = [
+    "TESTING_EXTRA_HINT",
+    "WEB_FIXTURES",
+    "amqp_uri",
+    "container_factory",
+    "empty_config",
+    "get_message_from_queue",
+    "mock_container",
+    "nameko_like_leak_check",
+    "predictable_call_ids",
+    "pytest_addoption",
+    "pytest_collection_finish",
+    "pytest_configure",
+    "pytest_load_initial_conftests",
+    "rabbit_config",
+    "rabbit_manager",
+    "rabbit_ssl_config",
+    "runner_factory",
+]
+
 #: The HTTP fixtures' module; it needs ``requests`` (the ``testing`` extra).
 WEB_FIXTURES = "nameko_like.testing.web_fixtures"
-#: What to install for the fixtures that need more than nameko_like.
-TESTING_EXTRA_HINT = "pip install 'nameko_like[testing]'"
 
 
 # --- options and hooks --------------------------------------------------------
@@ -198,228 +225,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         "--suppress-nameko-eventlet-notification."), stacklevel=1)
 
 
-# --- configs and containers -------------------------------------------------
-
-
-@pytest.fixture
-def empty_config() -> dict:
-    """An empty config, as in Nameko: ``{}``."""
-    return {}
-
-
-@pytest.fixture
-def mock_container(empty_config: dict) -> Any:
-    """A mock ServiceContainer, for testing extensions on their own.
-
-    As Nameko's: an autospec of ServiceContainer (``mock`` package's when
-    installed) whose ``config`` is ``empty_config`` plus the default
-    serializer, with ``serializer`` and ``accept``. Also has
-    ``service_name`` ``"service"``, an empty ``shared_extensions`` (so
-    extensions can bind to it), ``max_workers`` and ``started`` False.
-    """
-    from nameko_like.containers import ServiceContainer
-    from nameko_like.testing._mock import mock_lib
-
-    # A class spec, as Nameko's: its mock is callable, so a mock.Mock.
-    container = mock_lib.create_autospec(ServiceContainer)
-    container.config = empty_config
-    container.config[SERIALIZER_CONFIG_KEY] = DEFAULT_SERIALIZER
-    container.serializer = DEFAULT_SERIALIZER
-    container.accept = [DEFAULT_SERIALIZER]
-    container.service_name = "service"
-    container.shared_extensions = {}
-    container.max_workers = DEFAULT_MAX_WORKERS
-    container.started = False
-    return container
-
-
-def _set_up_broker_first(request: pytest.FixtureRequest) -> None:
-    # Fixtures are torn down in reverse order of set-up: a test's vhost must
-    # be set up before, so deleted after, the containers that use it.
-    if "rabbit_config" in request.fixturenames:
-        request.getfixturevalue("rabbit_config")
-
-
-@pytest.fixture
-def container_factory(
-    request: pytest.FixtureRequest, empty_config: dict
-) -> Iterator[Callable[..., Any]]:
-    """``factory(service_cls, config=None)`` making service containers.
-
-    Honours ``SERVICE_CONTAINER_CLS``; without a config the container gets a
-    copy of ``empty_config``. Every container made is killed at teardown.
-    """
-    from nameko_like.containers import get_container_cls
-
-    kill_all = _leaks_module().kill_all
-
-    _set_up_broker_first(request)
-    made: list[Any] = []
-
-    def factory(service_cls: type, config: dict | None = None) -> Any:
-        config = dict(empty_config) if config is None else config
-        container = get_container_cls(config)(service_cls, config)
-        made.append(container)
-        return container
-
-    yield factory
-    kill_all(made)
-
-
-@pytest.fixture
-def runner_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
-    """``factory(config, *service_classes)`` making ServiceRunners.
-
-    Every runner made is killed at teardown.
-    """
-    from nameko_like.runners import ServiceRunner
-
-    kill_all = _leaks_module().kill_all
-
-    _set_up_broker_first(request)
-    made: list[ServiceRunner] = []
-
-    def factory(config: dict, *service_classes: type) -> ServiceRunner:
-        runner = ServiceRunner(config)
-        for service_cls in service_classes:
-            runner.add_service(service_cls)
-        made.append(runner)
-        return runner
-
-    yield factory
-    kill_all(made)
-
-
-@pytest.fixture
-def predictable_call_ids() -> Iterator[Any]:
-    """Make call ids ``service.method.0``, ``.1``, ... in creation order, one
-    counter for all services, as Nameko's fixture does.
-
-    Yields the (autospec'd) mock standing in for the id generator.
-    """
-    from nameko_like.testing._mock import mock_lib
-
-    counter = itertools.count()
-    with mock_lib.patch("nameko_like.worker_context.new_call_id", autospec=True) as new_id:
-        new_id.side_effect = lambda: str(next(counter))
-        yield new_id
-
-
-# --- RabbitMQ ---------------------------------------------------------------
-
-
-def _leaks_module() -> Any:
-    # By full name, not `from nameko_like.testing import leaks`: that form
-    # takes the package attribute even after pytester dropped the module
-    # from sys.modules, and a stale copy knows a stale ServiceContainer.
-    return importlib.import_module("nameko_like.testing.leaks")
-
-
-def _rabbit_module() -> Any:
-    try:
-        rabbit = importlib.import_module("nameko_like.testing.rabbit")
-    except ImportError as exc:
-        pytest.fail(f"the RabbitMQ fixtures need {exc.name}: {TESTING_EXTRA_HINT}", pytrace=False)
-    return rabbit
-
-
-@pytest.fixture(scope="session")
-def rabbit_manager(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A :class:`nameko_like.testing.rabbit.Client` for the management API at
-    ``--rabbit-api-uri``.
-
-    Fails at once, naming the fix, if the API does not answer.
-    """
-    rabbit = _rabbit_module()
-    try:
-        client = rabbit.Client(request.config.getoption("RABBIT_API_URI"))
-    except ConnectionError as exc:
-        pytest.fail(f"{exc} (or pass --rabbit-api-uri)", pytrace=False)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def rabbit_config(request: pytest.FixtureRequest, rabbit_manager: Any) -> Iterator[dict]:
-    """A config for a fresh vhost, made for this test and deleted after it.
-
-    Keys, as in Nameko: ``AMQP_URI`` (``--amqp-uri`` pointing at the
-    vhost), ``username`` and ``vhost``.
-    """
-    rabbit = _rabbit_module()
-    broker = urlsplit(request.config.getoption("RABBIT_AMQP_URI"))
-    username = unquote(broker.username or "guest")
-    vhost = f"nameko_like_test_{uuid.uuid4().hex[:12]}"
-    rabbit_manager.create_vhost(vhost)
-    try:
-        rabbit_manager.set_vhost_permissions(vhost, username)
-        uri = urlunsplit(broker._replace(path="/" + quote(vhost, safe="")))
-        yield {AMQP_URI_CONFIG_KEY: uri, "username": username, "vhost": vhost}
-    finally:
-        try:
-            rabbit_manager.delete_vhost(vhost)
-        except rabbit.HTTPError as exc:
-            if exc.response is None or exc.response.status_code != 404:
-                raise
-            # 404: the test deleted the vhost itself
-
-
-@pytest.fixture
-def rabbit_ssl_config(request: pytest.FixtureRequest, rabbit_config: dict) -> dict:
-    """``rabbit_config`` through the broker's TLS port (``--amqp-ssl-port``),
-    with ``AMQP_SSL`` from the ``--amqp-ssl-option`` options."""
-    options = dict(request.config.getoption("AMQP_SSL_OPTIONS") or ()) or True
-    uri = urlsplit(rabbit_config[AMQP_URI_CONFIG_KEY])
-    host = f"[{uri.hostname}]" if ":" in (uri.hostname or "") else (uri.hostname or "")
-    credentials = uri.netloc.rpartition("@")[0]
-    netloc = f"{credentials}@" if credentials else ""
-    netloc += f"{host}:{request.config.getoption('AMQP_SSL_PORT')}"
-    return {
-        AMQP_URI_CONFIG_KEY: urlunsplit(uri._replace(netloc=netloc)),
-        "username": rabbit_config["username"],
-        "vhost": rabbit_config["vhost"],
-        "AMQP_SSL": options,
-    }
-
-
-@pytest.fixture
-def amqp_uri(rabbit_config: dict) -> str:
-    """The AMQP URI of this test's vhost."""
-    return rabbit_config[AMQP_URI_CONFIG_KEY]
-
-
-@pytest.fixture
-def get_message_from_queue(amqp_uri: str) -> Callable[..., Any]:
-    """``get(queue_name, ack=True, block=True, timeout=1, accept=None)``: take
-    one message from a queue of this test's vhost, as Nameko's fixture does.
-
-    The queue is declared as kombu's ``SimpleQueue`` declares it. The message
-    is acknowledged, or with ``ack=False`` put back; ``accept`` lists the
-    content types to decode. Raises ``queue.Empty`` if none arrives in
-    ``timeout`` seconds (with ``block``).
-    """
-    from kombu import Connection
-
-    def get(queue_name: str, ack: bool = True, block: bool = True, timeout: float = 1,
-            accept: list[str] | None = None) -> Any:
-        with Connection(amqp_uri) as connection:
-            queue = connection.SimpleQueue(queue_name)
-            if accept is not None:
-                # SimpleQueue takes no `accept`; its consumer does.
-                queue.consumer.accept = accept
-            try:
-                message = queue.get(block=block, timeout=timeout)
-                if ack:
-                    message.ack()
-                else:
-                    message.requeue()
-            finally:
-                queue.close()
-        return message
-
-    return get
-
-
 # --- leak check -------------------------------------------------------------
 
 
@@ -435,7 +240,7 @@ def nameko_like_leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
             sys.modules:
         yield
         return
-    leaks = _leaks_module()
+    leaks = leaks_module()
     before = leaks.running()
     yield
     threads, containers = leaks.leaks(before)
