@@ -120,6 +120,24 @@ class Client:
                 response=response)
         return response.json() if response.content else None
 
+    def _request_object(self, method: str, *segments: str,
+                        payload: Any = None) -> dict[str, Any]:
+        """:meth:`_request` for an endpoint that answers a JSON object."""
+        answer = self._request(method, *segments, payload=payload)
+        if not isinstance(answer, dict):
+            raise TypeError(f"{method} /api/{'/'.join(segments)}: expected a JSON object "
+                            f"from the management API, got {answer!r}")
+        return answer
+
+    def _request_list(self, method: str, *segments: str,
+                      payload: Any = None) -> list[dict[str, Any]]:
+        """:meth:`_request` for an endpoint that answers a JSON list of objects."""
+        answer = self._request(method, *segments, payload=payload)
+        if not isinstance(answer, list):
+            raise TypeError(f"{method} /api/{'/'.join(segments)}: expected a JSON list "
+                            f"from the management API, got {answer!r}")
+        return answer
+
     def _verify_api_connection(self) -> None:
         self.overview()
 
@@ -127,11 +145,11 @@ class Client:
 
     def overview(self) -> dict[str, Any]:
         """Return the broker overview (version, totals, listeners)."""
-        return self._request("GET", "overview")
+        return self._request_object("GET", "overview")
 
     def get_all_vhosts(self) -> list[dict[str, Any]]:
         """Return every vhost of the broker."""
-        return self._request("GET", "vhosts")
+        return self._request_list("GET", "vhosts")
 
     def create_vhost(self, vhost: str) -> None:
         """Create the vhost ``vhost`` (no error if it exists)."""
@@ -158,7 +176,7 @@ class Client:
 
     def get_queues(self, vhost: str) -> list[dict[str, Any]]:
         """Return every queue of ``vhost``."""
-        return self._request("GET", "queues", vhost)
+        return self._request_list("GET", "queues", vhost)
 
     def get_queue(self, vhost: str, name: str) -> dict[str, Any]:
         """Return the queue ``name`` of ``vhost``.
@@ -166,7 +184,7 @@ class Client:
         Raises:
             HTTPError: with status 404 if there is no such queue.
         """
-        return self._request("GET", "queues", vhost, name)
+        return self._request_object("GET", "queues", vhost, name)
 
     def create_queue(self, vhost: str, name: str, **properties: Any) -> None:
         """Declare the queue ``name``; ``properties`` as the API takes them
@@ -176,7 +194,7 @@ class Client:
     def get_queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
         """Return the bindings of queue ``name``, including the implicit one
         to the default exchange."""
-        return self._request("GET", "queues", vhost, name, "bindings")
+        return self._request_list("GET", "queues", vhost, name, "bindings")
 
     def create_queue_binding(self, vhost: str, exchange: str, queue: str,
                              routing_key: str) -> None:
@@ -186,13 +204,13 @@ class Client:
 
     def get_exchanges(self, vhost: str) -> list[dict[str, Any]]:
         """Return every exchange of ``vhost``, the built-in ones included."""
-        return self._request("GET", "exchanges", vhost)
+        return self._request_list("GET", "exchanges", vhost)
 
     # --- connections ----------------------------------------------------------
 
     def get_connections(self) -> list[dict[str, Any]]:
         """Return every open client connection, on all vhosts."""
-        return self._request("GET", "connections")
+        return self._request_list("GET", "connections")
 
     def delete_connection(self, name: str) -> None:
         """Force-close the connection called ``name`` (as in
@@ -202,7 +220,7 @@ class Client:
     # --- messages -------------------------------------------------------------
 
     def publish(self, vhost: str, name: str, routing_key: str,
-                payload: str | bytes | dict | list,
+                payload: str | bytes | dict[str, Any] | list[Any],
                 properties: dict[str, Any] | None = None) -> dict[str, Any]:
         """Publish one message to exchange ``name``; return the API's answer,
         ``{"routed": <bool>}``.
@@ -223,7 +241,7 @@ class Client:
             body = json.dumps(payload)
             properties.setdefault("content_type", "application/json")
         # The API names the default exchange "amq.default".
-        return self._request(
+        return self._request_object(
             "POST", "exchanges", vhost, name or "amq.default", "publish",
             payload={"properties": properties, "routing_key": routing_key,
                      "payload": body, "payload_encoding": encoding})
@@ -239,7 +257,7 @@ class Client:
         """
         # RabbitMQ 3.7+ wants "ackmode"; older brokers read "requeue".
         ackmode = "ack_requeue_true" if requeue else "ack_requeue_false"
-        return self._request("POST", "queues", vhost, name, "get", payload={
+        return self._request_list("POST", "queues", vhost, name, "get", payload={
             "count": count, "encoding": "auto", "requeue": requeue, "ackmode": ackmode})
 
 
@@ -255,6 +273,8 @@ class RabbitManager(Client):
     def __init__(self, base_url: str = DEFAULT_MANAGEMENT_URL, timeout: float = 10.0) -> None:
         super().__init__(base_url, timeout=timeout, verify=False)
 
+    # Narrows Client's answers on purpose (None for a missing queue, a bool
+    # for publish): this class is for nameko_like's own tests, not a drop-in.
     def get_queue(self, vhost: str, name: str) -> dict[str, Any] | None:  # type: ignore[override]
         """Return the queue ``name`` of ``vhost``, or None if it does not exist."""
         try:
@@ -274,7 +294,7 @@ class RabbitManager(Client):
                 raise
 
     def publish(self, vhost: str, name: str, routing_key: str,  # type: ignore[override]
-                payload: str | bytes | dict | list,
+                payload: str | bytes | dict[str, Any] | list[Any],
                 properties: dict[str, Any] | None = None) -> bool:
         """Publish one message (see :meth:`Client.publish`); return whether
         the broker routed it."""
