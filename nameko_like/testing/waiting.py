@@ -11,20 +11,23 @@ Example::
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import NamekoLikeException
+from nameko_like.protocols import ExcInfo
 from nameko_like.testing._mock import DEFAULT_SENTINELS
+
+if TYPE_CHECKING:
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
 #: ``callback(args, kwargs, result, exc_info)``: return True to stop waiting.
-CallCallback = Callable[[tuple, dict, Any, Any], Any]
+CallCallback = Callable[[tuple[Any, ...], dict[str, Any], Any, ExcInfo | None], Any]
 
 
 class WaitTimeout(NamekoLikeException):
@@ -43,18 +46,18 @@ class WaitResult:
 
     def __init__(self) -> None:
         self.result: Any = None
-        self.exc_info: Any = None
+        self.exc_info: ExcInfo | None = None
         #: The worker whose outcome this is, where the waiter knows it
         #: (``entrypoint_waiter`` sets it, as Nameko's does).
-        self.worker_ctx: Any = None
+        self.worker_ctx: WorkerContext | None = None
         self._ready = eventlet.event.Event()
 
     @property
     def has_result(self) -> bool:
         """Whether an outcome was sent."""
-        return self._ready.ready()
+        return bool(self._ready.ready())
 
-    def send(self, result: Any, exc_info: Any = None) -> None:
+    def send(self, result: Any, exc_info: ExcInfo | None = None) -> None:
         """Record an outcome; later ones are ignored."""
         if self.has_result:
             return
@@ -81,7 +84,9 @@ def _is_exception(value: Any) -> bool:
     )
 
 
-def _run_side_effect(mock_method: Any, effect: Any, args: tuple, kwargs: dict) -> Any:
+def _run_side_effect(
+    mock_method: Any, effect: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """Do what ``mock_method`` would have done with side effect ``effect``."""
     if _is_exception(effect):
         raise effect
@@ -131,16 +136,17 @@ def wait_for_call(
         )
     outcome = WaitResult()
 
-    def record(args: tuple, kwargs: dict, result: Any, exc_info: Any) -> None:
+    def record(
+        args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, exc_info: ExcInfo | None
+    ) -> None:
         if callback is None or callback(args, kwargs, result, exc_info):
             outcome.send(result, exc_info)
 
-    def observe(call: Callable[[], Any], args: tuple, kwargs: dict) -> Any:
+    def observe(call: Callable[[], Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             result = call()
-        except Exception:
-            exc_info = sys.exc_info()
-            record(args, kwargs, None, exc_info)
+        except Exception as exc:
+            record(args, kwargs, None, (type(exc), exc, exc.__traceback__))
             raise
         record(args, kwargs, result, None)
         return result

@@ -68,7 +68,7 @@ def test_callback_chooses_the_call_to_wait_for():
 
 
 def test_times_out_clearly():
-    with pytest.raises(WaitTimeout, match="'charge' of .* was not called .* within 0.05s"):
+    with pytest.raises(WaitTimeout, match=r"'charge' of .* was not called .* within 0\.05s"):
         with wait_for_call(Payments(), "charge", timeout=0.05):
             pass
 
