@@ -23,6 +23,7 @@ from nameko_like.exceptions import (
     deserialize,
 )
 from nameko_like.messaging import encode_context_headers
+from nameko_like.protocols import ReplyRouter
 from nameko_like.rpc import wire
 from nameko_like.worker_context import unique_id
 
@@ -35,7 +36,7 @@ class RpcReply:
     __slots__ = ("_body", "_error", "_ready", "_router", "correlation_id", "method_name",
                  "send_seconds", "service_name", "timeout")
 
-    def __init__(self, router: Any, correlation_id: str, service_name: str,
+    def __init__(self, router: ReplyRouter, correlation_id: str, service_name: str,
                  method_name: str, timeout: float | None) -> None:
         self._router = router
         self.correlation_id = correlation_id
@@ -106,7 +107,7 @@ class RpcReply:
 class MethodProxy:
     """Calls one remote method: ``proxy(*args)`` or ``proxy.call_async(*args)``."""
 
-    def __init__(self, router: Any, service_name: str, method_name: str,
+    def __init__(self, router: ReplyRouter, service_name: str, method_name: str,
                  context_data: dict[str, Any] | None = None, timeout: float | None = None,
                  serializer: str = "json", exchange: str = "nameko-rpc") -> None:
         self.router = router
@@ -163,7 +164,7 @@ class MethodProxy:
 class ServiceProxy:
     """Attribute access gives a :class:`MethodProxy` for that method."""
 
-    def __init__(self, router: Any, service_name: str, **options: Any) -> None:
+    def __init__(self, router: ReplyRouter, service_name: str, **options: Any) -> None:
         self._router = router
         self._service_name = service_name
         self._options = options

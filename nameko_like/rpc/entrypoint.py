@@ -19,8 +19,10 @@ from nameko_like.exceptions import (
 )
 from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko_like.messaging import HeaderDecoder, QueueConsumer
+from nameko_like.protocols import DeliveredMessage, ExcInfo
 from nameko_like.rpc import wire
 from nameko_like.rpc.replies import ReplyPublisher
+from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
@@ -72,13 +74,14 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             self._consuming = False
             self.queue_consumer.unregister_provider(self)
 
-    def register_provider(self, provider: Rpc) -> None:
+    # Narrower than ProviderCollector's: only Rpc entrypoints register here.
+    def register_provider(self, provider: Rpc) -> None:  # type: ignore[override]
         """Route requests for ``provider.method_name`` to ``provider``."""
         self._prepare()
         self._by_method[_bound_name(provider)] = provider
         super().register_provider(provider)
 
-    def unregister_provider(self, provider: Rpc) -> None:
+    def unregister_provider(self, provider: Rpc) -> None:  # type: ignore[override]
         """Stop routing to ``provider``; stop consuming when none is left."""
         self._by_method.pop(_bound_name(provider), None)
         if not self._by_method:
@@ -87,7 +90,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             self._stop_consuming()
         super().unregister_provider(provider)
 
-    def handle_message(self, message: Any) -> None:
+    def handle_message(self, message: DeliveredMessage) -> None:
         """Validate a request and hand it to its entrypoint."""
         properties = message.properties
         reply_to = properties.get("reply_to")
@@ -112,7 +115,8 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             return
         provider.handle_request(message, args, kwargs, reply_to, correlation_id)
 
-    def _reject(self, message: Any, reply_to: Any, correlation_id: Any, exc: Exception) -> None:
+    def _reject(self, message: DeliveredMessage, reply_to: Any, correlation_id: Any,
+                exc: Exception) -> None:
         if not isinstance(exc, MalformedRequest):
             exc = MalformedRequest(f"cannot decode request: {exc}")
         reason = f"MalformedRequest: {exc}"
@@ -121,7 +125,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             assert self.replies is not None
             self.replies.send(reply_to, correlation_id, None, serialize(exc))
 
-    def reply_and_ack(self, message: Any, reply_to: str, correlation_id: Any,
+    def reply_and_ack(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
                       result: Any, error: dict[str, Any] | None) -> None:
         """Send a reply; acknowledge the request once the broker has the reply."""
         assert self.replies is not None
@@ -132,7 +136,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             return
         outcome.add_callback(partial(self._settle_after_reply, message))
 
-    def _settle_after_reply(self, message: Any, outcome: PublishOutcome) -> None:
+    def _settle_after_reply(self, message: DeliveredMessage, outcome: PublishOutcome) -> None:
         if outcome.error is None:
             self.queue_consumer.ack(message)
         else:
@@ -163,7 +167,7 @@ class Rpc(Entrypoint, HeaderDecoder):
         """Stop taking requests."""
         self.rpc_consumer.unregister_provider(self)
 
-    def handle_request(self, message: Any, args: list[Any], kwargs: dict[str, Any],
+    def handle_request(self, message: DeliveredMessage, args: list[Any], kwargs: dict[str, Any],
                        reply_to: str, correlation_id: Any) -> None:
         """Run a worker for one request; its reply is sent when it finishes."""
         queue_consumer = self.rpc_consumer.queue_consumer
@@ -181,8 +185,9 @@ class Rpc(Entrypoint, HeaderDecoder):
             queue_consumer.worker_finished(message)
             queue_consumer._settle(message, True)
 
-    def _handle_result(self, message: Any, reply_to: str, correlation_id: Any,
-                       worker_ctx: Any, result: Any, exc_info: Any) -> tuple[Any, Any]:
+    def _handle_result(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
+                       worker_ctx: WorkerContext, result: Any,
+                       exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         self.rpc_consumer.queue_consumer.worker_finished(message)
         error = serialize(exc_info[1]) if exc_info is not None else None
         self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, result, error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kombu import Queue
 
@@ -11,6 +11,7 @@ from nameko_like.amqp.publish_channel import PublishChannel, get_publish_channel
 from nameko_like.exceptions import RpcConnectionError
 from nameko_like.extensions import SharedExtension
 from nameko_like.messaging import QueueConsumer
+from nameko_like.protocols import DeliveredMessage
 from nameko_like.rpc import wire
 
 if TYPE_CHECKING:
@@ -65,11 +66,12 @@ class ReplyListener(SharedExtension):
         """Wait for ``reply``; False on timeout."""
         return reply._ready.wait(timeout)
 
-    def handle_message(self, message: Any) -> None:
+    def handle_message(self, message: DeliveredMessage) -> None:
         """Hand a reply to the call waiting for it."""
         self.queue_consumer.ack(message)
         correlation_id = message.properties.get("correlation_id")
-        reply = self._pending.pop(correlation_id, None)
+        # only str ids are registered; a malformed one finds nothing, as any unknown id
+        reply = self._pending.pop(correlation_id, None) if isinstance(correlation_id, str) else None
         if reply is None:
             _log.debug("reply for unknown or expired call %s dropped", correlation_id)
             return

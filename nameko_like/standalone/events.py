@@ -19,7 +19,8 @@ class StandaloneEventDispatcher:
     outcome (or ``flush``) before relying on them.
     """
 
-    def __init__(self, config: dict, headers: dict | None = None, **publisher_options: Any) -> None:
+    def __init__(self, config: dict[str, Any], headers: dict[str, Any] | None = None,
+                 **publisher_options: Any) -> None:
         self.config = config
         self.headers = dict(headers or {})
         self.publisher = event_publisher(config, **publisher_options)
@@ -31,13 +32,15 @@ class StandaloneEventDispatcher:
     def dispatch_async(self, service_name: str, event_type: str, event_data: Any,
                        **kwargs: Any) -> PublishOutcome:
         """Dispatch one event without waiting; return its outcome."""
-        return self.publisher.publish_async(event_data, **self._options(service_name, event_type, kwargs))
+        return self.publisher.publish_async(
+            event_data, **self._options(service_name, event_type, kwargs))
 
     def wait(self, outcome: PublishOutcome, timeout: float | None = None) -> None:
         """Wait until ``outcome`` is confirmed; raise if the broker refused it."""
         self.publisher.channel.wait(outcome, timeout)
 
-    def _options(self, service_name: str, event_type: str, kwargs: dict) -> dict:
+    def _options(self, service_name: str, event_type: str,
+                 kwargs: dict[str, Any]) -> dict[str, Any]:
         options = dispatch_options(self.config, service_name, event_type)
         options.update(kwargs)
         headers = dict(self.headers)
@@ -46,8 +49,10 @@ class StandaloneEventDispatcher:
         return options
 
 
-def event_dispatcher(config: dict, context_data: dict | None = None,
-                     headers: dict | None = None, **kwargs: Any) -> StandaloneEventDispatcher:
+def event_dispatcher(
+    config: dict[str, Any], context_data: dict[str, Any] | None = None,
+    headers: dict[str, Any] | None = None, **kwargs: Any,
+) -> StandaloneEventDispatcher:
     """Return a dispatcher: ``dispatch(service_name, event_type, event_data)``.
 
     ``context_data`` travels with every event as ``nameko.*`` headers, next

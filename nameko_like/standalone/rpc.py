@@ -11,10 +11,10 @@ broker restarts: calls caught by the outage fail with
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import amqp
-from kombu import Consumer
+from kombu import Connection, Consumer
 
 from nameko_like import serialization
 from nameko_like.amqp.consume import Delivery
@@ -25,8 +25,9 @@ from nameko_like.constants import (
     PARENT_CALLS_CONFIG_KEY,
 )
 from nameko_like.exceptions import RpcConnectionError
+from nameko_like.protocols import DeliveredMessage
 from nameko_like.rpc import wire
-from nameko_like.rpc.client import ServiceProxy
+from nameko_like.rpc.client import RpcReply, ServiceProxy
 from nameko_like.worker_context import unique_id
 
 _log = logging.getLogger(__name__)
@@ -38,11 +39,11 @@ STANDALONE_OWNER = "standalone_rpc_proxy"
 class StandaloneReplyRouter:
     """A connection that publishes requests and consumes their replies."""
 
-    def __init__(self, config: dict, owner: str = STANDALONE_OWNER) -> None:
+    def __init__(self, config: dict[str, Any], owner: str = STANDALONE_OWNER) -> None:
         self.config = config
         self.owner = owner
         self.accept = serialization.content_types(serialization.setup(config).accept)
-        self._pending: dict[str, Any] = {}
+        self._pending: dict[str, RpcReply] = {}
         #: whether stop() closed the current publish channel (closing is final)
         self._stopped = False
         self._open_channel()
@@ -71,7 +72,7 @@ class StandaloneReplyRouter:
         self.publish_channel.close()
         self._fail_pending(RpcConnectionError("the proxy was stopped"))
 
-    def _consume_replies(self, connection: Any, _publish_channel: Any) -> None:
+    def _consume_replies(self, connection: Connection, _publish_channel: PublishChannel) -> None:
         channel = connection.channel()
         bound = self.queue(channel)
         bound.declare()
@@ -81,14 +82,17 @@ class StandaloneReplyRouter:
             # py-amqp straight: kombu's Consumer and Message layers would
             # cost more per reply than the rest of the call on this side
             channel.auto_decode = False
-            channel.basic_consume(self.queue.name, no_ack=True,
-                                  callback=lambda raw: self._on_reply(Delivery(raw), compressed=True))
+            channel.basic_consume(
+                self.queue.name, no_ack=True,
+                callback=lambda raw: self._on_reply(Delivery(raw), compressed=True))
         else:
             Consumer(channel, queues=[bound], no_ack=True, auto_declare=False,
                      on_message=self._on_reply).consume()
 
-    def _on_reply(self, message: Any, compressed: bool = False) -> None:
-        reply = self._pending.pop(message.properties.get("correlation_id"), None)
+    def _on_reply(self, message: DeliveredMessage, compressed: bool = False) -> None:
+        correlation_id = message.properties.get("correlation_id")
+        # only str ids are registered; a malformed one finds nothing, as any unknown id
+        reply = self._pending.pop(correlation_id, None) if isinstance(correlation_id, str) else None
         if reply is None:
             return
         try:
@@ -106,7 +110,7 @@ class StandaloneReplyRouter:
         for reply in pending.values():
             reply.fail(error)
 
-    def register(self, correlation_id: str, reply: Any) -> None:
+    def register(self, correlation_id: str, reply: RpcReply) -> None:
         """Expect a reply for ``correlation_id``."""
         self._pending[correlation_id] = reply
 
@@ -114,7 +118,7 @@ class StandaloneReplyRouter:
         """Stop expecting a reply for ``correlation_id``."""
         self._pending.pop(correlation_id, None)
 
-    def wait(self, reply: Any, timeout: float | None) -> bool:
+    def wait(self, reply: RpcReply, timeout: float | None) -> bool:
         """Wait for ``reply``; False on timeout."""
         if self.publish_channel.has_reader:
             return reply._ready.wait(timeout)
@@ -137,11 +141,13 @@ class ClusterProxy:
     def __getitem__(self, service_name: str) -> ServiceProxy:
         proxy = self._proxies.get(service_name)
         if proxy is None:
-            proxy = self._proxies[service_name] = ServiceProxy(self._router, service_name, **self._options)
+            proxy = ServiceProxy(self._router, service_name, **self._options)
+            self._proxies[service_name] = proxy
         return proxy
 
 
-def _with_call_id(config: dict, context_data: dict | None, call_id: str) -> dict:
+def _with_call_id(config: dict[str, Any], context_data: dict[str, Any] | None,
+                  call_id: str) -> dict[str, Any]:
     """``context_data`` with ``call_id`` on top of its call id stack.
 
     As a Nameko worker does, a stack given in ``context_data`` is the
@@ -150,21 +156,25 @@ def _with_call_id(config: dict, context_data: dict | None, call_id: str) -> dict
     data = dict(context_data or {})
     parents = list(data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or [])
     tracked = config.get(PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED)
-    data[CALL_ID_STACK_CONTEXT_KEY] = (parents + [call_id])[-(tracked + 1):]
+    data[CALL_ID_STACK_CONTEXT_KEY] = [*parents, call_id][-(tracked + 1):]
     return data
 
 
-class StandaloneProxyBase:
+#: What a standalone proxy's ``start()`` gives: a cluster or a service proxy.
+ProxyT = TypeVar("ProxyT", ClusterProxy, ServiceProxy)
+
+
+class StandaloneProxyBase(Generic[ProxyT]):
     """Shared set-up of the standalone proxies; use as a context manager."""
 
-    def __init__(self, config: dict, context_data: dict | None = None,
+    def __init__(self, config: dict[str, Any], context_data: dict[str, Any] | None = None,
                  timeout: float | None = None, **options: Any) -> None:
         self.config = config
         self._router = StandaloneReplyRouter(config)
         #: the id this proxy's calls carry as their caller, as Nameko's
         #: ``standalone_rpc_proxy.call.<uuid>``; one per proxy object
         self.call_id = f"{STANDALONE_OWNER}.call.{unique_id()}"
-        self._options = {
+        self._options: dict[str, Any] = {
             "context_data": _with_call_id(config, context_data, self.call_id),
             "timeout": timeout,
             "serializer": serialization.setup(config).serializer,
@@ -173,15 +183,15 @@ class StandaloneProxyBase:
         self._options.update(options)
         # One proxy object for the lifetime of this one, so that what an
         # earlier start() returned keeps working after a later start().
-        self._proxy = self._make_proxy()
+        self._proxy: ProxyT = self._make_proxy()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> ProxyT:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def start(self) -> Any:
+    def start(self) -> ProxyT:
         """Connect and return the proxy object (the same one every time)."""
         self._router.start()
         return self._proxy
@@ -190,11 +200,11 @@ class StandaloneProxyBase:
         """Disconnect."""
         self._router.stop()
 
-    def _make_proxy(self) -> Any:
+    def _make_proxy(self) -> ProxyT:
         raise NotImplementedError
 
 
-class ClusterRpcProxy(StandaloneProxyBase):
+class ClusterRpcProxy(StandaloneProxyBase[ClusterProxy]):
     """Calls any service: ``with ClusterRpcProxy(config) as n: n.svc.method()``.
 
     Args:
@@ -207,10 +217,11 @@ class ClusterRpcProxy(StandaloneProxyBase):
         return ClusterProxy(self._router, **self._options)
 
 
-class ServiceRpcProxy(StandaloneProxyBase):
+class ServiceRpcProxy(StandaloneProxyBase[ServiceProxy]):
     """Calls one service: ``with ServiceRpcProxy("svc", config) as svc: svc.method()``."""
 
-    def __init__(self, service_name: str, config: dict, context_data: dict | None = None,
+    def __init__(self, service_name: str, config: dict[str, Any],
+                 context_data: dict[str, Any] | None = None,
                  timeout: float | None = None, **options: Any) -> None:
         self.service_name = service_name
         super().__init__(config, context_data=context_data, timeout=timeout, **options)

@@ -201,5 +201,5 @@ def test_calls_carry_the_proxy_call_id_on_the_stack(container_factory, backend):
     assert first[1].startswith("inspector.stack.") and len(first) == 2
     # the proxy sends its parent_calls_tracked last parents and its own id
     # (the callee's config tracks more, so it keeps them all)
-    assert nested[:-1] == parents[-3:] + [nested[-2]]
+    assert nested[:-1] == [*parents[-3:], nested[-2]]
     assert nested[-2].startswith("standalone_rpc_proxy.call.")
