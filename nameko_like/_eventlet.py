@@ -15,6 +15,6 @@ warnings.filterwarnings(
     "ignore", message=r"\s*Eventlet is deprecated", category=Warning
 )
 
-import eventlet  # noqa: E402
+import eventlet  # E402 allowed for this file in pyproject.toml
 
 __all__ = ["eventlet"]

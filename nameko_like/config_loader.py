@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,7 +173,9 @@ def _scalar_type(value: str) -> Any:
     ``#`` or a ``: `` inside a value is kept rather than reinterpreted."""
     loader = yaml.SafeLoader("")
     try:
-        tag = loader.resolve(yaml.ScalarNode, value, (True, False))
+        # types-PyYAML leaves Resolver.resolve unannotated
+        tag = loader.resolve(  # type: ignore[no-untyped-call]
+            yaml.ScalarNode, value, (True, False))
         return loader.construct_object(yaml.ScalarNode(tag, value))
     except (yaml.YAMLError, ValueError):
         # e.g. a string shaped like a date that is not a real date.
@@ -188,7 +190,7 @@ def _make_loader(source: str) -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
         pass
 
-    def construct(raw: bool):
+    def construct(raw: bool) -> Callable[[yaml.SafeLoader, yaml.Node], _Deferred]:
         def constructor(loader: yaml.SafeLoader, node: yaml.Node) -> _Deferred:
             text = loader.construct_scalar(node)  # type: ignore[arg-type]
             return _Deferred(text, raw, source, node.start_mark.line + 1)
@@ -263,7 +265,7 @@ def _describe_yaml_error(source: str, exc: yaml.MarkedYAMLError) -> str:
 # --- merging and resolving ----------------------------------------------------
 
 
-def merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict:
+def merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict[Any, Any]:
     """Return ``base`` updated by ``override``: mappings present in both merge
     recursively, any other value in ``override`` replaces. Inputs are not
     changed."""
@@ -327,7 +329,8 @@ def load_config(paths: PathLike | Iterable[PathLike],
         merged = merge(merged, _load_file(path))
         sources.append(os.fspath(path))
     warn_misspelt_keys(merged, source=", ".join(sources))
-    return _resolve(merged, env, "")
+    resolved: dict[str, Any] = _resolve(merged, env, "")  # a dict resolves to a dict
+    return resolved
 
 
 # --- command-line overrides and dumping ---------------------------------------

@@ -28,7 +28,7 @@ from kombu.exceptions import DecodeError
 
 from nameko_like._eventlet import eventlet
 
-from eventlet import tpool  # noqa: E402 - after the deprecation filter in _eventlet
+from eventlet import tpool  # after the deprecation filter in _eventlet
 from nameko_like.constants import (
     ACCEPT_COMPRESSION_CONFIG_KEY,
     DEFAULT_ACCEPT_COMPRESSION,
@@ -121,7 +121,7 @@ class DecodingLimits:
         decompressor = _DECOMPRESSORS[scheme]()
         try:
             inflated = decompressor.decompress(body, self.max_decoded_size + 1)
-        except Exception as exc:  # zlib.error, OSError, lzma.LZMAError, ...
+        except Exception as exc:  # noqa: BLE001 - zlib.error, OSError, LZMAError...: a bad message
             raise DecodeError(f"cannot decompress ({scheme}): {exc}") from None
         if len(inflated) > self.max_decoded_size:
             raise DecodeError(

@@ -6,6 +6,10 @@ from typing import Any
 
 from nameko_like.extensions import DependencyProvider
 
+# Imported at run time, not under TYPE_CHECKING: the testing helpers read
+# get_dependency's annotations (typing.get_type_hints) to spec their mocks.
+from nameko_like.worker_context import WorkerContext
+
 
 class Config(DependencyProvider):
     """Injects the container's configuration dict.
@@ -21,6 +25,6 @@ class Config(DependencyProvider):
                 return self.config.get("GREETING", "hello")
     """
 
-    def get_dependency(self, worker_ctx: Any) -> dict:
+    def get_dependency(self, worker_ctx: WorkerContext) -> dict[str, Any]:
         """Return the config the container was created with."""
         return self.container.config

@@ -16,7 +16,8 @@ handler consumes a queue bound to it, named by its handler type:
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kombu import Exchange, Queue
 
@@ -30,29 +31,35 @@ from nameko_like.exceptions import ConfigurationError
 from nameko_like.extensions import DependencyProvider
 from nameko_like.messaging import Consumer, HeaderEncoder
 
+if TYPE_CHECKING:
+    from nameko_like.protocols import ContainerInterface
+    from nameko_like.worker_context import WorkerContext
+
 SERVICE_POOL = "service_pool"
 SINGLETON = "singleton"
 BROADCAST = "broadcast"
+
+_HandlerT = TypeVar("_HandlerT", bound="EventHandler")
 
 
 class EventHandlerConfigurationError(ConfigurationError):
     """An ``@event_handler`` was declared with options that can't work together."""
 
 
-def get_event_exchange(service_name: str, config: dict | None = None) -> Exchange:
+def get_event_exchange(service_name: str, config: dict[str, Any] | None = None) -> Exchange:
     """The exchange ``service_name`` dispatches its events to."""
     auto_delete = bool((config or {}).get(AUTO_DELETE_EVENT_EXCHANGES_CONFIG_KEY, False))
     return Exchange(f"{service_name}.events", type="topic", durable=True,
                     auto_delete=auto_delete, delivery_mode=2)
 
 
-def event_publisher(config: dict, **options: Any) -> AmqpPublisher:
+def event_publisher(config: dict[str, Any], **options: Any) -> AmqpPublisher:
     """A Publisher set up to dispatch events with ``config``'s serializer."""
     options.setdefault("serializer", serialization.setup(config).serializer)
     return AmqpPublisher(config=config, **options)
 
 
-def dispatch_options(config: dict, service_name: str, event_type: str) -> dict:
+def dispatch_options(config: dict[str, Any], service_name: str, event_type: str) -> dict[str, Any]:
     """Publish keywords for one event of ``service_name``."""
     exchange = get_event_exchange(service_name, config)
     declare = (exchange,) if config.get(DECLARE_EVENT_EXCHANGES_CONFIG_KEY, True) else ()
@@ -76,7 +83,7 @@ class EventDispatcher(DependencyProvider, HeaderEncoder):
         """Build the publisher from the container config."""
         self.publisher = event_publisher(self.container.config, **self.options)
 
-    def get_dependency(self, worker_ctx: Any) -> Callable[..., None]:
+    def get_dependency(self, worker_ctx: WorkerContext) -> Callable[..., None]:
         """A ``dispatch`` function carrying the worker's context data."""
         headers = self.get_message_headers(worker_ctx)
         config = self.container.config
@@ -111,14 +118,20 @@ class EventHandler(Consumer):
     """
 
     def __init__(self, source_service: str, event_type: str, handler_type: str = SERVICE_POOL,
-                 reliable_delivery: bool = True, requeue_on_error: bool = False, **kwargs: Any) -> None:
+                 reliable_delivery: bool = True, requeue_on_error: bool = False,
+                 **kwargs: Any) -> None:
         if handler_type not in (SERVICE_POOL, SINGLETON, BROADCAST):
             raise EventHandlerConfigurationError(f"unknown handler_type {handler_type!r}")
         self.source_service = source_service
         self.event_type = event_type
         self.handler_type = handler_type
         self.reliable_delivery = reliable_delivery
-        super().__init__(queue=None, requeue_on_error=requeue_on_error, **kwargs)
+        # The queue's name needs the service name: it is built in setup(),
+        # once the handler is bound (Nameko's Consumer takes it later too).
+        super().__init__(
+            queue=None,  # type: ignore[arg-type]
+            requeue_on_error=requeue_on_error, **kwargs,
+        )
 
     @property
     def broadcast_identifier(self) -> str:
@@ -130,19 +143,20 @@ class EventHandler(Consumer):
     def _default_identifier(self) -> bool:
         return type(self).broadcast_identifier is EventHandler.broadcast_identifier
 
-    def bind(self, container: Any, method_name: str) -> "EventHandler":  # type: ignore[override]
+    def bind(  # type: ignore[override]  # Nameko's signature, as Entrypoint.bind
+        self: _HandlerT, container: ContainerInterface, method_name: str
+    ) -> _HandlerT:
         """Bind to ``container``; refuse a configuration that can't work.
 
         Checked here, while the container is being built, as in Nameko.
         """
-        if self.handler_type == BROADCAST and self.reliable_delivery and self._default_identifier():
+        broadcast = self.handler_type == BROADCAST
+        if broadcast and self.reliable_delivery and self._default_identifier():
             raise EventHandlerConfigurationError(
                 f"{method_name}: BROADCAST with reliable_delivery needs a stable "
                 "broadcast_identifier (override it in a subclass), or reliable_delivery=False"
             )
-        instance = super().bind(container, method_name)
-        assert isinstance(instance, EventHandler)
-        return instance
+        return super().bind(container, method_name)
 
     def setup(self) -> None:
         """Declare this handler's queue and start consuming it with the container."""

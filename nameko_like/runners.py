@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from nameko_like._eventlet import eventlet
-from nameko_like.containers import _run_on_all, get_container_cls, get_service_name
+from nameko_like.containers import (
+    ServiceContainer,
+    _run_on_all,
+    get_container_cls,
+    get_service_name,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -23,9 +29,9 @@ class ServiceRunner:
         runner.wait()   # until stopped, or one container dies
     """
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self.service_map: dict[str, Any] = {}
+        self.service_map: dict[str, ServiceContainer] = {}
         self.container_cls = get_container_cls(config)
 
     @property
@@ -34,11 +40,11 @@ class ServiceRunner:
         return list(self.service_map)
 
     @property
-    def containers(self) -> list[Any]:
+    def containers(self) -> list[ServiceContainer]:
         """The containers, in the order the services were added."""
         return list(self.service_map.values())
 
-    def add_service(self, cls: type) -> None:
+    def add_service(self, cls: type[Any]) -> None:
         """Add a service class; adding the same class again does nothing.
 
         Raises ``ValueError`` if a *different* class with the same service
@@ -77,14 +83,14 @@ class ServiceRunner:
         If one dies with an error, that error is raised at once; the caller
         decides what to do with the others (``nameko_like run`` kills them).
         """
-        queue: Any = eventlet.queue.LightQueue()
+        queue: Any = eventlet.queue.LightQueue()  # eventlet ships no types
 
-        def wait_for(container: Any) -> None:
+        def wait_for(container: ServiceContainer) -> None:
             # the outcome travels through the queue, so a container's error
             # is raised here once rather than printed again by eventlet's hub
             try:
                 container.wait()
-            except Exception as exc:  # handed to the caller as is
+            except Exception as exc:  # noqa: BLE001 - handed to the caller as is
                 queue.put(exc)
             else:
                 queue.put(None)
@@ -101,7 +107,9 @@ class ServiceRunner:
 
 
 @contextmanager
-def run_services(config: dict, *services: type, kill_on_exit: bool = False) -> Iterator[ServiceRunner]:
+def run_services(
+    config: dict[str, Any], *services: type[Any], kill_on_exit: bool = False
+) -> Iterator[ServiceRunner]:
     """Run ``services`` for the duration of a ``with`` block.
 
     They are stopped gracefully on exit, or killed if ``kill_on_exit``.

@@ -39,7 +39,7 @@ class SerializationConfig(NamedTuple):
     accept: list[str]
 
 
-def _register_custom(config: dict) -> None:
+def _register_custom(config: dict[str, Any]) -> None:
     for name, spec in (config.get(SERIALIZERS_CONFIG_KEY) or {}).items():
         try:
             encoder = import_from_path(spec["encoder"])
@@ -61,7 +61,7 @@ def _register_custom(config: dict) -> None:
         )
 
 
-def setup(config: dict) -> SerializationConfig:
+def setup(config: dict[str, Any]) -> SerializationConfig:
     """Register custom serializers of ``config`` and return what to use.
 
     Raises ``ConfigurationError`` naming the key for an unknown serializer.
@@ -95,11 +95,12 @@ def content_types(accept: list[str]) -> set[str]:
 
 
 def _content_type_of(name: str) -> str:
-    return kombu_serialization.registry._encoders[name].content_type
+    content_type: str = kombu_serialization.registry._encoders[name].content_type
+    return content_type
 
 
 def decode(body: Any, content_type: str | None, content_encoding: str | None, accept: set[str],
-           headers: dict | None = None, limits: DecodingLimits = DEFAULT_LIMITS) -> Any:
+           headers: dict[str, Any] | None = None, limits: DecodingLimits = DEFAULT_LIMITS) -> Any:
     """Decode a message body, refusing content types not in ``accept``.
 
     The body's size is checked against ``limits`` first; a body compressed
@@ -115,7 +116,8 @@ def decode(body: Any, content_type: str | None, content_encoding: str | None, ac
     try:
         if compression:
             body = limits.decompress(body, str(compression))
-        if content_type == JSON_CONTENT_TYPE and body and content_type in accept and _default_json():
+        json_fast_path = content_type == JSON_CONTENT_TYPE and content_type in accept
+        if json_fast_path and body and _default_json():
             return _decode_json(body)
         return kombu_serialization.loads(body, content_type, content_encoding, accept=accept)
     except (ContentDisallowed, DecodeError):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
 from nameko_like.extensions import Entrypoint
+
+if TYPE_CHECKING:
+    from nameko_like.protocols import ExcInfo
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
@@ -35,12 +39,14 @@ class Timer(Entrypoint):
         self.interval = interval
         self.eager = eager
         self._stopping = eventlet.event.Event()
-        self._thread: Any = None
+        self._thread: Any = None  # eventlet's GreenThread (eventlet ships no types)
         super().__init__(**kwargs)
 
     def start(self) -> None:
         """Begin the schedule in a container-managed thread."""
-        self._thread = self.container.spawn_managed_thread(self._run, identifier=f"timer:{self.method_name}")
+        self._thread = self.container.spawn_managed_thread(
+            self._run, identifier=f"timer:{self.method_name}"
+        )
 
     def stop(self) -> None:
         """Stop scheduling; a run in progress is left to the container.
@@ -77,7 +83,9 @@ class Timer(Entrypoint):
     def _fire_and_wait(self) -> None:
         done = eventlet.event.Event()
 
-        def handle_result(worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+        def handle_result(
+            worker_ctx: WorkerContext, result: Any, exc_info: ExcInfo | None
+        ) -> tuple[Any, ExcInfo | None]:
             done.send(None)
             return result, exc_info
 

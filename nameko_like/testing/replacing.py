@@ -61,7 +61,8 @@ def _declared_dependency_type(provider: DependencyProvider) -> type | None:
         hints = typing.get_type_hints(type(provider).get_dependency)
     except Exception:  # noqa: BLE001 - an unresolvable annotation only costs us the spec
         return None
-    declared = hints.get("return")
+    # dict[str, Any] -> dict: a parametrised annotation specs as its class
+    declared = typing.get_origin(hints.get("return")) or hints.get("return")
     if not isinstance(declared, type) or declared in (object, type(None)):
         return None
     if hasattr(declared, "__getattr__"):
