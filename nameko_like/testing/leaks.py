@@ -10,12 +10,26 @@ import gc
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Iterable
+from types import FrameType
+from typing import Any, Protocol, TypeVar
 
 from nameko_like._eventlet import eventlet
 from nameko_like.containers import ServiceContainer
 
 _log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: A live eventlet greenthread (eventlet ships no type information).
+GreenThread = Any
+
+
+class Killable(Protocol):
+    """What :func:`kill_all` kills: containers, runners, greenthreads."""
+
+    def kill(self) -> Any:
+        """Stop at once."""
 
 #: Seconds the leak check lets greenthreads and containers finish on their own.
 LEAK_GRACE_PERIOD = 1.0
@@ -23,7 +37,7 @@ LEAK_GRACE_PERIOD = 1.0
 _EVENTLET_DIR = os.path.dirname(eventlet.__file__) + os.sep
 
 
-def _with_subclasses(cls: type) -> list[type]:
+def _with_subclasses(cls: type[_T]) -> list[type[_T]]:
     """``cls`` and all its subclasses, however deep."""
     found = [cls]
     for sub in cls.__subclasses__():
@@ -31,11 +45,12 @@ def _with_subclasses(cls: type) -> list[type]:
     return found
 
 
-def running() -> tuple[set[Any], set[Any]]:
+def running() -> tuple[set[GreenThread], set[ServiceContainer]]:
     """Return the live greenthreads and the running containers."""
-    thread_classes = _with_subclasses(eventlet.greenthread.GreenThread)
+    thread_classes: list[type[Any]] = _with_subclasses(eventlet.greenthread.GreenThread)
     container_classes = _with_subclasses(ServiceContainer)
-    threads, containers = set(), set()
+    threads: set[GreenThread] = set()
+    containers: set[ServiceContainer] = set()
     # Instances refer to their class, so one C-level pass over the heap finds
     # them (faster than filtering gc.get_objects() in Python).
     for obj in gc.get_referrers(*thread_classes, *container_classes):
@@ -47,17 +62,17 @@ def running() -> tuple[set[Any], set[Any]]:
     return threads, containers
 
 
-def _frame_summary(frame: Any) -> str:
+def _frame_summary(frame: FrameType) -> str:
     code = frame.f_code
     return f"{getattr(code, 'co_qualname', code.co_name)} ({code.co_filename}:{frame.f_lineno})"
 
 
-def describe_thread(thread: Any) -> str:
+def describe_thread(thread: GreenThread) -> str:
     """Name the function a greenthread runs and where it waits."""
     frame = thread.gr_frame
     if frame is None:
         return f"{thread!r} (not started)"
-    stack = []
+    stack: list[FrameType] = []
     while frame is not None:
         stack.append(frame)
         frame = frame.f_back
@@ -72,7 +87,9 @@ def describe_thread(thread: Any) -> str:
     return description
 
 
-def leaks(before: tuple[set[Any], set[Any]]) -> tuple[set[Any], set[Any]]:
+def leaks(
+    before: tuple[set[GreenThread], set[ServiceContainer]],
+) -> tuple[set[GreenThread], set[ServiceContainer]]:
     """What runs now that did not before, after a grace period to finish."""
     deadline = time.monotonic() + LEAK_GRACE_PERIOD
     while True:
@@ -84,9 +101,9 @@ def leaks(before: tuple[set[Any], set[Any]]) -> tuple[set[Any], set[Any]]:
         eventlet.sleep(0.02)
 
 
-def kill_all(killables: list[Any]) -> None:
+def kill_all(killables: Iterable[Killable]) -> None:
     """Kill every item, even if some raise; then re-raise the first error."""
-    errors = []
+    errors: list[Exception] = []
     for item in killables:
         try:
             item.kill()

@@ -7,12 +7,19 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nameko_like._eventlet import eventlet
-from nameko_like.extensions import DependencyProvider
+from nameko_like.extensions import DependencyProvider, Extension
 from nameko_like.testing import waiting
 from nameko_like.testing.waiting import WaitTimeout
+
+if TYPE_CHECKING:
+    from nameko_like.containers import ServiceContainer
+    from nameko_like.runners import ServiceRunner
+    from nameko_like.testing.protocols import ContainerUnderTest
+    from nameko_like.testing.rabbit import Client
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
@@ -32,16 +39,22 @@ __all__ = [
 
 _MISSING = object()
 
+_ExtensionT = TypeVar("_ExtensionT", bound=Extension)
+_T = TypeVar("_T")
 
-def get_container(runner: Any, service_cls: type) -> Any:
+
+def get_container(runner: ServiceRunner, service_cls: type) -> ServiceContainer | None:
     """Return the container of ``runner`` hosting ``service_cls``, or None."""
     for container in runner.containers:
         if container.service_cls is service_cls:
-            return container
+            found: ServiceContainer = container
+            return found
     return None
 
 
-def get_extension(container: Any, extension_type: type, **match_attrs: Any) -> Any:
+def get_extension(
+    container: ContainerUnderTest, extension_type: type[_ExtensionT], **match_attrs: Any
+) -> _ExtensionT | None:
     """Return an extension of ``container`` of ``extension_type``, or None.
 
     Keyword arguments further require attributes to equal the given values,
@@ -72,7 +85,7 @@ def wait_for_call(timeout: float, mock_method: Any) -> Iterator[Any]:
     yield mock_method
 
 
-def wait_for_worker_idle(container: Any, timeout: float = 10) -> None:
+def wait_for_worker_idle(container: ContainerUnderTest, timeout: float = 10) -> None:
     """Wait until no worker of ``container`` is running.
 
     Raises:
@@ -84,17 +97,17 @@ def wait_for_worker_idle(container: Any, timeout: float = 10) -> None:
     )
 
 
-def _assert_idle(container: Any) -> None:
+def _assert_idle(container: ContainerUnderTest) -> None:
     busy = container.max_workers - container.free_worker_slots
     assert not busy, f"{busy} worker(s) of {container.service_name!r} still running"
 
 
 def assert_stops_raising(
-    fn: Callable[[], Any],
+    fn: Callable[[], _T],
     exception_type: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     timeout: float = 10,
     interval: float = 0.1,
-) -> Any:
+) -> _T:
     """Call ``fn`` until it stops raising ``exception_type``; return its result.
 
     Sleeps ``interval`` seconds (cooperatively) between attempts.
@@ -113,7 +126,7 @@ def assert_stops_raising(
         eventlet.sleep(interval)
 
 
-def get_rabbit_connections(vhost: str, rabbit_manager: Any) -> list[dict[str, Any]]:
+def get_rabbit_connections(vhost: str, rabbit_manager: Client) -> list[dict[str, Any]]:
     """Return the broker's client connections to ``vhost``, as the
     management API (``rabbit_manager``, a :class:`~nameko_like.testing.rabbit.Client`)
     lists them; an empty list if it lists none."""
@@ -123,7 +136,7 @@ def get_rabbit_connections(vhost: str, rabbit_manager: Any) -> list[dict[str, An
     return [connection for connection in connections if connection["vhost"] == vhost]
 
 
-def reset_rabbit_connections(vhost: str, rabbit_manager: Any) -> None:
+def reset_rabbit_connections(vhost: str, rabbit_manager: Client) -> None:
     """Force-close every client connection to ``vhost``, through the
     management API; one that closes meanwhile is not an error."""
     # Imported here: requests comes with the `testing` extra, and this module
@@ -143,7 +156,8 @@ def find_free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port on ``host`` that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class DummyProvider(DependencyProvider):
@@ -153,7 +167,7 @@ class DummyProvider(DependencyProvider):
         self.value = value
         super().__init__()
 
-    def get_dependency(self, worker_ctx: Any) -> Any:
+    def get_dependency(self, worker_ctx: WorkerContext) -> Any:
         """Return the fixed value."""
         return self.value
 
