@@ -10,16 +10,21 @@ from __future__ import annotations
 import inspect
 import logging
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko_like.exceptions import ExtensionNotFound, NamekoLikeException
 from nameko_like.extensions import (
     DependencyProvider,
     Entrypoint,
+    Extension,
     is_dependency,
     iter_extensions,
 )
 from nameko_like.testing._mock import mock_lib
+
+if TYPE_CHECKING:
+    from nameko_like.testing.protocols import ContainerUnderTest
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
@@ -40,7 +45,9 @@ class DependencyNamedTwice(NamekoLikeException, ValueError, RuntimeError):
 
 
 def _find_entrypoint(
-    container: Any, method_name: str, error: type[ExtensionNotFound] = ExtensionNotFound
+    container: ContainerUnderTest,
+    method_name: str,
+    error: type[ExtensionNotFound] = ExtensionNotFound,
 ) -> Entrypoint:
     for entrypoint in container.entrypoints:
         if entrypoint.method_name == method_name:
@@ -55,7 +62,7 @@ def _find_entrypoint(
 # --- replacing dependencies -------------------------------------------------
 
 
-def _declared_dependency_type(provider: DependencyProvider) -> type | None:
+def _declared_dependency_type(provider: DependencyProvider) -> type[Any] | None:
     """The class ``provider.get_dependency`` declares it returns, if any."""
     try:
         hints = typing.get_type_hints(type(provider).get_dependency)
@@ -72,6 +79,8 @@ def _declared_dependency_type(provider: DependencyProvider) -> type | None:
     return declared
 
 
+# Returns a mock (of whichever mock library is installed): typed Any, as tests
+# both use it in the dependency's place and assert on it as a mock.
 def _mock_for(name: str, provider: DependencyProvider) -> Any:
     """A MagicMock (of the ``mock`` package when installed, as in Nameko) to
     inject instead of what ``provider`` would.
@@ -96,11 +105,13 @@ class MockDependencyProvider(DependencyProvider):
         )
         super().__init__()
 
-    def get_dependency(self, worker_ctx: Any) -> Any:
+    def get_dependency(self, worker_ctx: WorkerContext) -> Any:
         """Return the replacement object."""
         return self.dependency
 
 
+# Returns the user's service instance with mocks in its providers' places:
+# Any, for tests to reach into the mocks (``service.rates.get_rate.return_value``).
 def worker_factory(service_cls: type, **dependencies: Any) -> Any:
     """Return an instance of ``service_cls`` ready for a unit test.
 
@@ -132,18 +143,18 @@ def worker_factory(service_cls: type, **dependencies: Any) -> Any:
     return service
 
 
-def _refuse_if_started(container: Any, action: str) -> None:
+def _refuse_if_started(container: ContainerUnderTest, action: str) -> None:
     if container.started:
         raise RuntimeError(f"{action} must be called before the container is started")
 
 
-def _drop_unused_subextensions(container: Any) -> None:
+def _drop_unused_subextensions(container: ContainerUnderTest) -> None:
     """Forget sub-extensions no remaining entrypoint or provider uses.
 
     Otherwise a removed RPC entrypoint's consumer, say, would still start
     and connect to a broker the test does not need.
     """
-    used: set[Any] = set()
+    used: set[Extension] = set()
     for extension in container.dependencies | container.entrypoints:
         used.update(iter_extensions(extension))
     container.subextensions.intersection_update(used)
@@ -152,7 +163,11 @@ def _drop_unused_subextensions(container: Any) -> None:
             del container.shared_extensions[key]
 
 
-def replace_dependencies(container: Any, *dependencies: str, **replacements: Any) -> Any:
+# Returns a mock or an iterator of mocks (see the docstring): Any, as tests
+# assert on them as mocks.
+def replace_dependencies(
+    container: ContainerUnderTest, *dependencies: str, **replacements: Any
+) -> Any:
     """Replace dependency providers of an unstarted container.
 
     Each name in ``dependencies`` gets a MagicMock; each keyword names a
@@ -197,7 +212,7 @@ def replace_dependencies(container: Any, *dependencies: str, **replacements: Any
     return mocks[0] if len(mocks) == 1 else iter(mocks)
 
 
-def restrict_entrypoints(container: Any, *method_names: str) -> None:
+def restrict_entrypoints(container: ContainerUnderTest, *method_names: str) -> None:
     """Remove every entrypoint of an unstarted container but those named.
 
     Example::

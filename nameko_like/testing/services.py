@@ -15,16 +15,14 @@ Example::
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import ContainerError, ExtensionNotFound
-from nameko_like.extensions import (
-    Entrypoint,
-)
+from nameko_like.extensions import Entrypoint
+from nameko_like.protocols import ExcInfo, ResultHandler
 from nameko_like.testing.replacing import (
     DependencyNamedTwice,
     MockDependencyProvider,
@@ -35,6 +33,10 @@ from nameko_like.testing.replacing import (
 )
 from nameko_like.testing.utils import get_extension
 from nameko_like.testing.waiting import WaitResult, WaitTimeout
+
+if TYPE_CHECKING:
+    from nameko_like.testing.protocols import ContainerUnderTest
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
@@ -70,21 +72,28 @@ class EntrypointNotFound(ExtensionNotFound, RuntimeError):
 # --- running and awaiting workers -------------------------------------------
 
 
-def _after_worker(worker_ctx: Any, callback: Callable[[], None]) -> None:
+#: ``callback(worker_ctx, result, exc_info)`` of ``entrypoint_waiter``.
+WaiterCallback = Callable[["WorkerContext", Any, "ExcInfo | None"], Any]
+
+
+def _after_worker(worker_ctx: WorkerContext, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the worker of ``worker_ctx`` has been torn down."""
     worker_ctx.after_teardown(callback)
 
 
 def _observing(
-    handle_result: Callable | None, observe: Callable[[Any, Any, Any], None]
-) -> Callable:
+    handle_result: ResultHandler | None,
+    observe: Callable[[WorkerContext, Any, ExcInfo | None], None],
+) -> ResultHandler:
     """Wrap an entrypoint's result handler (or none) for a test to observe.
 
     ``observe(worker_ctx, result, exc_info)`` gets the outcome the handler
     passed on to the providers, once the worker has been torn down.
     """
 
-    def observed(worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+    def observed(
+        worker_ctx: WorkerContext, result: Any, exc_info: ExcInfo | None
+    ) -> tuple[Any, ExcInfo | None]:
         if handle_result is not None:
             result, exc_info = handle_result(worker_ctx, result, exc_info)
         _after_worker(worker_ctx, lambda: observe(worker_ctx, result, exc_info))
@@ -93,7 +102,7 @@ def _observing(
     return observed
 
 
-def _settle_when_dead(container: Any, outcome: WaitResult) -> None:
+def _settle_when_dead(container: ContainerUnderTest, outcome: WaitResult) -> None:
     """Settle ``outcome`` with the container's death, should it die first.
 
     A worker whose provider fails before the method returns never reports a
@@ -101,8 +110,8 @@ def _settle_when_dead(container: Any, outcome: WaitResult) -> None:
     """
     try:
         container.wait()
-    except Exception:  # noqa: BLE001 - whatever it died of is the worker's outcome
-        outcome.send(None, sys.exc_info())
+    except Exception as exc:  # noqa: BLE001 - whatever it died of is the worker's outcome
+        outcome.send(None, (type(exc), exc, exc.__traceback__))
         return
     error = ContainerError(
         f"{container.service_name!r} stopped before the awaited worker completed"
@@ -110,7 +119,7 @@ def _settle_when_dead(container: Any, outcome: WaitResult) -> None:
     outcome.send(None, (type(error), error, None))
 
 
-def _await(outcome: WaitResult, container: Any) -> None:
+def _await(outcome: WaitResult, container: ContainerUnderTest) -> None:
     """Block until ``outcome`` is settled, by its worker or the container's death."""
     watcher = eventlet.spawn(_settle_when_dead, container, outcome)
     try:
@@ -121,7 +130,10 @@ def _await(outcome: WaitResult, container: Any) -> None:
 
 @contextmanager
 def entrypoint_hook(
-    container: Any, method_name: str, context_data: dict | None = None, timeout: float | None = 30
+    container: ContainerUnderTest,
+    method_name: str,
+    context_data: dict[str, Any] | None = None,
+    timeout: float | None = 30,
 ) -> Iterator[Callable[..., Any]]:
     """Yield a function that runs the entrypoint of ``method_name`` as a worker.
 
@@ -154,10 +166,10 @@ def entrypoint_hook(
 
 @contextmanager
 def entrypoint_waiter(
-    container: Any,
+    container: ContainerUnderTest,
     method_name: str,
     timeout: float | None = 30,
-    callback: Callable[[Any, Any, Any], Any] | None = None,
+    callback: WaiterCallback | None = None,
 ) -> Iterator[WaitResult]:
     """Wait, when the ``with`` block exits, for a worker of ``method_name``.
 
@@ -184,14 +196,14 @@ def entrypoint_waiter(
     outcome = WaitResult()
     reported_by_worker = False
 
-    def consider(worker_ctx: Any, result: Any, exc_info: Any) -> None:
+    def consider(worker_ctx: WorkerContext, result: Any, exc_info: ExcInfo | None) -> None:
         nonlocal reported_by_worker
         if outcome.has_result:
             return
         try:
             accepted = callback is None or callback(worker_ctx, result, exc_info)
-        except Exception:  # noqa: BLE001 - the test's callback failed: the waiter raises it
-            outcome.send(None, sys.exc_info())
+        except Exception as exc:  # noqa: BLE001 - the test's callback failed: the waiter raises it
+            outcome.send(None, (type(exc), exc, exc.__traceback__))
             return
         if accepted:
             reported_by_worker = True
@@ -202,9 +214,10 @@ def entrypoint_waiter(
     replaced_instance_attr = "spawn_worker" in vars(container)
 
     def spawn_worker(
-        entrypoint: Any, args: Any, kwargs: dict, context_data: dict | None = None,
-        handle_result: Callable | None = None,
-    ) -> Any:
+        entrypoint: Entrypoint, args: Iterable[Any], kwargs: dict[str, Any],
+        context_data: dict[str, Any] | None = None,
+        handle_result: ResultHandler | None = None,
+    ) -> WorkerContext:
         if entrypoint.method_name == method_name and not outcome.has_result:
             handle_result = _observing(handle_result, consider)
         return original(
@@ -213,7 +226,9 @@ def entrypoint_waiter(
 
     # Entrypoints reach the container through its attribute, so wrapping it
     # on this one instance sees every worker without touching the class.
-    container.spawn_worker = spawn_worker
+    # (setattr/delattr: the protocol declares a method, which mypy will not
+    # let us assign to.)
+    setattr(container, "spawn_worker", spawn_worker)  # noqa: B010
     try:
         yield outcome
         extra = " and satisfied the callback" if callback is not None else ""
@@ -227,12 +242,13 @@ def entrypoint_waiter(
             outcome.get()  # raises the callback's or the container's error
     finally:
         if replaced_instance_attr:
-            container.spawn_worker = original
+            setattr(container, "spawn_worker", original)  # noqa: B010
         else:
-            del container.spawn_worker
+            delattr(container, "spawn_worker")
 
 
 #: Nameko's name for the error raised when ``entrypoint_waiter`` times out.
+#: (A function attribute, which mypy has no way to declare.)
 entrypoint_waiter.Timeout = EntrypointWaiterTimeout  # type: ignore[attr-defined]
 
 

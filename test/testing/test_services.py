@@ -1,7 +1,8 @@
 """nameko_like.testing.services, used the way the testing docs show."""
 
 import time
-from mock import MagicMock  # the package Nameko makes its mocks with, as ported suites import it
+# The package Nameko makes its mocks with, as ported suites import it.
+from mock import MagicMock  # noqa: UP026 - that package, not unittest.mock, on purpose
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_hook_passes_incorrect_signature_through(container):
 
 
 def test_hook_names_an_unknown_method(container):
-    with pytest.raises(ExtensionNotFound, match="for 'convrt'.*convert, fail, warm_up"):
+    with pytest.raises(ExtensionNotFound, match=r"for 'convrt'.*convert, fail, warm_up"):
         with entrypoint_hook(container, "convrt"):
             pass
 
