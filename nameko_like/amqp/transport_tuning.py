@@ -15,7 +15,9 @@ reader acknowledging a batch of confirms, cost two system calls, not ten.
 from __future__ import annotations
 
 import errno
+import os
 import socket
+import time
 from typing import Any
 
 from amqp.transport import TCPTransport
@@ -26,6 +28,12 @@ from nameko_like._eventlet import eventlet
 READ_CHUNK = 65536
 
 _RETRY_ERRNOS = (errno.EAGAIN, errno.EINTR)
+
+_os_threading = eventlet.patcher.original("threading")
+_os_time = eventlet.patcher.original("time")
+
+#: An AMQP heartbeat frame: type 8, channel 0, empty payload, frame end.
+HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
 
 class _BufferedReader:
@@ -79,10 +87,12 @@ class _CoalescingWriter:
     yields.
     """
 
-    __slots__ = ("sock", "pending", "busy", "sending", "turn_over", "error")
+    __slots__ = ("sock", "pending", "busy", "sending", "turn_over", "error", "os_lock")
 
     def __init__(self, transport: TCPTransport) -> None:
         self.sock = transport.sock
+        #: a real lock: the heartbeat OS thread writes between our frames
+        self.os_lock = _os_threading.Lock()
         self.pending: list[bytes] = []
         self.busy = False
         self.sending = False
@@ -109,10 +119,12 @@ class _CoalescingWriter:
         self.sending = True
         try:
             if first is not None:
-                self.sock.sendall(first)
+                with self.os_lock:
+                    self.sock.sendall(first)
             while self.pending:
                 pending, self.pending = self.pending, []
-                self.sock.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
+                with self.os_lock:
+                    self.sock.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
         except OSError as exc:
             self._fail(exc)
             raise
@@ -155,24 +167,72 @@ def tune_connection(connection: Any, coalesce_writes: bool = False) -> None:
         transport._write = _CoalescingWriter(transport)
 
 
+class _Heartbeats:
+    """The heartbeat greenthread and its OS-thread stand-in; ``kill()`` ends both."""
+
+    def __init__(self) -> None:
+        self.green: Any = None
+        self.stopped = False
+        #: when the greenthread last ran (``time.monotonic()``)
+        self.green_tick = time.monotonic()
+
+    def kill(self) -> None:
+        self.stopped = True
+        if self.green is not None:
+            self.green.kill()
+
+
+def _beat_from_os_thread(state: _Heartbeats, raw: Any, writer: _CoalescingWriter,
+                         interval: float) -> None:
+    """Send heartbeats while the hub is stalled by a worker hogging the CPU.
+
+    A CPU-bound handler never yields, so no greenthread runs: the broker
+    would miss our heartbeats and drop the connection, and every message
+    the connection held would be delivered again (for ever, if the handler
+    always takes that long). This real thread writes a heartbeat frame
+    whenever the heartbeat greenthread has not run for half an interval;
+    the writer's OS lock keeps it between whole frames.
+    """
+    while not state.stopped:
+        _os_time.sleep(interval / 4)
+        if state.stopped or time.monotonic() - state.green_tick < interval / 2:
+            continue
+        try:
+            with writer.os_lock:
+                os.write(writer.sock.fileno(), HEARTBEAT_FRAME)
+        except OSError:
+            return  # the socket is gone; the reader finds out by itself
+        raw.last_heartbeat_sent = time.monotonic()
+
+
 def start_heartbeats(connection: Any, lock: Any) -> Any:
     """Send and check AMQP heartbeats beside a reader that blocks for good.
 
     Readers wait on the socket without a timeout (a timeout costs a timer
-    per read), so heartbeats get a greenthread of their own. When the broker
-    has gone quiet for too long, the socket is shut down: the reader's
-    pending read fails and its reconnect logic takes over. Returns the
-    greenthread (to kill when the connection is done), or None where no
+    per read), so heartbeats get a greenthread of their own, and an OS
+    thread stands in for it while workers hog the CPU (see
+    :func:`_beat_from_os_thread`). When the broker has gone quiet for too
+    long, the socket is shut down: the reader's pending read fails and its
+    reconnect logic takes over. Returns an object whose ``kill()`` stops
+    the heartbeats (when the connection is done), or None where no
     heartbeat was negotiated.
     """
     raw = getattr(connection, "connection", None)
     interval = getattr(raw, "heartbeat", 0) or 0
-    if not interval or not isinstance(getattr(raw, "transport", None), TCPTransport):
+    transport = getattr(raw, "transport", None)
+    if not interval or not isinstance(transport, TCPTransport):
         return None
+    state = _Heartbeats()
 
     def beat() -> None:
         while True:
             eventlet.sleep(interval / 2)
+            now = time.monotonic()
+            if now - state.green_tick > interval:
+                # The hub was stalled: the broker's frames wait unread in
+                # the socket. Don't take that for missed heartbeats.
+                raw.prev_recv = None
+            state.green_tick = now
             try:
                 with lock:
                     connection.heartbeat_check(rate=2)
@@ -183,4 +243,9 @@ def start_heartbeats(connection: Any, lock: Any) -> Any:
                     pass
                 return
 
-    return eventlet.spawn(beat)
+    state.green = eventlet.spawn(beat)
+    writer = transport._write
+    if isinstance(writer, _CoalescingWriter):
+        _os_threading.Thread(target=_beat_from_os_thread, args=(state, raw, writer, interval),
+                             name="amqp-heartbeat", daemon=True).start()
+    return state

@@ -167,3 +167,17 @@ class ChannelFaults(Pingable):
         """A reply of ``size`` characters (over the broker's max_message_size)."""
         record("blob", call_id)
         return "x" * size
+
+
+class Hog(Pingable):
+    """A handler that holds the CPU (never yields) for ``seconds``."""
+
+    name = "fault_hog"
+
+    @rpc
+    def hog(self, call_id, seconds):
+        record("hog", call_id)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+        return call_id
