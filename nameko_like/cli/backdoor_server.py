@@ -15,7 +15,7 @@ from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import CommandError
 
 # After the line above, which imports eventlet itself with its notice filtered.
-from eventlet import backdoor as eventlet_backdoor  # noqa: E402  # isort: skip
+from eventlet import backdoor as eventlet_backdoor  # isort: skip
 
 _log = logging.getLogger(__name__)
 
@@ -29,12 +29,12 @@ class _SocketStream:
     first one.
     """
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: socket.socket) -> None:
         self._conn = conn
         self._reader = conn.makefile("r")
         self._writer = conn.makefile("w")
 
-    def readline(self, *args: Any) -> str:
+    def readline(self, *args: int) -> str:
         """The next line the client sent ('' at its end)."""
         return self._reader.readline(*args)
 
@@ -59,10 +59,12 @@ class _SocketStream:
                 pass  # the client may have gone first
 
 
-class _Console(eventlet_backdoor.SocketConsole):
+# eventlet ships no type information: its console class is Any to mypy.
+class _Console(eventlet_backdoor.SocketConsole):  # type: ignore[misc]
     """eventlet's console, closing its connection and logging instead of printing."""
 
-    def __init__(self, stream: _SocketStream, address: Any, namespace: dict[str, Any]) -> None:
+    def __init__(self, stream: _SocketStream, address: tuple[Any, ...],
+                 namespace: dict[str, Any]) -> None:
         super().__init__(stream, address, namespace)
         self._stream = stream
 
@@ -73,7 +75,7 @@ class _Console(eventlet_backdoor.SocketConsole):
         _log.info("backdoor connection from %s:%s closed", *self.hostport[:2])
 
 
-def _refuse_exit(*args: Any) -> None:
+def _refuse_exit(*args: object) -> None:
     raise RuntimeError("exit() here would stop the services, not the backdoor; "
                        "leave the backdoor with Ctrl-D")
 

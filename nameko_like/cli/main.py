@@ -13,14 +13,38 @@ import argparse
 import functools
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Protocol
 
 from nameko_like import __version__
 from nameko_like.cli import backdoor, run, shell, show_config, test
 from nameko_like.exceptions import CommandError, ConfigurationError
 
+
+
+class CommandModule(Protocol):
+    """What a command module (``run``, ``shell``, ...) defines."""
+
+    #: The command's name on the command line.
+    NAME: str
+    #: One line for the top-level ``--help``.
+    HELP: str
+    #: The command's own ``--help`` text, before and after its options.
+    DESCRIPTION: str
+    EPILOG: str
+    #: Whether eventlet must monkey-patch the standard library before ``main``.
+    MONKEY_PATCH: bool
+    #: Whether arguments after the command go to another program (pytest).
+    PASS_THROUGH: bool
+
+    def init_parser(self, parser: argparse.ArgumentParser) -> None:
+        """Add the command's options to its sub-parser."""
+
+    def main(self, args: argparse.Namespace) -> int:
+        """Run the command; return its exit status."""
+
+
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS = (run, shell, show_config, backdoor, test)
+COMMANDS: tuple[CommandModule, ...] = (run, shell, show_config, backdoor, test)
 
 #: Exit status for errors the command explains on one line.
 EXIT_ERROR = 1
@@ -73,7 +97,7 @@ def setup_parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
-def run_command(command: Any, args: argparse.Namespace) -> int:
+def run_command(command: CommandModule, args: argparse.Namespace) -> int:
     """Run one command module with parsed ``args``; return its exit status."""
     if command.MONKEY_PATCH:
         from nameko_like._eventlet import eventlet

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from types import FrameType
 from typing import Any
 
 from nameko_like._eventlet import eventlet
@@ -22,7 +23,7 @@ _log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _ignore_signal(signum: int, frame: Any) -> None:
+def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     """Python-level handler: its only job is to replace the default action."""
 
 
@@ -43,7 +44,7 @@ class SignalWatcher:
         self._previous_handlers = {sig: signal.signal(sig, _ignore_signal)
                                    for sig in STOP_SIGNALS}
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._write_fd)
-        self._thread: Any = None
+        self._thread: Any = None  # eventlet's GreenThread, untyped
         #: The signal that made us kill the services, if one did.
         self.killed_by: int | None = None
 
@@ -87,7 +88,7 @@ class SignalWatcher:
 def _stop(runner: ServiceRunner) -> None:
     try:
         runner.stop()
-    except Exception:  # a failed graceful stop must still end the process
+    except Exception:  # noqa: BLE001 - a failed graceful stop must still end the process
         _log.exception("graceful stop failed; killing the services")
         runner.kill()
 
@@ -110,7 +111,7 @@ def serve(services: list[type], config: dict[str, Any],
             backdoor_thread = start_backdoor(backdoor_address, {"runner": runner})
         try:
             runner.start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any start-up failure becomes the command's error
             _log.debug("start-up failed", exc_info=True)
             runner.kill()
             raise CommandError(f"services failed to start: {type(exc).__name__}: {exc}") from None
@@ -119,7 +120,7 @@ def serve(services: list[type], config: dict[str, Any],
         signals.watch(runner)
         try:
             runner.wait()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever killed a service ends the command
             # The dying container has logged the traceback already.
             runner.kill()
             raise CommandError(f"a service died: {type(exc).__name__}: {exc}") from None

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko_like.cli.options import add_config_options, load_cli_config
+
+if TYPE_CHECKING:
+    # only for annotations: the proxy's modules load after monkey-patching
+    from nameko_like.standalone.rpc import ClusterProxy
 
 NAME = "shell"
 HELP = "open a Python shell that can call services"
@@ -43,7 +47,7 @@ PLAIN = "plain"
 class ShellHelpers:
     """What ``n`` is in the shell: RPC proxy, event dispatch and config."""
 
-    def __init__(self, rpc: Any, dispatch_event: Callable[[str, str, Any], None],
+    def __init__(self, rpc: ClusterProxy, dispatch_event: Callable[[str, str, Any], None],
                  config: dict[str, Any]) -> None:
         #: ``n.rpc.<service>.<method>(...)`` calls a service.
         self.rpc = rpc
@@ -130,7 +134,7 @@ def run_script(source: str, namespace: dict[str, Any]) -> int:
 
     try:
         exec(compile(source, "<stdin>", "exec"), namespace)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the script's own errors are reported, not raised
         # Start the traceback at the script: this frame is noise to its author.
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None
         traceback.print_exception(type(exc), exc, tb)

@@ -36,8 +36,9 @@ class Background:
     def __init__(self, args: list[str], cwd: Path, log_path: Path,
                  input_path: Path | None = None) -> None:
         self.log_path = log_path
-        self._log_file = open(log_path, "w")
-        stdin = open(input_path) if input_path else subprocess.DEVNULL
+        # Both outlive this method: the log until stop(), stdin until Popen has it.
+        self._log_file = open(log_path, "w")  # noqa: SIM115
+        stdin = open(input_path) if input_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "nameko_like", *args], cwd=cwd,

@@ -24,11 +24,11 @@ def test_run_two_services_and_call_them_from_the_shell(cli, services_module, amq
     assert started["broker"] == _masked(amqp_uri)
     assert "guest:guest" not in run.log
 
-    result = cli("shell", "--broker", amqp_uri, input="""
+    result = cli("shell", "--broker", amqp_uri, input=f"""
         print(n.rpc.greeter.hello("Ann"))
         print(n.rpc.gateway.greet(who="Bob"))
-        print(n.config["AMQP_URI"] == %r)
-    """ % amqp_uri)
+        print(n.config["AMQP_URI"] == {amqp_uri!r})
+    """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["hello Ann", "HELLO BOB", "True"]
 
