@@ -243,7 +243,7 @@ class PrivateBroker:
         self.base_dir = None
 
     # typing.Self needs Python 3.11; this package supports 3.10
-    def __enter__(self) -> PrivateBroker:  # noqa: PYI034
+    def __enter__(self) -> PrivateBroker:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -253,7 +253,7 @@ class PrivateBroker:
     # -- faults and administration -------------------------------------------------
 
     def rabbitmqctl(self, *args: str, timeout: float = 60.0,
-                    check: bool = True) -> subprocess.CompletedProcess:
+                    check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``rabbitmqctl -n <node> -q args...`` and return its result.
 
         Raises:

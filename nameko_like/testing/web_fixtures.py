@@ -17,26 +17,36 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pytest
 import requests
 
 from nameko_like._eventlet import eventlet
-import eventlet.tpool  # noqa: E402  (after _eventlet silenced its import warning)
+import eventlet.tpool  # after _eventlet silenced its import warning
 
 from nameko_like.constants import WEB_SERVER_CONFIG_KEY
 from nameko_like.exceptions import deserialize
 from nameko_like.testing.utils import find_free_port
 
+if TYPE_CHECKING:
+    from websocket import WebSocket
+
 _log = logging.getLogger(__name__)
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-def _blocking(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+#: An ``eventlet.queue.Queue`` (eventlet ships no type information).
+_Queue = Any
+
+
+def _blocking(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Run a blocking call without stalling the eventlet hub."""
     if eventlet.patcher.is_monkey_patched("socket"):
         return fn(*args, **kwargs)
-    return eventlet.tpool.execute(fn, *args, **kwargs)
+    result: _R = eventlet.tpool.execute(fn, *args, **kwargs)
+    return result
 
 
 class WebSession(requests.Session):
@@ -50,10 +60,12 @@ class WebSession(requests.Session):
         super().__init__()
         self.base_url = base_url.rstrip("/")
 
-    def request(  # type: ignore[override]
-        self, method: str, url: str, *args: Any, **kwargs: Any
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         """Send a request, prefixing relative URLs with ``base_url``."""
+        if isinstance(url, bytes):
+            url = url.decode("utf-8")  # as requests reads a bytes URL
         if url.startswith("/"):
             url = self.base_url + url
         return _blocking(super().request, method, url, *args, **kwargs)
@@ -82,12 +94,13 @@ class WebSocketClient:
         import websocket  # the websocket-client package, a test dependency
 
         self.timeout = timeout
-        self._ws = _blocking(websocket.create_connection, url, timeout=timeout)
+        self._ws: WebSocket = _blocking(websocket.create_connection, url, timeout=timeout)
         # The reader waits for frames indefinitely; waits time out instead.
         self._ws.settimeout(None)
-        self._event_queues: dict[str, Any] = {}
+        self._event_queues: dict[str, _Queue] = {}
+        # An eventlet Event per rpc() awaiting its result, by correlation id.
         self._results: dict[str, Any] = {}
-        self._unclaimed: Any = eventlet.queue.Queue()
+        self._unclaimed: _Queue = eventlet.queue.Queue()
         self.closed = False
         self._reader = eventlet.spawn(self._read_loop)
         event, data = self.wait_for_event("connected")
@@ -112,18 +125,20 @@ class WebSocketClient:
             for waiter in self._results.values():
                 waiter.send(_CLOSED)
 
-    def _dispatch(self, frame: dict) -> None:
+    def _dispatch(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "event":
             self.get_event_queue(frame["event"]).put((frame["event"], frame.get("data")))
             return
-        waiter = self._results.pop(frame.get("correlation_id"), None) \
-            if frame.get("type") == "result" else None
+        correlation_id = frame.get("correlation_id")
+        # Ids are the str uuids rpc() sent; anything else awaits no one.
+        waiter = self._results.pop(correlation_id, None) \
+            if frame.get("type") == "result" and isinstance(correlation_id, str) else None
         if waiter is not None:
             waiter.send(frame)
         else:
             self._unclaimed.put(frame)
 
-    def _take(self, queue: Any, awaited: str) -> Any:
+    def _take(self, queue: _Queue, awaited: str) -> Any:
         if self.closed and queue.empty():
             raise ConnectionError("the server closed the websocket")
         try:
@@ -135,7 +150,7 @@ class WebSocketClient:
             raise ConnectionError("the server closed the websocket")
         return item
 
-    def get_event_queue(self, event_type: str) -> Any:
+    def get_event_queue(self, event_type: str) -> _Queue:
         """The queue of ``(event_type, data)`` pushes not yet waited for."""
         queue = self._event_queues.get(event_type)
         if queue is None:
@@ -146,7 +161,9 @@ class WebSocketClient:
 
     def wait_for_event(self, event_type: str) -> tuple[str, Any]:
         """The next ``event_type`` push, as ``(event_type, data)``; waits if needed."""
-        return self._take(self.get_event_queue(event_type), f"{event_type!r} event")
+        event: tuple[str, Any] = self._take(self.get_event_queue(event_type),
+                                            f"{event_type!r} event")
+        return event
 
     def rpc(self, _method: str, **data: Any) -> Any:
         """Call ``_method`` with ``data``; return its result or raise its error.
@@ -176,12 +193,13 @@ class WebSocketClient:
         """Send one raw text frame."""
         _blocking(self._ws.send, frame)
 
-    def receive(self) -> dict:
+    def receive(self) -> dict[str, Any]:
         """The next frame nobody awaits (a result of :meth:`send`), decoded.
 
         Raises ``ConnectionError`` once the server closed the connection.
         """
-        return self._take(self._unclaimed, "frame")
+        frame: dict[str, Any] = self._take(self._unclaimed, "frame")
+        return frame
 
     def close(self) -> None:
         """Close the connection and end the reader."""
@@ -198,7 +216,7 @@ class WebSocketClient:
                 except OSError:
                     pass
         self._reader.wait()
-        self._ws.shutdown()
+        self._ws.shutdown()  # type: ignore[no-untyped-call]  # unannotated in websocket-client
 
 
 def raw_http(port: int, data: bytes, timeout: float = 5.0, half_close: bool = True) -> bytes:
@@ -233,7 +251,7 @@ def web_config_port() -> int:
 
 
 @pytest.fixture
-def web_config(request: pytest.FixtureRequest, web_config_port: int) -> dict:
+def web_config(request: pytest.FixtureRequest, web_config_port: int) -> dict[str, Any]:
     """``empty_config`` (if the plugin offers it) plus ``WEB_SERVER_ADDRESS``."""
     try:
         base = request.getfixturevalue("empty_config")
