@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import IncorrectSignature
@@ -39,6 +39,7 @@ _EntrypointT = TypeVar("_EntrypointT", bound="Entrypoint")
 _P = ParamSpec("_P")
 _InitP = ParamSpec("_InitP")
 _R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
 
 
 class Extension:
@@ -203,6 +204,14 @@ class ProviderCollector:
         self.wait_for_providers()
 
 
+class _Function(Protocol[_P, _R_co]):
+    """A function (a service method, maybe behind functools.wraps): a named callable."""
+
+    __name__: str
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+
+
 class Entrypoint(Extension):
     """Something that makes the container run a service method.
 
@@ -286,19 +295,20 @@ class Entrypoint(Extension):
 
     # Typed so that a decorated method keeps its signature for mypy and
     # IDEs, and ``@rpc(...)``'s arguments are checked against __init__.
-    # The overloads overlap for one callable argument (it could be an
-    # __init__ argument): at run time a function is always the method.
+    # A bare use gets a function (`_Function` has a __name__, which a kombu
+    # Queue, another callable, has not); the overlap with entrypoints whose
+    # __init__ takes anything (``@once``) is settled at run time, the same way.
     @overload
     @classmethod
-    def decorator(  # type: ignore[overload-overlap]
-        cls, fn: Callable[_P, _R], /
+    def decorator(  # type: ignore[overload-overlap]  # settled at run time, see above
+        cls, fn: _Function[_P, _R], /
     ) -> Callable[_P, _R]: ...
 
     @overload
     @classmethod
     def decorator(
         cls: Callable[_InitP, Entrypoint], *args: _InitP.args, **kwargs: _InitP.kwargs
-    ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]: ...
+    ) -> Callable[[_Function[_P, _R]], Callable[_P, _R]]: ...
 
     @classmethod
     def decorator(cls, *args: Any, **kwargs: Any) -> Callable[..., Any]:
@@ -307,7 +317,7 @@ class Entrypoint(Extension):
         Works bare (``@rpc``) and with arguments (``@rpc(expected_exceptions=...)``).
         """
 
-        def register(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        def register(fn: _Function[_P, _R]) -> Callable[_P, _R]:
             register_entrypoint(fn, cls(*args, **kwargs))
             return fn
 
