@@ -122,7 +122,7 @@ def test_serializer_key_on_the_wire(container_factory, rabbit_config, management
 
 def test_unknown_serializer_fails_when_the_container_is_built(container_factory, backend):
     # as in Nameko, before anything starts
-    with pytest.raises(ConfigurationError, match="'serializer'.*no-such-format"):
+    with pytest.raises(ConfigurationError, match=r"'serializer'.*no-such-format"):
         container_factory(Echo, dict(backend, serializer="no-such-format"))
 
 

@@ -1,5 +1,6 @@
 """@timer: schedule without drift or overlap, eager start, prompt stop."""
 
+import itertools
 import time
 
 import pytest
@@ -53,7 +54,7 @@ def test_a_run_longer_than_the_interval_is_never_overlapped(container_factory):
 
     assert service.peak == 1
     # Back to back: the next run starts as soon as the previous one ends.
-    gaps = [later - earlier for earlier, later in zip(service.starts, service.starts[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(service.starts)]
     assert len(service.starts) >= 3
     assert all(0.24 < gap < 0.5 for gap in gaps)
 

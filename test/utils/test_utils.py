@@ -1,6 +1,7 @@
 """Tests for nameko_like.utils."""
 
 import collections
+import re
 import threading
 from types import SimpleNamespace
 
@@ -215,8 +216,8 @@ def test_missing_attribute_message():
 
 
 def test_missing_nested_attribute_message():
-    with pytest.raises(ImportError, match="`collections.OrderedDict` has no "
-                                          "attribute `nope`"):
+    with pytest.raises(ImportError, match=re.escape("`collections.OrderedDict` has no "
+                                                    "attribute `nope`")):
         import_from_path("collections:OrderedDict.nope")
 
 
