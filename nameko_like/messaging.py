@@ -39,11 +39,15 @@ def encode_context_headers(context_data: dict) -> dict:
     return {_PREFIX + key: value for key, value in context_data.items() if value is not None}
 
 
-#: Headers nameko_like itself adds to messages it moves aside or requeues,
-#: and kombu's compression header: bookkeeping of the transport, not context.
+#: Headers nameko_like adds to messages it moves aside or requeues, those
+#: RabbitMQ adds (quorum queues' delivery count, dead-lettering history) and
+#: kombu's compression header: bookkeeping of the transport, not context.
 _TRANSPORT_HEADERS = frozenset({
     dead_letters.REASON_HEADER, dead_letters.ORIGINAL_EXCHANGE_HEADER,
     dead_letters.ORIGINAL_ROUTING_KEY_HEADER, dead_letters.REDELIVERY_HEADER, "compression",
+    "x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue",
+    "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
+    "x-last-death-reason",
 })
 
 
