@@ -252,9 +252,9 @@ class ServiceContainer:
         except Exception:  # noqa: BLE001 - the kill's error is for wait() callers
             pass
 
-    def wait(self) -> Any:
+    def wait(self) -> None:
         """Block until the container dies; re-raise the error that killed it."""
-        return self._died.wait()
+        self._died.wait()
 
     def spawn_worker(
         self,
@@ -312,7 +312,7 @@ class ServiceContainer:
         thread.link(self._managed_thread_exited)
         return thread
 
-    def _managed_thread_exited(self, thread: Any) -> None:
+    def _managed_thread_exited(self, thread: Any) -> None:  # an eventlet GreenThread
         self._managed_threads.pop(thread, None)
 
     def _run_worker(self, worker_ctx: WorkerContext, handle_result: ResultHandler | None) -> None:

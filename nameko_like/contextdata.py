@@ -11,6 +11,7 @@ from nameko_like.constants import (
     USER_ID_CONTEXT_KEY,
 )
 from nameko_like.extensions import DependencyProvider
+from nameko_like.worker_context import WorkerContext
 
 
 class ContextDataProvider(DependencyProvider):
@@ -21,8 +22,11 @@ class ContextDataProvider(DependencyProvider):
 
     context_key: str = ""
 
-    def get_dependency(self, worker_ctx: Any) -> Any:
-        """Return the value of this provider's context key for the call."""
+    def get_dependency(self, worker_ctx: WorkerContext) -> Any:
+        """Return the value of this provider's context key for the call.
+
+        Whatever the caller put there: context data is the caller's.
+        """
         return worker_ctx.data.get(self.context_key)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeGuard, TypeVar, cast, overload
 
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import IncorrectSignature
@@ -356,17 +356,17 @@ def register_entrypoint(fn: Callable[..., Any], entrypoint: Entrypoint) -> None:
     entrypoints.add(entrypoint)
 
 
-def is_extension(obj: Any) -> bool:
+def is_extension(obj: object) -> TypeGuard[Extension]:
     """Whether ``obj`` is an Extension."""
     return isinstance(obj, Extension)
 
 
-def is_dependency(obj: Any) -> bool:
+def is_dependency(obj: object) -> TypeGuard[DependencyProvider]:
     """Whether ``obj`` is a DependencyProvider."""
     return isinstance(obj, DependencyProvider)
 
 
-def is_entrypoint(obj: Any) -> bool:
+def is_entrypoint(obj: object) -> TypeGuard[Entrypoint]:
     """Whether ``obj`` is an Entrypoint."""
     return isinstance(obj, Entrypoint)
 

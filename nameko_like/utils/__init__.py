@@ -7,8 +7,11 @@ import importlib
 import inspect
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from nameko_like.extensions import Entrypoint
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def _redact(value: Any, steps: list[str | int]) -> Any:
     return value
 
 
-def get_redacted_args(entrypoint: Any, *args: Any,
+def get_redacted_args(entrypoint: Entrypoint, *args: Any,
                       **kwargs: Any) -> dict[str, Any]:
     """Return a call's arguments by parameter name, sensitive parts redacted.
 
