@@ -13,11 +13,12 @@ nameko_like at run time but :mod:`nameko_like.protocols`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from nameko_like.protocols import ContainerInterface
 
 if TYPE_CHECKING:
+    from nameko_like.containers import ServiceContainer
     from nameko_like.extensions import DependencyProvider, Extension
 
 __all__ = ["ContainerUnderTest"]
@@ -42,5 +43,16 @@ class ContainerUnderTest(ContainerInterface, Protocol):
     def started(self) -> bool:
         """Whether ``start()`` was called (then it can no longer be rearranged)."""
 
-    def wait(self) -> Any:
-        """Block until the container dies; re-raise the error that killed it."""
+    def wait(self) -> object:
+        """Block until the container dies; re-raise the error that killed it.
+
+        Whatever it returns is ignored.
+        """
+
+
+if TYPE_CHECKING:
+
+    def _service_container_fits(container: ServiceContainer) -> ContainerUnderTest:
+        # mypy (run on the package) fails here should ServiceContainer drift
+        # from what the testing helpers need of it.
+        return container
