@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
+import socket
+from typing import TYPE_CHECKING, BinaryIO
 
 from nameko_like.exceptions import RequestError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from nameko_like.web.protocol import WsgiServer
 
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
@@ -34,11 +40,11 @@ class RequestBody(io.BytesIO):
     client socket.
     """
 
-    def __init__(self, data: bytes, sock: Any) -> None:
+    def __init__(self, data: bytes, sock: socket.socket) -> None:
         super().__init__(data)
         self._sock = sock
 
-    def get_socket(self) -> Any:
+    def get_socket(self) -> socket.socket:
         """The client socket."""
         return self._sock
 
@@ -51,11 +57,20 @@ class BodyReader:
     ``request_version``, header limits and ``server.max_content_length``.
     """
 
+    # Provided by the protocol class this is mixed into (declared, not set).
+    server: WsgiServer
+    rfile: io.BufferedReader
+    wfile: BinaryIO
+    connection: socket.socket
+    request_version: str
+    max_header_count: int
+    max_header_line: int
+
     @staticmethod
     def _content_length(values: list[bytes]) -> str:
         # Several Content-Length headers are only acceptable if they agree;
         # otherwise where the body ends is ambiguous (request smuggling).
-        found = set()
+        found: set[int] = set()
         for value in values:
             for item in value.split(b","):
                 item = item.strip(b" \t")
@@ -66,7 +81,7 @@ class BodyReader:
             raise RequestRejected(400, "conflicting Content-Length headers")
         return str(found.pop())
 
-    def _read_body(self, environ: dict) -> None:
+    def _read_body(self, environ: WSGIEnvironment) -> None:
         length = environ.get("CONTENT_LENGTH")
         encoding = environ.pop("HTTP_TRANSFER_ENCODING", None)
         chunked = False
@@ -106,7 +121,7 @@ class BodyReader:
 
     def _read_chunked(self, limit: int) -> bytes:
         rfile = self.rfile
-        parts = []
+        parts: list[bytes] = []
         total = 0
         while True:
             match = _CHUNK_SIZE.fullmatch(rfile.readline(1024))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 from nameko_like._eventlet import eventlet
@@ -21,7 +22,7 @@ def event_frame(event: str, data: Any) -> str:
     return json.dumps({"type": "event", "event": event, "data": data})
 
 
-def kill_all(threads: Any) -> None:
+def kill_all(threads: Iterable[Any]) -> None:
     """Kill every one of ``threads``, even if the caller is killed meanwhile.
 
     ``GreenThread.kill()`` switches to the victim and resumes the caller
@@ -49,7 +50,7 @@ class Connection:
     #: Frames queued for one client before it is considered stuck.
     outbox_size = 1000
 
-    def __init__(self, socket_id: str, ws: Any, context_data: dict) -> None:
+    def __init__(self, socket_id: str, ws: Any, context_data: dict[str, Any]) -> None:
         self.socket_id = socket_id
         self.ws = ws
         self.context_data = context_data

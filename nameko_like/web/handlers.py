@@ -28,7 +28,9 @@ from werkzeug.wrappers import Request, Response
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import ConnectionNotFound, RequestError, serialize
 from nameko_like.extensions import Entrypoint
+from nameko_like.protocols import ExcInfo
 from nameko_like.web.server import WebServer
+from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ class HttpRequestHandler(Entrypoint):
     server = WebServer()
 
     def __init__(
-        self, method: str, url: str, expected_exceptions: Any = (), **kwargs: Any
+        self, method: str, url: str,
+        expected_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
+        **kwargs: Any,
     ) -> None:
         methods = [name.strip().upper() for name in method.split(",")]
         if not all(_METHOD.fullmatch(name) for name in methods):
@@ -71,7 +75,8 @@ class HttpRequestHandler(Entrypoint):
         self.method = method
         self.methods = methods
         self.url = url
-        self._fitting_arguments: set[tuple] = set()
+        #: ``(positional count, *keyword names)`` known to fit the method
+        self._fitting_arguments: set[tuple[int | str, ...]] = set()
         super().__init__(expected_exceptions=expected_exceptions, **kwargs)
 
     def setup(self) -> None:
@@ -90,14 +95,14 @@ class HttpRequestHandler(Entrypoint):
         """The werkzeug routing rule for this entrypoint."""
         return Rule(self.url, methods=self.methods, endpoint=self)
 
-    def check_signature(self, args: tuple, kwargs: dict) -> None:
+    def check_signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise ``IncorrectSignature`` unless the method takes these arguments.
 
         Whether arguments fit depends only on how many are positional and
         which names are given, and a rule always gives the same names: so
         each combination is checked once, not on every request.
         """
-        key = (len(args), *kwargs)
+        key: tuple[int | str, ...] = (len(args), *kwargs)
         if key not in self._fitting_arguments:
             super().check_signature(args, kwargs)
             if len(self._fitting_arguments) >= 64:
@@ -105,9 +110,12 @@ class HttpRequestHandler(Entrypoint):
                 self._fitting_arguments.clear()
             self._fitting_arguments.add(key)
 
-    def get_entrypoint_parameters(self, request: Request) -> tuple[tuple, dict]:
+    def get_entrypoint_parameters(
+        self, request: Request
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)`` for the service method: the request and URL values."""
-        return (request,), request.path_values
+        # set by the web server, as in Nameko; werkzeug's Request does not declare it
+        return (request,), request.path_values  # type: ignore[attr-defined]
 
     def handle_request(self, request: Request) -> Response:
         """Run a worker for ``request`` and turn its outcome into a response."""
@@ -124,10 +132,11 @@ class HttpRequestHandler(Entrypoint):
             )
             result = done.wait()
             return self.response_from_result(result)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is answered (never a traceback)
             return self.response_from_exception(exc)
 
-    def handle_result(self, done: Any, worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+    def handle_result(self, done: Any, worker_ctx: WorkerContext, result: Any,
+                      exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         """Hand the worker's outcome to the waiting request (runs in the worker)."""
         done.send(result, exc_info)
         return result, exc_info

@@ -27,15 +27,20 @@ import logging
 import re
 import socket
 import time
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from nameko_like._eventlet import eventlet
-import eventlet.wsgi  # noqa: E402  (after _eventlet silenced its import warning)
+import eventlet.wsgi  # after _eventlet silenced its import warning
 
 from nameko_like.exceptions import RequestError
 from nameko_like.web.body import BodyReader, RequestRejected
 from nameko_like.web.writer import ResponseWriter
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _log = logging.getLogger(__name__)
 #: Access log: one DEBUG line per request, nothing at INFO (it costs ~19%
@@ -66,7 +71,8 @@ class _RequestTimedOut(RequestError):
     """The client took longer than the request timeout to send its request."""
 
 
-class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
+# eventlet ships no type information: its classes (bases here and of WsgiServer) are Any.
+class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):  # type: ignore[misc]
     """Serves one client connection: strict, bounded request parsing.
 
     Limits are class attributes so a subclass can change them; the body
@@ -98,7 +104,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
         environ["GATEWAY_INTERFACE"] = "CGI/1.1"
         environ["wsgi.input_terminated"] = True
         environ["eventlet.set_idle"] = self._set_idle
-        self._connection_environ = environ
+        self._connection_environ: WSGIEnvironment = environ
 
     def _set_idle(self) -> None:
         # A websocket never returns to the request loop; marking it idle
@@ -131,7 +137,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
         except OSError:
             self.close_connection = True
 
-    def _read_request(self) -> dict | None:
+    def _read_request(self) -> WSGIEnvironment | None:
         """Return the environ of the next request, or None at end of stream."""
         rfile = self.rfile
         try:
@@ -157,7 +163,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
             raise _RequestTimedOut() from None
         return environ
 
-    def _read_head_before_deadline(self) -> dict | None:
+    def _read_head_before_deadline(self) -> WSGIEnvironment | None:
         deadline = eventlet.Timeout(self.server.request_timeout)
         try:
             return self._read_head()
@@ -176,7 +182,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
             self._write_error(408, "the request was not received in time")
         raise _RequestTimedOut()
 
-    def _read_head(self) -> dict | None:
+    def _read_head(self) -> WSGIEnvironment | None:
         rfile = self.rfile
         limit = self.max_request_line
         line = rfile.readline(limit + 1)
@@ -196,7 +202,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
         self._parse_headers(environ, len(line))
         return environ
 
-    def _parse_request_line(self, line: bytes) -> dict:
+    def _parse_request_line(self, line: bytes) -> WSGIEnvironment:
         parts = line.rstrip(b"\r\n").split(b" ")
         self.requestline = line.rstrip(b"\r\n").decode("latin-1")
         if len(parts) != 3:
@@ -242,7 +248,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
             return rest[slash:] if slash >= 0 else b"/"
         raise RequestRejected(400, "malformed request target")
 
-    def _parse_headers(self, environ: dict, head_size: int) -> None:
+    def _parse_headers(self, environ: WSGIEnvironment, head_size: int) -> None:
         readline = self.rfile.readline
         line_limit = self.max_header_line
         count = 0
@@ -327,11 +333,12 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
             while sock.recv(65536):
                 pass
 
-    def _logging_app(self, app: Any, started: float) -> Any:
+    def _logging_app(self, app: WSGIApplication, started: float) -> WSGIApplication:
         """Wrap ``app`` to log one access line at DEBUG once it answered."""
 
-        def logged(environ: dict, start_response: Any) -> Any:
-            def capture(status: str, headers: list, exc_info: Any = None) -> Any:
+        def logged(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            def capture(status: str, headers: list[tuple[str, str]],
+                        exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
                 access_log.debug(
                     '%s "%s" %s %.6f', environ.get("REMOTE_ADDR"), self.requestline,
                     status.split(" ", 1)[0], time.monotonic() - started,
@@ -343,7 +350,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):
         return logged
 
 
-class WsgiServer(eventlet.wsgi.Server):
+class WsgiServer(eventlet.wsgi.Server):  # type: ignore[misc]
     """eventlet's WSGI server object with our protocol and limits.
 
     Args:
@@ -355,14 +362,8 @@ class WsgiServer(eventlet.wsgi.Server):
         protocol: the connection handler class.
     """
 
-    def __init__(
-        self,
-        sock: Any,
-        app: Any,
-        max_content_length: int,
-        request_timeout: float,
-        protocol: type = HttpProtocol,
-    ) -> None:
+    def __init__(self, sock: socket.socket, app: WSGIApplication, max_content_length: int,
+                 request_timeout: float, protocol: type = HttpProtocol) -> None:
         super().__init__(
             sock, sock.getsockname(), app,
             protocol=protocol,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, RequestRedirect
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko_like._eventlet import eventlet
@@ -24,9 +25,13 @@ from nameko_like.constants import (
 )
 from nameko_like.exceptions import ConfigurationError
 from nameko_like.extensions import ProviderCollector, SharedExtension
+from nameko_like.protocols import ContainerInterface
 from nameko_like.web.protocol import HttpProtocol, WsgiServer
 
-import eventlet.wsgi  # noqa: E402  (after _eventlet silenced its import warning)
+import eventlet.wsgi  # after _eventlet silenced its import warning
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _log = logging.getLogger(__name__)
 
@@ -48,6 +53,16 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+class WebProvider(Protocol):
+    """What registers with a :class:`WebServer`: a URL rule and its handler."""
+
+    def get_url_rule(self) -> Rule:
+        """The werkzeug rule of the URLs this provider serves (itself the endpoint)."""
+
+    def handle_request(self, request: Request) -> WSGIApplication:
+        """Handle one request to the rule; return the WSGI application answering it."""
+
+
 class WsgiApp:
     """The WSGI application: routes each request to the provider of its URL.
 
@@ -60,21 +75,22 @@ class WsgiApp:
     #: How many (path, method) routing results are remembered.
     match_cache_size = 1024
 
-    def __init__(self, server: "WebServer") -> None:
+    def __init__(self, server: WebServer) -> None:
         self.server = server
         self.url_map = server.get_url_map()
         # Matching with an explicit path and method reads nothing else from
         # the adapter, so one adapter serves every request; binding per
         # request is only needed to build a redirect's absolute URL.
         self._adapter = self.url_map.bind("localhost")
-        self._matches: dict[tuple[str, str], tuple[Any, dict]] = {}
+        self._matches: dict[tuple[str, str], tuple[WebProvider, Mapping[str, Any]]] = {}
 
-    def match(self, path: str, method: str) -> tuple[Any, dict]:
+    def match(self, path: str, method: str) -> tuple[WebProvider, dict[str, Any]]:
         """``(provider, url_values)`` for a request; raises werkzeug's
         ``NotFound``, ``MethodNotAllowed`` or ``RequestRedirect``."""
         key = (path, method)
         found = self._matches.get(key)
         if found is None:
+            # the endpoint of every rule is its provider (see get_url_rule)
             found = self._adapter.match(path, method)
             # Bounded: a client requesting endless distinct URLs only
             # restarts the cache.
@@ -83,10 +99,12 @@ class WsgiApp:
             self._matches[key] = found
         return found[0], dict(found[1])
 
-    def __call__(self, environ: dict, start_response: Any) -> Any:
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request (503 once the server stopped accepting)."""
+        response: WSGIApplication
         if not self.server.accepting:
-            response: Any = _SERVICE_STOPPING
+            response = _SERVICE_STOPPING
             return response(environ, start_response)
         request = Request(environ, populate_request=False)
         try:
@@ -96,15 +114,16 @@ class WsgiApp:
         except HTTPException as exc:
             response = exc
         else:
-            request.path_values = values
+            # Nameko's attribute, which werkzeug's Request does not declare
+            request.path_values = values  # type: ignore[attr-defined]
             try:
                 response = provider.handle_request(request)
-            except Exception:  # a provider bug must not leak a traceback
+            except Exception:  # noqa: BLE001 - a provider bug must not leak a traceback
                 _log.exception("%r failed to handle a request", provider)
                 response = Response("Error: internal server error\n", status=500)
         return response(environ, start_response)
 
-    def _redirect(self, environ: dict) -> Any:
+    def _redirect(self, environ: WSGIEnvironment) -> WSGIApplication:
         try:
             self.url_map.bind_to_environ(environ).match()
         except HTTPException as exc:
@@ -141,7 +160,8 @@ class WebServer(ProviderCollector, SharedExtension):
         self._wsgi_server: Any = None
         self._pool: Any = None
         self._accept_thread: Any = None
-        self._connections: dict[Any, list] = {}
+        #: eventlet's ``[address, socket, STATE_*]`` of each open connection
+        self._connections: dict[socket.socket, list[Any]] = {}
         self.accepting = False
 
     @property
@@ -149,7 +169,7 @@ class WebServer(ProviderCollector, SharedExtension):
         """All web server classes share one key: one server per container."""
         return WebServer
 
-    def bind(self, container: Any) -> "WebServer":
+    def bind(self, container: ContainerInterface) -> WebServer:
         """Return the container's web server, refusing a second server class."""
         existing = container.shared_extensions.get(WebServer)
         if existing is not None and type(existing) is not type(self):
@@ -171,7 +191,8 @@ class WebServer(ProviderCollector, SharedExtension):
         """The port the server listens on (useful with port 0)."""
         if self._sock is None:
             raise RuntimeError("the web server is not listening yet")
-        return self._sock.getsockname()[1]
+        port: int = self._sock.getsockname()[1]
+        return port
 
     def setup(self) -> None:
         """Check the configured address early, with a clear error."""
@@ -198,11 +219,12 @@ class WebServer(ProviderCollector, SharedExtension):
         )
         _log.debug("%s serving HTTP on %s:%s", self.container.service_name, host, self.port)
 
-    def get_wsgi_app(self) -> Any:
+    def get_wsgi_app(self) -> WSGIApplication:
         """Return the WSGI application to serve; override to add middleware."""
         return WsgiApp(self)
 
-    def get_wsgi_server(self, sock: Any, wsgi_app: Any, protocol: type = HttpProtocol) -> Any:
+    def get_wsgi_server(self, sock: socket.socket, wsgi_app: WSGIApplication,
+                        protocol: type = HttpProtocol) -> WsgiServer:
         """Return the eventlet WSGI server object serving ``wsgi_app`` on ``sock``."""
         config = self.container.config
         return WsgiServer(
@@ -217,9 +239,11 @@ class WebServer(ProviderCollector, SharedExtension):
 
     def get_url_map(self) -> Map:
         """The werkzeug ``Map`` of every registered provider's rule."""
-        return Map([provider.get_url_rule() for provider in self._providers])
+        # Only web providers register with a web server.
+        providers = cast("set[WebProvider]", self._providers)
+        return Map([provider.get_url_rule() for provider in providers])
 
-    def context_data_from_headers(self, request: Request) -> dict:
+    def context_data_from_headers(self, request: Request) -> dict[str, Any]:
         """Context data for the worker handling ``request``; none by default."""
         return {}
 
@@ -289,12 +313,12 @@ class WebServer(ProviderCollector, SharedExtension):
             # Blocks while the pool is full: new clients wait in the backlog.
             pool.spawn(self._serve_connection, state)
 
-    def _serve_connection(self, state: list) -> None:
+    def _serve_connection(self, state: list[Any]) -> None:
         try:
             self._wsgi_server.process_request(state)
         except OSError as exc:
             _log.debug("connection from %s ended: %s", state[0], exc)
-        except Exception:
+        except Exception:  # noqa: BLE001 - one connection's failure must not stop the server
             _log.exception("error serving the connection from %s", state[0])
         finally:
             self._connections.pop(state[1], None)

@@ -28,14 +28,14 @@ import json
 import logging
 import uuid
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request
 
 from nameko_like._eventlet import eventlet
-import eventlet.websocket  # noqa: E402  (after _eventlet silenced its import warning)
+import eventlet.websocket  # after _eventlet silenced its import warning
 
 from nameko_like.constants import (
     DEFAULT_WEB_MAX_CONTENT_LENGTH,
@@ -53,19 +53,24 @@ from nameko_like.extensions import (
     ProviderCollector,
     SharedExtension,
 )
+from nameko_like.protocols import ExcInfo
 from nameko_like.web.connection import Connection, event_frame, kill_all
 from nameko_like.web.hub import WebSocketHub
 from nameko_like.web.server import WebServer
+from nameko_like.worker_context import WorkerContext
 
 __all__ = [
     "Connection", "WebSocketHub", "WebSocketHubProvider", "WebSocketRpc", "WebSocketServer",
     "event_frame", "rpc",
 ]
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+
 _log = logging.getLogger(__name__)
 
 
-def _is_upgrade(environ: dict) -> bool:
+def _is_upgrade(environ: WSGIEnvironment) -> bool:
     """Whether a request asks for a websocket (as werkzeug's routing decides it)."""
     tokens = environ.get("HTTP_CONNECTION", "").lower().split(",")
     return (any(token.strip(" \t") == "upgrade" for token in tokens)
@@ -91,7 +96,7 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         self.sockets: dict[str, Connection] = {}
         self.channels: dict[str, set[str]] = {}
         self.hub = WebSocketHub(self)
-        self._methods: dict[str, Any] = {}
+        self._methods: dict[str, WebSocketRpc] = {}
         self._killed = False
 
     def setup(self) -> None:
@@ -100,7 +105,10 @@ class WebSocketServer(ProviderCollector, SharedExtension):
 
     def start(self) -> None:
         """Index the RPC entrypoints by method name."""
-        self._methods = {provider.method_name: provider for provider in self._providers}
+        # Only websocket RPC entrypoints register here, once bound to their method.
+        providers = cast("set[WebSocketRpc]", self._providers)
+        self._methods = {provider.method_name: provider for provider in providers
+                         if provider.method_name is not None}
 
     def stop(self) -> None:
         """Once the entrypoints stopped, disconnect every client and unmount."""
@@ -122,7 +130,7 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         """The routing rule of the websocket endpoint."""
         return Rule(self.path, methods=["GET"], endpoint=self)
 
-    def handle_request(self, request: Request) -> Any:
+    def handle_request(self, request: Request) -> WSGIApplication:
         """Answer the upgrade request with eventlet's websocket application.
 
         A request that is not a websocket upgrade gets werkzeug's 400, as
@@ -134,14 +142,15 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         max_frame = self.container.config.get(
             WEB_MAX_CONTENT_LENGTH_CONFIG_KEY, DEFAULT_WEB_MAX_CONTENT_LENGTH
         )
-        app = eventlet.websocket.WebSocketWSGI(
+        websocket_app = eventlet.websocket.WebSocketWSGI(
             partial(self._serve, context_data), max_frame_length=max_frame
         )
         # Pre-RFC 6455 drafts are obsolete, and unsafe.
-        app.support_legacy_versions = False
+        websocket_app.support_legacy_versions = False
+        app: WSGIApplication = websocket_app
         return app
 
-    def _serve(self, context_data: dict, ws: Any) -> None:
+    def _serve(self, context_data: dict[str, Any], ws: Any) -> None:
         # The per-operation HTTP timeout would end idle websockets.
         ws.socket.settimeout(None)
         connection = Connection(str(uuid.uuid4()), ws, context_data)
@@ -159,7 +168,7 @@ class WebSocketServer(ProviderCollector, SharedExtension):
                     break
                 calls.spawn(self._handle_frame, connection, frame)
             graceful = True
-        except Exception as exc:  # a protocol error from the client ends its connection
+        except Exception as exc:  # noqa: BLE001 - a protocol error from the client ends its connection
             graceful = True
             _log.debug("websocket %s ended: %r", connection.socket_id, exc)
         finally:
@@ -217,7 +226,7 @@ class WebSocketServer(ProviderCollector, SharedExtension):
                 )
             except (TypeError, ValueError):
                 raise UnserializableValueError(result) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is answered to the client
             # The error as Nameko sends it: exc_type, exc_path, exc_args, value.
             reply = json.dumps(
                 {"type": "result", "success": False, "error": serialize(exc),
@@ -247,7 +256,7 @@ class WebSocketHubProvider(DependencyProvider):
         """The hub (an attribute of Nameko's provider once set up)."""
         return self.server.hub
 
-    def get_dependency(self, worker_ctx: Any) -> WebSocketHub:
+    def get_dependency(self, worker_ctx: WorkerContext) -> WebSocketHub:
         """The hub."""
         return self.server.hub
 
@@ -269,7 +278,8 @@ class WebSocketRpc(Entrypoint):
         """Stop taking calls at once."""
         self.server.unregister_provider(self)
 
-    def handle_message(self, socket_id: str, data: dict, context_data: dict) -> Any:
+    def handle_message(self, socket_id: str, data: dict[str, Any],
+                       context_data: dict[str, Any]) -> Any:
         """Run a worker with ``data`` as keyword arguments; return its result."""
         done = eventlet.event.Event()
         self.container.spawn_worker(
@@ -279,7 +289,8 @@ class WebSocketRpc(Entrypoint):
         )
         return done.wait()
 
-    def handle_result(self, done: Any, worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+    def handle_result(self, done: Any, worker_ctx: WorkerContext, result: Any,
+                      exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         """Hand the outcome to the waiting frame handler (runs in the worker)."""
         done.send(result, exc_info)
         return result, exc_info

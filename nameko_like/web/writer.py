@@ -10,16 +10,23 @@ sent as they come, chunked when their length is unknown.
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
-import eventlet.wsgi  # noqa: E402  (after _eventlet silenced its import warning)
+import eventlet.wsgi  # after _eventlet silenced its import warning
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 _log = logging.getLogger(__name__)
 
-_date_cache: list = [0, ""]
+#: ``[second, its formatted date]``, shared by every response of the process.
+_date_cache: list[Any] = [0, ""]
 
 
 def http_date() -> str:
@@ -27,31 +34,36 @@ def http_date() -> str:
     now = int(time.time())
     if now != _date_cache[0]:
         _date_cache[:] = [now, formatdate(now, usegmt=True)]
-    return _date_cache[1]
+    date: str = _date_cache[1]
+    return date
 
 
 class _Response:
     """The state of one response while the application produces it."""
 
     __slots__ = (
-        "protocol", "status", "headers", "head_sent", "chunked",
-        "length", "written", "bodyless",
+        "bodyless", "chunked", "head_sent", "headers", "length",
+        "protocol", "status", "written",
     )
 
-    def __init__(self, protocol: Any) -> None:
+    def __init__(self, protocol: ResponseWriter) -> None:
         self.protocol = protocol
         self.status: str | None = None
-        self.headers: list = []
+        self.headers: list[tuple[str, str]] = []
         self.head_sent = False
         self.chunked = False
         self.length: int | None = None
         self.written = 0
         self.bodyless = protocol.command == "HEAD"
 
-    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Any:
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
         """The WSGI ``start_response`` callable."""
         if exc_info is not None and self.head_sent:
-            raise exc_info[1].with_traceback(exc_info[2])
+            error = exc_info[1]
+            if error is None:
+                raise TypeError("start_response after the head was sent, with an empty exc_info")
+            raise error.with_traceback(exc_info[2])
         self.status = status
         self.headers = headers
         return self.write
@@ -146,7 +158,7 @@ def _taken_over() -> bool:
     return getattr(eventlet.wsgi.WSGI_LOCAL, "already_handled", False)
 
 
-def _join(parts: list) -> bytes:
+def _join(parts: list[bytes | str]) -> bytes:
     if len(parts) == 1 and isinstance(parts[0], bytes):
         return parts[0]
     return b"".join(part.encode("latin-1") if isinstance(part, str) else part for part in parts)
@@ -160,11 +172,23 @@ class ResponseWriter:
     500 (the traceback goes to the log only); after, the connection is closed.
     """
 
+    # Provided by the protocol class this is mixed into (declared, not set).
+    environ: WSGIEnvironment
+    application: WSGIApplication
+    requestline: str
+    command: str
+    protocol_version: str
+    request_version: str
+    close_connection: bool
+    #: eventlet's ``[client address, socket, STATE_*]`` of the connection
+    conn_state: list[Any]
+    connection: socket.socket
+
     def handle_one_response(self) -> None:
         """Call the application with ``self.environ`` and send its response."""
         environ = self.environ
         response = _Response(self)
-        result = None
+        result: Iterable[bytes] | None = None
         try:
             result = self.application(environ, response.start_response)
             if response.status is None and _taken_over():
@@ -181,7 +205,7 @@ class ResponseWriter:
                 response.finish()
         except OSError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - an application error is answered, never raised
             _log.exception("error in the WSGI application for %r", self.requestline)
             self.close_connection = True
             if not response.head_sent:

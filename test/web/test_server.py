@@ -196,7 +196,7 @@ class HeaderContextServer(WebServer):
 
         def tagging(environ, start_response):
             def tag(status, headers, exc_info=None):
-                return start_response(status, headers + [("X-Middleware", "on")], exc_info)
+                return start_response(status, [*headers, ("X-Middleware", "on")], exc_info)
             return app(environ, tag)
 
         return tagging
