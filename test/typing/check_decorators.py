@@ -20,8 +20,10 @@ from nameko_like.containers import ServiceContainer
 from nameko_like.dependency_providers import Config
 from nameko_like.events import event_handler
 from nameko_like.messaging import consume
-from nameko_like.protocols import ContainerInterface, DeliveredMessage
+from nameko_like.protocols import ContainerInterface, DeliveredMessage, ReplyRouter
 from nameko_like.rpc import rpc
+from nameko_like.rpc.reply_listener import ReplyListener
+from nameko_like.standalone.rpc import StandaloneReplyRouter
 from nameko_like.timer import timer
 from nameko_like.testing.services import once
 from nameko_like.web import http
@@ -97,6 +99,11 @@ def deliver(raw_delivery: Delivery, kombu_message: Message) -> None:
     handle(raw_delivery)
     handle(kombu_message)
     handle("not a message")  # E: arg-type
+
+
+# A container's reply listener and a standalone proxy's router both route replies.
+def routers(listener: ReplyListener, standalone: StandaloneReplyRouter) -> list[ReplyRouter]:
+    return [listener, standalone]
 
 
 class Tested:
