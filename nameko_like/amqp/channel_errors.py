@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import amqp
 from amqp import spec
@@ -53,7 +52,7 @@ class PublishRefused(DeliveryError):
 class ChannelClosedByBroker(Exception):
     """What the broker said when it closed a publish channel."""
 
-    def __init__(self, channel: Any, reply_code: int, reply_text: str) -> None:
+    def __init__(self, channel: amqp.Channel, reply_code: int, reply_text: str) -> None:
         super().__init__(f"{reply_code}: {reply_text}")
         self.channel = channel
         self.reply_code = reply_code
@@ -70,7 +69,8 @@ class SentPublish:
     mandatory: bool
 
 
-def watch_channel_close(channel: Any, on_closed: Callable[[ChannelClosedByBroker], None]) -> None:
+def watch_channel_close(channel: amqp.Channel,
+                        on_closed: Callable[[ChannelClosedByBroker], None]) -> None:
     """Call ``on_closed`` when the broker closes ``channel``, instead of reviving it.
 
     py-amqp would reopen the channel under the same number, without
@@ -86,14 +86,14 @@ def watch_channel_close(channel: Any, on_closed: Callable[[ChannelClosedByBroker
     channel._callbacks[spec.Channel.Close] = on_close
 
 
-def acknowledge_close(channel: Any) -> None:
+def acknowledge_close(channel: amqp.Channel) -> None:
     """Send ``channel.close-ok`` and free the channel's number."""
     channel.send_method(spec.Channel.CloseOk)
     channel.is_open = False
     channel.collect()
 
 
-def open_channel_nowait(connection: Any) -> Any:
+def open_channel_nowait(connection: amqp.Connection) -> amqp.Channel:
     """A new py-amqp channel, opened and put in confirm mode without waiting.
 
     The reader greenthread owns the socket, so nobody may wait for the

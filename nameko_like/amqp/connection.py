@@ -22,9 +22,10 @@ from nameko_like.utils import sanitize_url
 MEMORY_POLLING_INTERVAL = 0.001
 
 
-def amqp_uri_from_config(config: dict) -> str:
+def amqp_uri_from_config(config: dict[str, Any]) -> str:
     """The broker URI of ``config`` (the local RabbitMQ when unset)."""
-    return config.get(AMQP_URI_CONFIG_KEY) or DEFAULT_AMQP_URI
+    uri: str = config.get(AMQP_URI_CONFIG_KEY) or DEFAULT_AMQP_URI
+    return uri
 
 
 def is_memory_uri(uri: str) -> bool:
@@ -32,7 +33,7 @@ def is_memory_uri(uri: str) -> bool:
     return uri.startswith("memory:")
 
 
-def connection_params(config: dict, heartbeat: bool = True) -> dict[str, Any]:
+def connection_params(config: dict[str, Any], heartbeat: bool = True) -> dict[str, Any]:
     """Keyword arguments for ``kombu.Connection`` taken from ``config``.
 
     ``heartbeat`` is left out where nobody would send heartbeats (a client
@@ -58,17 +59,22 @@ def connection_params(config: dict, heartbeat: bool = True) -> dict[str, Any]:
     return params
 
 
-def make_connection(config: dict, heartbeat: bool = True) -> Connection:
+def make_connection(config: dict[str, Any], heartbeat: bool = True) -> Connection:
     """A new, not yet connected, kombu connection for ``config``."""
     return Connection(**connection_params(config, heartbeat=heartbeat))
 
 
-def safe_uri(config: dict) -> str:
+def safe_uri(config: dict[str, Any]) -> str:
     """The broker URI of ``config`` with its password masked, for messages."""
     return sanitize_url(amqp_uri_from_config(config))
 
 
-def connection_key(config: dict) -> tuple:
+#: What tells two connections apart: URI, SSL, login method, transport
+#: options, heartbeat (the parts that are not hashable as given, repr'd).
+ConnectionKey = tuple[str, str, str | None, str, float | None]
+
+
+def connection_key(config: dict[str, Any]) -> ConnectionKey:
     """A hashable key of everything that makes two connections differ."""
     params = connection_params(config)
     return (
@@ -80,7 +86,7 @@ def connection_key(config: dict) -> tuple:
     )
 
 
-def verify_amqp_uri(config: dict, timeout: float = 5) -> None:
+def verify_amqp_uri(config: dict[str, Any], timeout: float = 5) -> None:
     """Connect once to check the broker is reachable; raise ``ConnectionError`` if not.
 
     The error names the URI (password masked) and what to do about it.
@@ -91,7 +97,7 @@ def verify_amqp_uri(config: dict, timeout: float = 5) -> None:
     connection = make_connection(config, heartbeat=False)
     try:
         connection.ensure_connection(max_retries=1, timeout=timeout)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to connect gets the hint below
         raise ConnectionError(
             f"cannot reach the AMQP broker at {sanitize_url(uri)} ({exc}); "
             "start RabbitMQ (`rabbitmq-server -detached`) or run embedded with --broker memory://"

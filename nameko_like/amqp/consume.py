@@ -17,20 +17,28 @@ from __future__ import annotations
 import collections
 import logging
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import amqp
-from kombu import Queue
+from kombu import Connection, Queue
+from kombu.transport.virtual import Channel as VirtualChannel
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, safe_uri
 from nameko_like.amqp.retry import wait_for_broker
-from nameko_like.exceptions import ConfigurationError
 from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
+from nameko_like.exceptions import ConfigurationError
+from nameko_like.protocols import ContainerInterface, DeliveredMessage
 
 _log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[Any], None]
+#: What a consumed queue's messages are handed to, in delivery order.
+MessageHandler = Callable[[DeliveredMessage], None]
+
+#: A consumer connection's channel: py-amqp's, or kombu's virtual channel on
+#: the memory:// transport (whose deliveries are kombu Messages).
+ConsumerChannel: TypeAlias = "amqp.Channel | VirtualChannel"
 
 
 class Delivery:
@@ -41,19 +49,19 @@ class Delivery:
     ``reject(requeue)``, as kombu's messages have them.
     """
 
-    __slots__ = ("body", "properties", "headers", "content_type", "content_encoding",
-                 "delivery_info", "delivery_tag", "channel")
+    __slots__ = ("body", "channel", "content_encoding", "content_type", "delivery_info",
+                 "delivery_tag", "headers", "properties")
 
     def __init__(self, raw: amqp.Message) -> None:
-        properties = raw.properties
-        self.body = raw.body
+        properties: dict[str, Any] = raw.properties
+        self.body: bytes = raw.body
         self.properties = properties
-        self.headers = properties.get("application_headers") or {}
-        self.content_type = properties.get("content_type")
-        self.content_encoding = properties.get("content_encoding")
-        self.delivery_info = raw.delivery_info
-        self.delivery_tag = raw.delivery_info["delivery_tag"]
-        self.channel = raw.channel
+        self.headers: dict[str, Any] = properties.get("application_headers") or {}
+        self.content_type: str | None = properties.get("content_type")
+        self.content_encoding: str | None = properties.get("content_encoding")
+        self.delivery_info: dict[str, Any] = raw.delivery_info
+        self.delivery_tag: int = raw.delivery_info["delivery_tag"]
+        self.channel: amqp.Channel = raw.channel
 
     def ack(self) -> None:
         """Acknowledge the message."""
@@ -62,6 +70,7 @@ class Delivery:
     def reject(self, requeue: bool = False) -> None:
         """Reject the message, back to its queue if ``requeue``."""
         self.channel.basic_reject(self.delivery_tag, requeue)
+
 
 #: Broker answers to a declaration that no reconnect can fix. (Not
 #: RESOURCE_LOCKED: an exclusive queue held by our own previous connection
@@ -86,7 +95,8 @@ class ConsumerConnection:
         prefetch_count: how many unacknowledged messages the broker may send.
     """
 
-    def __init__(self, container: Any, config: dict, prefetch_count: int) -> None:
+    def __init__(self, container: ContainerInterface, config: dict[str, Any],
+                 prefetch_count: int) -> None:
         self.container = container
         self.config = config
         self.prefetch_count = prefetch_count
@@ -94,13 +104,14 @@ class ConsumerConnection:
         #: queues whose handler never spawns a worker: no backlog for them
         self._workerless: set[str] = set()
         self._consumers: dict[str, str] = {}
-        self._connection: Any = None
-        self._channel: Any = None
+        self._connection: Connection | None = None
+        self._channel: ConsumerChannel | None = None
         self._write_lock = eventlet.semaphore.Semaphore()
-        self._backlog: collections.deque = collections.deque()
+        self._backlog: collections.deque[tuple[str, DeliveredMessage]] = collections.deque()
         self._backlog_ready = eventlet.event.Event()
         self._stopping = False
         self._ready = eventlet.event.Event()
+        # eventlet's GreenThreads (eventlet ships no types)
         self._reader: Any = None
         self._dispatcher: Any = None
         self._unsettled = 0
@@ -110,7 +121,7 @@ class ConsumerConnection:
         #: called as ``on_handler_error(message, error)`` when a handler
         #: raises: the error belongs to that message (it is dead-lettered),
         #: never to the reader, which must go on with the others
-        self.on_handler_error: Callable[[Any, Exception], None] | None = None
+        self.on_handler_error: Callable[[DeliveredMessage, Exception], None] | None = None
 
     # -- queues ------------------------------------------------------------------
 
@@ -145,11 +156,14 @@ class ConsumerConnection:
                         channel.basic_cancel(tag, nowait=True)
                     else:
                         channel.basic_cancel(tag)
-            except Exception as exc:  # a dead connection cancels by itself
+            except Exception as exc:  # noqa: BLE001 - a dead connection cancels by itself
                 _log.debug("cancel of %s failed: %s", queue_name, exc)
 
     def _consume(self, queue: Queue, nowait: bool = False) -> None:
         channel = self._channel
+        if channel is None:
+            # the connection was lost meanwhile: reconnecting consumes every queue
+            return
         queue(channel).declare(nowait=nowait)
         name = queue.name
         if isinstance(channel, amqp.Channel):
@@ -186,7 +200,7 @@ class ConsumerConnection:
         # not from inside the reader's read: writing may yield
         eventlet.spawn_n(self._consume_again, queue_name, self._channel)
 
-    def _consume_again(self, queue_name: str, channel: Any) -> None:
+    def _consume_again(self, queue_name: str, channel: ConsumerChannel | None) -> None:
         entry = self._handlers.get(queue_name)
         if entry is None or channel is not self._channel or queue_name in self._consumers:
             return
@@ -201,7 +215,8 @@ class ConsumerConnection:
     def start(self, timeout: float | None = None) -> None:
         """Connect and start consuming; return once consuming (or raise)."""
         self._reader = self.container.spawn_managed_thread(self._read_forever, "amqp-consumer")
-        self._dispatcher = self.container.spawn_managed_thread(self._dispatch_backlog, "amqp-backlog")
+        self._dispatcher = self.container.spawn_managed_thread(self._dispatch_backlog,
+                                                               "amqp-backlog")
         with eventlet.Timeout(timeout):
             self._ready.wait()
 
@@ -231,12 +246,12 @@ class ConsumerConnection:
         if connection is not None:
             try:
                 connection.release()
-            except Exception:  # closing a broken connection may fail; it's gone either way
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it's gone
                 pass
 
     # -- reading -----------------------------------------------------------------
 
-    def _connect(self) -> None:
+    def _connect(self) -> Connection:
         connection = make_connection(self.config)
         connection.connect()
         tune_connection(connection, coalesce_writes=True)
@@ -248,6 +263,7 @@ class ConsumerConnection:
         self._connection, self._channel = connection, channel
         for queue, _handler in list(self._handlers.values()):
             self._consume(queue)
+        return connection
 
     def _read_forever(self) -> None:
         interval = RECONNECT_INTERVAL_START
@@ -255,7 +271,7 @@ class ConsumerConnection:
         while not self._stopping:
             try:
                 with self._write_lock:
-                    self._connect()
+                    connection = self._connect()
             except Exception as exc:
                 self._close()
                 if isinstance(exc, _DECLARATION_ERRORS) or not self._is_connection_error(exc):
@@ -276,12 +292,13 @@ class ConsumerConnection:
                 interval = min(interval * 2, RECONNECT_INTERVAL_MAX)
                 continue
             if attempt:
-                _log.warning("reconnected to %s after %d attempt(s)", safe_uri(self.config), attempt)
+                _log.warning("reconnected to %s after %d attempt(s)", safe_uri(self.config),
+                             attempt)
             attempt, interval = 0, RECONNECT_INTERVAL_START
             if not self._ready.ready():
                 self._ready.send(None)
             try:
-                self._drain(self._connection)
+                self._drain(connection)
             except Exception as exc:
                 if self._stopping:
                     return
@@ -293,7 +310,7 @@ class ConsumerConnection:
                 for callback in self.on_lost:
                     callback(exc)
 
-    def _drain(self, connection: Any) -> None:
+    def _drain(self, connection: Connection) -> None:
         heartbeats = start_heartbeats(connection, self._write_lock)
         try:
             while not self._stopping and self._connection is connection:
@@ -309,7 +326,7 @@ class ConsumerConnection:
 
     # -- dispatching ------------------------------------------------------------
 
-    def _on_message(self, queue_name: str, message: Any) -> None:
+    def _on_message(self, queue_name: str, message: DeliveredMessage) -> None:
         self._unsettled += 1
         if self._settled_all.ready():
             self._settled_all.reset()
@@ -321,7 +338,7 @@ class ConsumerConnection:
             if not self._backlog_ready.ready():
                 self._backlog_ready.send(None)
 
-    def _handle(self, queue_name: str | None, message: Any) -> None:
+    def _handle(self, queue_name: str | None, message: DeliveredMessage) -> None:
         entry = self._handlers.get(queue_name) if queue_name else None
         if entry is None:
             # consumption of this queue was cancelled meanwhile
@@ -361,7 +378,7 @@ class ConsumerConnection:
 
     # -- settling ----------------------------------------------------------------
 
-    def settle(self, message: Any, requeue: bool | None = None) -> None:
+    def settle(self, message: DeliveredMessage, requeue: bool | None = None) -> None:
         """Ack ``message`` (``requeue`` None), or reject it, requeued or not.
 
         A message from a connection that has since been lost can't be

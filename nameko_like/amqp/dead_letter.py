@@ -12,11 +12,13 @@ arguments Nameko declares them with, and mixed deployments stay compatible.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kombu import Queue
 
 from nameko_like.amqp.publish_channel import get_publish_channel
+from nameko_like.protocols import DeliveredMessage
 
 _log = logging.getLogger(__name__)
 
@@ -34,13 +36,18 @@ def dead_letter_queue_name(service_name: str) -> str:
     return f"{service_name}.dead-letter"
 
 
-def _copy_properties(message: Any) -> dict:
+#: AMQP properties a moved message keeps (the others are set anew).
+_KEPT_PROPERTIES = ("correlation_id", "reply_to", "priority", "message_id", "timestamp", "type",
+                    "app_id", "user_id")
+
+
+def _copy_properties(message: DeliveredMessage) -> dict[str, Any]:
     properties = dict(message.properties or {})
-    keep = ("correlation_id", "reply_to", "priority", "message_id", "timestamp", "type", "app_id", "user_id")
-    return {key: properties[key] for key in keep if properties.get(key) is not None}
+    return {key: properties[key] for key in _KEPT_PROPERTIES if properties.get(key) is not None}
 
 
-def republish(config: dict, message: Any, routing_key: str, extra_headers: dict,
+def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: str,
+              extra_headers: dict[str, Any],
               on_done: Callable[[BaseException | None], None]) -> None:
     """Publish ``message`` unchanged to queue ``routing_key`` via the default exchange.
 
@@ -63,13 +70,13 @@ def republish(config: dict, message: Any, routing_key: str, extra_headers: dict,
             declare=(queue,),
             **_copy_properties(message),
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever failed the publish, on_done decides
         on_done(exc)
         return
     outcome.add_callback(lambda settled: on_done(settled.error))
 
 
-def dead_letter(config: dict, service_name: str, message: Any, reason: str,
+def dead_letter(config: dict[str, Any], service_name: str, message: DeliveredMessage, reason: str,
                 on_done: Callable[[BaseException | None], None]) -> None:
     """Send ``message`` to the service's dead-letter queue with ``reason``."""
     headers = dict(origin_headers(message), **{REASON_HEADER: reason})
@@ -94,7 +101,7 @@ def _for_log(value: Any) -> str:
     return escaped
 
 
-def origin_headers(message: Any) -> dict:
+def origin_headers(message: DeliveredMessage) -> dict[str, Any]:
     """Where ``message`` was first published, as ``x-original-*`` headers.
 
     A message requeued by nameko_like arrives through the default exchange;
@@ -113,7 +120,7 @@ def origin_headers(message: Any) -> dict:
     }
 
 
-def redelivery_count(message: Any) -> int:
+def redelivery_count(message: DeliveredMessage) -> int:
     """How often this message was requeued after a handler error."""
     try:
         return int((message.headers or {}).get(REDELIVERY_HEADER, 0))

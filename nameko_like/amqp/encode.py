@@ -51,7 +51,7 @@ def _default_json_encoder() -> bool:
 
 
 def build_message(body: Any, serializer: str | None = None, compression: str | None = None,
-                  headers: dict | None = None, expiration: float | None = None,
+                  headers: dict[str, Any] | None = None, expiration: float | None = None,
                   **properties: Any) -> amqp.Message:
     """A py-amqp message with kombu's encoding conventions."""
     unknown = set(properties) - _PROPERTY_NAMES
@@ -59,7 +59,8 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
         raise TypeError(f"unknown publish option(s): {', '.join(sorted(unknown))}")
     headers = dict(headers) if headers else {}
     data, content_type, content_encoding = encode_body(
-        body, serializer, properties.pop("content_type", None), properties.pop("content_encoding", None))
+        body, serializer, properties.pop("content_type", None),
+        properties.pop("content_encoding", None))
     if compression:
         data, headers["compression"] = compress(data, compression)
     if expiration is not None:
@@ -70,11 +71,12 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
                         application_headers=headers, **properties)
 
 
-def send_publish(channel: Any, message: amqp.Message, exchange: str, routing_key: str,
+def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, routing_key: str,
                  mandatory: bool) -> None:
     """Write a basic.publish on a py-amqp channel without polling the socket.
 
     py-amqp's own ``basic_publish`` reads the socket before each publish to
     catch ``connection.blocked``; here a reader greenthread owns reads.
     """
-    channel.send_method(spec.Basic.Publish, "Bssbb", (0, exchange, routing_key, mandatory, False), message)
+    channel.send_method(spec.Basic.Publish, "Bssbb",
+                        (0, exchange, routing_key, mandatory, False), message)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
 
 from nameko_like.exceptions import RpcTimeout
 
@@ -16,12 +16,12 @@ class PublishOutcome:
     That is what lets many publishes share one round trip to the broker.
     """
 
-    __slots__ = ("_error", "_settled", "_callbacks", "_waiter", "returned", "route")
+    __slots__ = ("_callbacks", "_error", "_settled", "_waiter", "returned", "route")
 
     def __init__(self) -> None:
         self._error: BaseException | None = None
         self._settled = False
-        self._callbacks: list[Callable[["PublishOutcome"], Any]] | None = None
+        self._callbacks: list[Callable[[PublishOutcome], object]] | None = None
         self._waiter: threading.Event | None = None
         #: why the broker returned the message as unroutable, if it did
         self.returned: str | None = None
@@ -51,7 +51,7 @@ class PublishOutcome:
         for callback in callbacks or ():
             callback(self)
 
-    def add_callback(self, callback: Callable[["PublishOutcome"], Any]) -> None:
+    def add_callback(self, callback: Callable[[PublishOutcome], object]) -> None:
         """Call ``callback(outcome)`` when settled (at once if already)."""
         if self._settled:
             callback(self)
@@ -60,7 +60,8 @@ class PublishOutcome:
             self._callbacks = []
         self._callbacks.append(callback)
 
-    def wait(self, timeout: float | None = None, drain: Callable[[float | None], None] | None = None) -> None:
+    def wait(self, timeout: float | None = None,
+             drain: Callable[[float | None], None] | None = None) -> None:
         """Block until settled; raise the publish error, if any.
 
         ``drain`` is used by publishers without a reader thread: it is called

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from typing import Any
+
+from nameko_like.protocols import DeliveredMessage
 
 #: header of quorum queues: how often the message was delivered before
 DELIVERY_COUNT_HEADER = "x-delivery-count"
@@ -26,14 +27,15 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 COUNTER_SIZE = 10000
 
 
-def _key(queue_name: str, message: Any) -> bytes:
+def _key(queue_name: str, message: DeliveredMessage) -> bytes:
     properties = message.properties or {}
     digest = hashlib.blake2b(digest_size=16)
     for part in (queue_name, properties.get("correlation_id"), properties.get("message_id")):
         digest.update(repr(part).encode("utf-8", "backslashreplace"))
         digest.update(b"\0")
     body = message.body
-    digest.update(body if isinstance(body, bytes) else repr(body).encode("utf-8", "backslashreplace"))
+    digest.update(body if isinstance(body, bytes)
+                  else repr(body).encode("utf-8", "backslashreplace"))
     return digest.digest()
 
 
@@ -44,7 +46,7 @@ class RedeliveryCounter:
         self.size = size
         self._counts: collections.OrderedDict[bytes, int] = collections.OrderedDict()
 
-    def count(self, queue_name: str, message: Any) -> int:
+    def count(self, queue_name: str, message: DeliveredMessage) -> int:
         """Note a delivery of ``message``; return how many redeliveries it has had."""
         if not (message.delivery_info or {}).get("redelivered"):
             return 0

@@ -18,6 +18,8 @@ import socket
 import time
 from typing import Any
 
+from kombu import Connection
+
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import DeliveryError
 
@@ -25,7 +27,9 @@ from nameko_like.exceptions import DeliveryError
 DEFAULT_RETRY_POLICY: dict[str, Any] = {"max_retries": 3}
 
 #: kombu's ``Connection.ensure`` defaults for what a policy leaves out.
-_INTERVAL_DEFAULTS = {"interval_start": 1.0, "interval_step": 1.0, "interval_max": 1.0}
+_INTERVAL_DEFAULTS: dict[str, float] = {
+    "interval_start": 1.0, "interval_step": 1.0, "interval_max": 1.0,
+}
 
 #: Seconds allowed on top of the policy's intervals for the connection
 #: attempts (a refused connection fails at once; a broker that is shutting
@@ -43,7 +47,7 @@ class PublishBlocked(DeliveryError, ConnectionError):
     """The broker blocked publishing (a memory or disk alarm) past the publish's time."""
 
 
-def retry_seconds(retry: bool, retry_policy: dict | None) -> float:
+def retry_seconds(retry: bool, retry_policy: dict[str, Any] | None) -> float:
     """How long a publish may keep trying to reach the broker."""
     if not retry:
         return 0.0
@@ -62,7 +66,7 @@ def retry_seconds(retry: bool, retry_policy: dict | None) -> float:
     return total if timeout is None else min(total, float(timeout))
 
 
-def deadline_for(retry: bool, retry_policy: dict | None) -> float:
+def deadline_for(retry: bool, retry_policy: dict[str, Any] | None) -> float:
     """The ``time.monotonic()`` by which a publish starting now must give up."""
     return time.monotonic() + retry_seconds(retry, retry_policy)
 
@@ -76,7 +80,7 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def broker_address(connection: Any) -> tuple[str, int] | None:
+def broker_address(connection: Connection) -> tuple[str, int] | None:
     """``(host, port)`` of a kombu connection to AMQP, None for other transports."""
     port = connection.port or getattr(connection.transport, "default_port", None)
     if not connection.hostname or not port:
@@ -84,7 +88,7 @@ def broker_address(connection: Any) -> tuple[str, int] | None:
     return connection.hostname, int(port)
 
 
-def wait_for_broker(connection: Any, seconds: float) -> None:
+def wait_for_broker(connection: Connection, seconds: float) -> None:
     """Sleep up to ``seconds``, returning early once the broker's port accepts.
 
     Reconnect attempts back off so a long outage does not flood the log;

@@ -18,9 +18,12 @@ import errno
 import os
 import socket
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
+import amqp
 from amqp.transport import TCPTransport
+from kombu import Connection
 
 from nameko_like._eventlet import eventlet
 
@@ -39,14 +42,15 @@ HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 class _BufferedReader:
     """A replacement for ``TCPTransport._read`` that reads ahead."""
 
-    __slots__ = ("transport", "buffer", "position")
+    __slots__ = ("buffer", "position", "transport")
 
     def __init__(self, transport: TCPTransport) -> None:
         self.transport = transport
         self.buffer = b""
         self.position = 0
 
-    def __call__(self, n: int, initial: bool = False, _errnos: tuple = _RETRY_ERRNOS) -> bytes:
+    def __call__(self, n: int, initial: bool = False,
+                 _errnos: tuple[int, ...] = _RETRY_ERRNOS) -> bytes:
         buffer, position = self.buffer, self.position
         end = position + n
         if len(buffer) >= end:
@@ -62,7 +66,7 @@ class _BufferedReader:
                 except OSError as exc:
                     if exc.errno in _errnos:
                         if initial and self.transport.raise_on_initial_eintr:
-                            raise socket.timeout() from None
+                            raise TimeoutError() from None
                         continue
                     raise
                 if not data:
@@ -87,7 +91,7 @@ class _CoalescingWriter:
     yields.
     """
 
-    __slots__ = ("sock", "pending", "busy", "sending", "turn_over", "error", "os_lock")
+    __slots__ = ("busy", "error", "os_lock", "pending", "sending", "sock", "turn_over")
 
     def __init__(self, transport: TCPTransport) -> None:
         self.sock = transport.sock
@@ -99,7 +103,7 @@ class _CoalescingWriter:
         self.turn_over = False
         self.error: OSError | None = None
 
-    def __call__(self, data: Any) -> None:
+    def __call__(self, data: bytes | memoryview) -> None:
         if self.error is not None:
             raise self.error
         if self.busy:
@@ -112,7 +116,7 @@ class _CoalescingWriter:
         eventlet.spawn_n(self._end_turn)
         self._send(data)
 
-    def _send(self, first: Any) -> None:
+    def _send(self, first: bytes | memoryview | None) -> None:
         # Never two senders on the socket at once: a sendall that blocks
         # would interleave its bytes with the other's. Whoever holds
         # `sending` also sends what was queued meanwhile.
@@ -152,7 +156,7 @@ class _CoalescingWriter:
             pass
 
 
-def tune_connection(connection: Any, coalesce_writes: bool = False) -> None:
+def tune_connection(connection: Connection, coalesce_writes: bool = False) -> None:
     """Install read-ahead (and, if asked, write batching) on a kombu connection.
 
     Only py-amqp's plain TCP transport is tuned; SSL and in-memory transports
@@ -167,22 +171,23 @@ def tune_connection(connection: Any, coalesce_writes: bool = False) -> None:
         transport._write = _CoalescingWriter(transport)
 
 
-class _Heartbeats:
+class Heartbeats:
     """The heartbeat greenthread and its OS-thread stand-in; ``kill()`` ends both."""
 
     def __init__(self) -> None:
-        self.green: Any = None
+        self.green: Any = None  # eventlet's GreenThread (eventlet ships no types)
         self.stopped = False
         #: when the greenthread last ran (``time.monotonic()``)
         self.green_tick = time.monotonic()
 
     def kill(self) -> None:
+        """Stop both; the connection they served is done."""
         self.stopped = True
         if self.green is not None:
             self.green.kill()
 
 
-def _beat_from_os_thread(state: _Heartbeats, raw: Any, writer: _CoalescingWriter,
+def _beat_from_os_thread(state: Heartbeats, raw: amqp.Connection, writer: _CoalescingWriter,
                          interval: float) -> None:
     """Send heartbeats while the hub is stalled by a worker hogging the CPU.
 
@@ -205,7 +210,8 @@ def _beat_from_os_thread(state: _Heartbeats, raw: Any, writer: _CoalescingWriter
         raw.last_heartbeat_sent = time.monotonic()
 
 
-def start_heartbeats(connection: Any, lock: Any) -> Any:
+def start_heartbeats(connection: Connection,
+                     lock: AbstractContextManager[object]) -> Heartbeats | None:
     """Send and check AMQP heartbeats beside a reader that blocks for good.
 
     Readers wait on the socket without a timeout (a timeout costs a timer
@@ -220,9 +226,9 @@ def start_heartbeats(connection: Any, lock: Any) -> Any:
     raw = getattr(connection, "connection", None)
     interval = getattr(raw, "heartbeat", 0) or 0
     transport = getattr(raw, "transport", None)
-    if not interval or not isinstance(transport, TCPTransport):
+    if raw is None or not interval or not isinstance(transport, TCPTransport):
         return None
-    state = _Heartbeats()
+    state = Heartbeats()
 
     def beat() -> None:
         while True:
@@ -236,7 +242,7 @@ def start_heartbeats(connection: Any, lock: Any) -> Any:
             try:
                 with lock:
                     connection.heartbeat_check(rate=2)
-            except Exception:  # missed heartbeats or a dead socket: wake the reader
+            except Exception:  # noqa: BLE001 - missed heartbeats or a dead socket: wake the reader
                 try:
                     raw.transport.sock.shutdown(socket.SHUT_RDWR)
                 except (OSError, AttributeError):
