@@ -286,6 +286,15 @@ class ReplyQueueExpiredWithPendingReplies(RpcError):
     """The reply queue expired while replies to it were still awaited."""
 
 
+@deserialize_to_instance
+class ResultTooLarge(RpcError):
+    """The broker refused an RPC reply for its size (its ``max_message_size``).
+
+    Sent to the caller in place of the result: the same reply would be
+    refused again, so the request is acknowledged, not run again.
+    """
+
+
 # --- requests -----------------------------------------------------------------
 
 

@@ -9,12 +9,14 @@ from typing import Any
 from kombu import Queue
 from kombu.exceptions import ContentDisallowed, DecodeError
 
+from nameko_like.amqp.channel_errors import PublishRefused
 from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.exceptions import (
     ContainerBeingKilled,
     IncorrectSignature,
     MalformedRequest,
     MethodNotFound,
+    ResultTooLarge,
     serialize,
 )
 from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
@@ -134,14 +136,45 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             # the reply could not be published: leave the request to be redelivered
             self.queue_consumer._settle(message, True)
             return
-        outcome.add_callback(partial(self._settle_after_reply, message))
+        outcome.add_callback(
+            partial(self._settle_after_reply, message, reply_to, correlation_id))
 
-    def _settle_after_reply(self, message: DeliveredMessage, outcome: PublishOutcome) -> None:
-        if outcome.error is None:
+    def _settle_after_reply(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
+                            outcome: PublishOutcome) -> None:
+        error = outcome.error
+        if error is None:
             self.queue_consumer.ack(message)
+        elif isinstance(error, PublishRefused):
+            # Permanent: running the method again would make the same reply,
+            # refused the same way. The caller hears why, and the request
+            # is settled for good.
+            self._reply_refused(message, reply_to, correlation_id, error)
         else:
-            _log.warning("reply not confirmed (%s); the request will be redelivered", outcome.error)
+            _log.warning("reply not confirmed (%s); the request will be redelivered", error)
             self.queue_consumer._settle(message, True)
+
+    def _reply_refused(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
+                       refusal: PublishRefused) -> None:
+        reason = f"the broker refused the reply: {refusal.reply_text}"
+        if not refusal.too_large:
+            self.queue_consumer.dead_letter(message, reason)
+            return
+        _log.warning("reply to %s refused for its size (%s); sending ResultTooLarge",
+                     correlation_id, refusal.reply_text)
+        assert self.replies is not None
+        notice = self.replies.send(reply_to, correlation_id, None,
+                                   serialize(ResultTooLarge(reason)))
+
+        def settle(sent: PublishOutcome) -> None:
+            if sent.error is None:
+                self.queue_consumer.ack(message)
+            else:  # not even the notice got through: keep the request aside
+                self.queue_consumer.dead_letter(message, f"{reason}; notice: {sent.error}")
+
+        if notice is None:
+            self.queue_consumer.dead_letter(message, reason)
+        else:
+            notice.add_callback(settle)
 
 
 class Rpc(Entrypoint, HeaderDecoder):
