@@ -44,7 +44,7 @@ def _queue_depth(config: dict, queue: str) -> int:
 
 def _lost_connection_lines(log: str) -> list[str]:
     return [line for line in log.splitlines()
-            if "connection to" in line and "lost" in line or "reconnected" in line]
+            if ("connection to" in line and "lost" in line) or "reconnected" in line]
 
 
 @pytest.mark.timeout(90)
