@@ -1,0 +1,136 @@
+"""The instrumentation seam: observers the framework tells what it does.
+
+The framework calls :func:`emit` at a handful of points (a worker starts and
+ends, an RPC call is sent and answered, a message is dead-lettered, ...).
+Metrics, health and structured logging are observers; so may be anything a
+user writes. An observer subclasses :class:`Observer` and overrides the hooks
+it cares about; the others are no-ops.
+
+The cost when no observer is registered is one module attribute read and a
+truth test of an empty tuple at each call site::
+
+    if instrumentation.observers:
+        instrumentation.emit("worker_started", worker_ctx)
+
+Hooks run in the greenthread where the event happens (a worker's hooks in
+the worker itself), so they must be quick and must not block. An observer
+that raises is logged and skipped: instrumentation never breaks a call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from nameko_like.worker_context import WorkerContext
+
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "ERROR",
+    "EXPECTED_ERROR",
+    "OK",
+    "Observer",
+    "emit",
+    "observers",
+    "register",
+    "unregister",
+]
+
+#: Outcomes of a worker, as passed to :meth:`Observer.worker_finished`.
+OK: Final = "ok"
+#: The method raised one of its entrypoint's ``expected_exceptions``.
+EXPECTED_ERROR: Final = "expected_error"
+#: The method raised anything else (or the worker was killed).
+ERROR: Final = "error"
+
+#: The registered observers. A tuple, replaced as a whole on every change,
+#: so call sites can test and iterate it without a lock.
+observers: tuple[Observer, ...] = ()
+
+_lock = threading.Lock()
+
+
+class Observer:
+    """Base class of observers: every hook is a documented no-op.
+
+    Durations and latencies are in seconds (``time.perf_counter`` deltas).
+    """
+
+    # -- containers and workers --------------------------------------------------
+
+    def container_started(self, container: Any) -> None:
+        """``container`` has started every extension."""
+
+    def container_stopped(self, container: Any) -> None:
+        """``container`` has stopped (gracefully or killed)."""
+
+    def worker_started(self, worker_ctx: WorkerContext) -> None:
+        """A worker is about to run; called in the worker's greenthread."""
+
+    def worker_finished(self, worker_ctx: WorkerContext, outcome: str, duration: float) -> None:
+        """A worker ended with ``outcome`` (:data:`OK`, :data:`EXPECTED_ERROR`
+        or :data:`ERROR`) after ``duration`` seconds; in the worker's greenthread,
+        after every dependency's ``worker_teardown``."""
+
+    # -- RPC client ----------------------------------------------------------------
+
+    def rpc_call_sent(self, service_name: str, method_name: str) -> None:
+        """An RPC request to ``service_name.method_name`` was published."""
+
+    def rpc_call_replied(self, service_name: str, method_name: str, duration: float) -> None:
+        """A reply arrived (a result or a remote error) ``duration`` s after sending."""
+
+    def rpc_call_timed_out(self, service_name: str, method_name: str) -> None:
+        """No reply arrived within the proxy's ``timeout``."""
+
+    def rpc_call_errored(self, service_name: str, method_name: str, error: BaseException) -> None:
+        """The call failed without a reply: unknown service, connection lost."""
+
+    # -- messages ------------------------------------------------------------------
+
+    def message_dead_lettered(self, service_name: str, queue_name: str | None,
+                              reason: str) -> None:
+        """A message consumed by ``service_name`` was moved to its dead-letter queue."""
+
+    def message_redelivered(self, service_name: str, queue_name: str) -> None:
+        """A message was requeued for another attempt (nameko_like's bounded requeue)."""
+
+    def publish_confirmed(self, latency: float) -> None:
+        """The broker confirmed a publish ``latency`` seconds after it was written."""
+
+    def broker_reconnected(self, role: str) -> None:
+        """A connection (``role``: ``"consumer"`` or ``"publisher"``) came back."""
+
+    # -- HTTP ----------------------------------------------------------------------
+
+    def http_request_done(self, service_name: str, route: str, method: str, status: int,
+                          duration: float) -> None:
+        """An HTTP request to the route *template* ``route`` (never the raw path)
+        was answered with ``status`` after ``duration`` seconds."""
+
+
+def register(observer: Observer) -> None:
+    """Add ``observer`` (once: registering it again does nothing)."""
+    global observers
+    with _lock:
+        if observer not in observers:
+            observers = (*observers, observer)
+
+
+def unregister(observer: Observer) -> None:
+    """Remove ``observer``; unknown observers are ignored."""
+    global observers
+    with _lock:
+        observers = tuple(obs for obs in observers if obs is not observer)
+
+
+def emit(hook: str, *args: Any) -> None:
+    """Call ``hook(*args)`` on every observer; one that raises is logged and skipped."""
+    for observer in observers:
+        try:
+            getattr(observer, hook)(*args)
+        except Exception:  # noqa: BLE001 - instrumentation must never break a call
+            _log.exception("observer %r failed in %s", observer, hook)
