@@ -6,6 +6,7 @@ from typing import Any
 
 from kombu import Connection
 
+from nameko_like.amqp.broker_uri import check_transport, explain_connect_failure
 from nameko_like.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
@@ -39,7 +40,7 @@ def connection_params(config: dict[str, Any], heartbeat: bool = True) -> dict[st
     ``heartbeat`` is left out where nobody would send heartbeats (a client
     that only talks while the user calls it).
     """
-    uri = amqp_uri_from_config(config)
+    uri = check_transport(amqp_uri_from_config(config))
     transport_options = dict(config.get(TRANSPORT_OPTIONS_CONFIG_KEY) or {})
     params: dict[str, Any] = {"hostname": uri, "transport_options": transport_options}
     if is_memory_uri(uri):
@@ -89,18 +90,19 @@ def connection_key(config: dict[str, Any]) -> ConnectionKey:
 def verify_amqp_uri(config: dict[str, Any], timeout: float = 5) -> None:
     """Connect once to check the broker is reachable; raise ``ConnectionError`` if not.
 
-    The error names the URI (password masked) and what to do about it.
+    The error names the URI (password masked), the cause (login refused,
+    no such vhost, nothing listening) and its fix. A transport nameko_like
+    cannot use is a ``ConfigurationError``, raised before connecting.
     """
-    uri = amqp_uri_from_config(config)
+    uri = check_transport(amqp_uri_from_config(config))
     if is_memory_uri(uri):
         return
     connection = make_connection(config, heartbeat=False)
     try:
         connection.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - any failure to connect gets the hint below
-        raise ConnectionError(
-            f"cannot reach the AMQP broker at {sanitize_url(uri)} ({exc}); "
-            "start RabbitMQ (`rabbitmq-server -detached`) or run embedded with --broker memory://"
-        ) from None
+        # the message tells a refused login, a missing vhost and a closed port apart
+        raise ConnectionError(explain_connect_failure(
+            exc, uri, connection.userid, connection.virtual_host)) from None
     finally:
         connection.release()
