@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from nameko_like import serialization
@@ -319,9 +320,11 @@ class ServiceContainer:
         try:
             self._run_worker_lifecycle(worker_ctx, handle_result)
         except Exception as exc:  # noqa: BLE001 - kills the container, logged
-            # An error outside the service method (a provider's hook, a
-            # result handler) leaves the service in an unknown state: as in
-            # Nameko the container dies loudly rather than limp on.
+            # An error outside the service method before its outcome is
+            # settled (worker_setup, a result handler) leaves the service in
+            # an unknown state: as in Nameko the container dies loudly rather
+            # than limp on. (worker_result/worker_teardown errors don't get
+            # here: see _run_after_hook.)
             _log.error("worker %s failed outside its method", worker_ctx.call_id)
             # kill() kills every worker thread, this one included: do it
             # from a thread of its own so it runs to the end.
@@ -352,14 +355,33 @@ class ServiceContainer:
                 result, exc_info = handle_result(worker_ctx, result, exc_info)
 
             for provider in self.dependencies:
-                provider.worker_result(worker_ctx, result, exc_info)
+                self._run_after_hook(provider, "worker_result", worker_ctx,
+                                     partial(provider.worker_result, worker_ctx, result, exc_info))
         finally:
             try:
                 for provider in self.dependencies:
-                    provider.worker_teardown(worker_ctx)
+                    self._run_after_hook(provider, "worker_teardown", worker_ctx,
+                                         partial(provider.worker_teardown, worker_ctx))
             finally:
                 self._worker_done(worker_ctx)
                 worker_ctx.run_teardown_callbacks()
+
+    def _run_after_hook(self, provider: DependencyProvider, hook: str,
+                        worker_ctx: WorkerContext, call: Callable[[], object]) -> None:
+        """Run a provider's ``worker_result``/``worker_teardown``; log what it raises.
+
+        These run once the method's outcome is settled: the entrypoint has
+        already sent the reply and its acknowledgement is on its way. Killing
+        the container here would race that ack (the request redelivered and
+        run again) and stop every other worker for one provider's bug, so
+        the error is logged once, the other providers' hooks still run, and
+        the container keeps serving.
+        """
+        try:
+            call()
+        except Exception:  # noqa: BLE001 - one provider's bug must not stop the service
+            _log.exception("%s of %r raised for worker %s of %s; the container keeps serving",
+                           hook, provider, worker_ctx.call_id, self.service_name)
 
     def _worker_done(self, worker_ctx: WorkerContext) -> None:
         if self._worker_threads.pop(worker_ctx, None) is not None:

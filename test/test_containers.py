@@ -10,6 +10,9 @@ from nameko_like._eventlet import eventlet
 from nameko_like.containers import ServiceContainer, get_container_cls, get_service_name
 from nameko_like.exceptions import ContainerBeingKilled, IncorrectSignature
 from nameko_like.extensions import DependencyProvider, Entrypoint, SharedExtension
+from nameko_like.rpc import rpc
+from nameko_like.standalone.rpc import ClusterRpcProxy
+from nameko_like.testing.rabbit import wait_for
 from nameko_like.testing.services import dummy, entrypoint_hook
 
 
@@ -451,3 +454,86 @@ def test_service_name_must_be_declared():
     assert get_service_name(Finisher) == "finisher"
     with pytest.raises(AttributeError, match="Nameless must define a `name`"):
         get_service_name(Nameless)
+
+
+# --- errors in worker_result / worker_teardown --------------------------------
+
+
+class FailingAfterHooks(DependencyProvider):
+    """Raises from ``worker_result`` or ``worker_teardown`` (``hook``)."""
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def get_dependency(self, worker_ctx):
+        return None
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        if self.hook == "worker_result":
+            raise RuntimeError("worker_result bug")
+
+    def worker_teardown(self, worker_ctx):
+        if self.hook == "worker_teardown":
+            raise RuntimeError("worker_teardown bug")
+
+
+RUNS = []
+
+
+class BuggyHooksService:
+    name = "buggy_hooks"
+    bad_result = FailingAfterHooks("worker_result")
+    bad_teardown = FailingAfterHooks("worker_teardown")
+    good = Recorder(Log())
+
+    @rpc
+    def double(self, value):
+        RUNS.append(value)
+        return value * 2
+
+
+@pytest.mark.integration
+def test_errors_in_worker_result_and_teardown_neither_kill_nor_race_the_ack(
+        container_factory, rabbit_config, rabbit_manager, caplog):
+    RUNS.clear()
+    caplog.set_level(logging.ERROR, logger="nameko_like.containers")
+    container = container_factory(BuggyHooksService, rabbit_config)
+    container.start()
+    calls = 30
+
+    with ClusterRpcProxy(rabbit_config, timeout=10) as cluster:
+        replies = [cluster.buggy_hooks.double.call_async(n) for n in range(calls)]
+        assert [reply.result() for reply in replies] == [n * 2 for n in range(calls)]
+        # still serving after every worker's hooks raised
+        assert cluster.buggy_hooks.double(100) == 200
+
+    assert container.running
+    # each request ran once: acked once, never redelivered
+    assert sorted(RUNS) == [*range(calls), 100]
+    queue_name = "rpc-buggy_hooks"
+
+    def settled():
+        queue = rabbit_manager.get_queue(rabbit_config["vhost"], queue_name)
+        return queue.get("messages_unacknowledged") == 0 and queue.get("messages_ready") == 0
+    wait_for(settled, timeout=10)
+    # a double ack would have closed the consumer's channel (PRECONDITION_FAILED)
+    assert container.running
+    # the other providers' hooks still ran, for every worker
+    good_log = container_provider(container, "good").log
+    assert good_log.count("worker_teardown") == calls + 1
+    # each error logged once, with its traceback
+    by_hook = {"worker_result": 0, "worker_teardown": 0}
+    for record in caplog.records:
+        for hook in by_hook:
+            if record.getMessage().startswith(f"{hook} of"):
+                assert record.exc_info is not None
+                assert f"{hook} bug" in str(record.exc_info[1])
+                by_hook[hook] += 1
+    assert by_hook == {"worker_result": calls + 1, "worker_teardown": calls + 1}
+    assert not any("failed outside its method" in r.getMessage() for r in caplog.records)
+
+
+def container_provider(container, attr_name):
+    """The bound dependency provider ``attr_name`` of ``container``."""
+    (provider,) = [dep for dep in container.dependencies if dep.attr_name == attr_name]
+    return provider
