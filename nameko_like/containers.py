@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
-from nameko_like import serialization
+from nameko_like import instrumentation, serialization
 from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
     DEFAULT_MAX_WORKERS,
@@ -173,6 +174,8 @@ class ServiceContainer:
         _run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.start())
         _run_on_all(self.entrypoints, lambda ext: ext.start())
         _log.debug("started %s", self.service_name)
+        if instrumentation.observers:
+            instrumentation.emit("container_started", self)
 
     def stop(self) -> None:
         """Stop gracefully: no new work, let running workers finish, then stop.
@@ -204,6 +207,8 @@ class ServiceContainer:
         if not self._died.ready():
             self._died.send(None)
         _log.debug("stopped %s", self.service_name)
+        if instrumentation.observers:
+            instrumentation.emit("container_stopped", self)
 
     def _wait_for_workers(self, timeout: float | None) -> bool:
         """Wait until no worker runs; False if ``timeout`` passed first."""
@@ -236,6 +241,8 @@ class ServiceContainer:
         self._kill_worker_threads()
         self._kill_managed_threads()
         self.started = False
+        if instrumentation.observers:
+            instrumentation.emit("container_stopped", self)
         if not self._died.ready():
             if exc_info is not None:
                 self._died.send_exception(*exc_info)
@@ -334,6 +341,13 @@ class ServiceContainer:
         self, worker_ctx: WorkerContext, handle_result: ResultHandler | None
     ) -> None:
         entrypoint = worker_ctx.entrypoint
+        # read once: a worker's started and finished hooks always pair up
+        observing = instrumentation.observers
+        started_at = 0.0
+        if observing:
+            started_at = time.perf_counter()
+            instrumentation.emit("worker_started", worker_ctx)
+        outcome = instrumentation.ERROR
         try:
             method = getattr(worker_ctx.service, entrypoint.method_name)
             self._inject_dependencies(worker_ctx)
@@ -344,9 +358,11 @@ class ServiceContainer:
             exc_info: ExcInfo | None = None
             try:
                 result = method(*worker_ctx.args, **worker_ctx.kwargs)
+                outcome = instrumentation.OK
             except Exception as exc:  # noqa: BLE001 - the worker's outcome, passed on
                 exc_info = _exc_info(exc)
                 if isinstance(exc, entrypoint.expected_exceptions or ()):
+                    outcome = instrumentation.EXPECTED_ERROR
                     _log.warning("(expected) %s raised %r", worker_ctx.call_id, exc)
                 else:
                     _log.exception("error handling worker %s", worker_ctx.call_id)
@@ -365,6 +381,9 @@ class ServiceContainer:
             finally:
                 self._worker_done(worker_ctx)
                 worker_ctx.run_teardown_callbacks()
+                if observing:
+                    instrumentation.emit("worker_finished", worker_ctx, outcome,
+                                         time.perf_counter() - started_at)
 
     def _run_after_hook(self, provider: DependencyProvider, hook: str,
                         worker_ctx: WorkerContext, call: Callable[[], object]) -> None:

@@ -91,12 +91,14 @@ class Observer:
 
     # -- messages ------------------------------------------------------------------
 
-    def message_dead_lettered(self, service_name: str, queue_name: str | None,
-                              reason: str) -> None:
-        """A message consumed by ``service_name`` was moved to its dead-letter queue."""
+    def message_dead_lettered(self, service_name: str, reason: str) -> None:
+        """A message consumed by ``service_name`` is being moved to its
+        dead-letter queue; ``reason`` is free text (not fit for a label)."""
 
-    def message_redelivered(self, service_name: str, queue_name: str) -> None:
-        """A message was requeued for another attempt (nameko_like's bounded requeue)."""
+    def message_redelivered(self, service_name: str, queue_name: str, by_broker: bool) -> None:
+        """A message on ``queue_name`` gets another attempt: it was requeued by
+        nameko_like's bounded requeue, or (``by_broker``) the broker delivered
+        it again after a lost connection or a reject."""
 
     def publish_confirmed(self, latency: float) -> None:
         """The broker confirmed a publish ``latency`` seconds after it was written."""

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from kombu import Exchange, Queue
 from kombu.exceptions import ContentDisallowed, DecodeError
 
-from nameko_like import serialization
+from nameko_like import instrumentation, serialization
 from nameko_like.amqp import dead_letter as dead_letters
 from nameko_like.amqp.connection import make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
@@ -161,6 +161,9 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         # before the ack, or it was rejected with requeue) would otherwise
         # run forever: past MAX_REDELIVERIES it is dead-lettered instead.
         count = self._redeliveries.count(queue_name, message)
+        if count and instrumentation.observers:
+            instrumentation.emit("message_redelivered", self.container.service_name,
+                                 queue_name, True)
         if count > self.max_redeliveries:
             self.dead_letter(message, f"redelivered {count} times by the broker "
                                       f"(MAX_REDELIVERIES={self.max_redeliveries})")
@@ -204,6 +207,9 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         if count >= self.max_redeliveries:
             self.dead_letter(message, f"handler failed {count + 1} times (MAX_REDELIVERIES={self.max_redeliveries})")
             return
+        if instrumentation.observers:
+            instrumentation.emit("message_redelivered", self.container.service_name,
+                                 queue_name, False)
         dead_letters.republish(
             self.container.config, message, queue_name,
             dict(dead_letters.origin_headers(message), **{dead_letters.REDELIVERY_HEADER: count + 1}),
@@ -212,6 +218,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
 
     def dead_letter(self, message: Any, reason: str) -> None:
         """Move ``message`` to the service's dead-letter queue with ``reason``."""
+        if instrumentation.observers:
+            instrumentation.emit("message_dead_lettered", self.container.service_name, reason)
         dead_letters.dead_letter(
             self.container.config, self.container.service_name, message, reason,
             partial(self._settle_after_copy, message),

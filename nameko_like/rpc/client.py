@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from nameko_like import instrumentation
 from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.amqp.publish_channel import DEFAULT_RETRY_POLICY, PublishConnectionLost
 from nameko_like.exceptions import (
@@ -33,8 +34,8 @@ _NOT_SET = object()
 class RpcReply:
     """The pending result of one call; ``result()`` waits for it."""
 
-    __slots__ = ("_body", "_error", "_ready", "_router", "correlation_id", "method_name",
-                 "send_seconds", "service_name", "timeout")
+    __slots__ = ("_body", "_error", "_ready", "_router", "_sent_at", "correlation_id",
+                 "method_name", "send_seconds", "service_name", "timeout")
 
     def __init__(self, router: ReplyRouter, correlation_id: str, service_name: str,
                  method_name: str, timeout: float | None) -> None:
@@ -46,6 +47,8 @@ class RpcReply:
         #: time the request took to send (reconnecting included); it
         #: counts against ``timeout``
         self.send_seconds = 0.0
+        #: perf_counter() when sent, only while observers are registered
+        self._sent_at = 0.0
         self._body: Any = _NOT_SET
         self._error: BaseException | None = None
         self._ready = threading.Event()
@@ -60,12 +63,18 @@ class RpcReply:
         if not self._ready.is_set():
             self._body = body
             self._ready.set()
+            if self._sent_at and instrumentation.observers:
+                instrumentation.emit("rpc_call_replied", self.service_name, self.method_name,
+                                     time.perf_counter() - self._sent_at)
 
     def fail(self, error: BaseException) -> None:
         """Fail the call with ``error`` unless it already completed."""
         if not self._ready.is_set():
             self._error = error
             self._ready.set()
+            if self._sent_at and instrumentation.observers:
+                instrumentation.emit("rpc_call_errored", self.service_name, self.method_name,
+                                     error)
 
     def on_publish_outcome(self, outcome: PublishOutcome) -> None:
         """Fail the call if its request never reached a queue."""
@@ -90,6 +99,9 @@ class RpcReply:
                 timeout = max(0.0, timeout - self.send_seconds)
             if not self._router.wait(self, timeout):
                 self._router.unregister(self.correlation_id)
+                if self._sent_at and instrumentation.observers:
+                    instrumentation.emit("rpc_call_timed_out", self.service_name,
+                                         self.method_name)
                 raise RpcTimeout(
                     f"{self.service_name}.{self.method_name} did not reply within {self.timeout}s"
                 )
@@ -130,6 +142,10 @@ class MethodProxy:
         correlation_id = unique_id()
         reply = RpcReply(self.router, correlation_id, self.service_name, self.method_name,
                          self.timeout)
+        if instrumentation.observers:
+            # before publishing: the reply may arrive before publish() returns
+            reply._sent_at = time.perf_counter()
+            instrumentation.emit("rpc_call_sent", self.service_name, self.method_name)
         # registered before publishing, so even an instant reply finds it
         self.router.register(correlation_id, reply)
         try:
@@ -148,8 +164,12 @@ class MethodProxy:
             )
         except PublishConnectionLost as exc:
             self.router.unregister(correlation_id)
-            raise RpcConnectionError(
-                f"cannot send {self.service_name}.{self.method_name}: {exc}") from None
+            error = RpcConnectionError(
+                f"cannot send {self.service_name}.{self.method_name}: {exc}")
+            if instrumentation.observers:
+                instrumentation.emit("rpc_call_errored", self.service_name, self.method_name,
+                                     error)
+            raise error from None
         except BaseException:
             self.router.unregister(correlation_id)
             raise

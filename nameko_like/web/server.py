@@ -5,13 +5,15 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
+from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
     DEFAULT_WEB_MAX_CONNECTIONS,
@@ -31,6 +33,7 @@ from nameko_like.web.protocol import HttpProtocol, WsgiServer
 import eventlet.wsgi  # after _eventlet silenced its import warning
 
 if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _log = logging.getLogger(__name__)
@@ -61,6 +64,21 @@ class WebProvider(Protocol):
 
     def handle_request(self, request: Request) -> WSGIApplication:
         """Handle one request to the rule; return the WSGI application answering it."""
+
+
+#: WSGI environ key holding the matched route template (while observed).
+ROUTE_ENVIRON_KEY = "nameko_like.route"
+#: Route label of requests no rule matched (404, 405, redirects, 503).
+UNMATCHED_ROUTE = "<unmatched>"
+#: HTTP methods reported as themselves; any other is reported as ``OTHER``.
+_KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
+
+
+def route_template(provider: WebProvider) -> str:
+    """The URL rule a provider serves (``/trips/<int:trip_id>``), never a raw path."""
+    url = getattr(provider, "url", None)
+    return url if isinstance(url, str) else provider.get_url_rule().rule
 
 
 class WsgiApp:
@@ -102,6 +120,33 @@ class WsgiApp:
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
         """Answer one request (503 once the server stopped accepting)."""
+        if instrumentation.observers:
+            return self._observed(environ, start_response)
+        return self._answer(environ, start_response)
+
+    def _observed(self, environ: WSGIEnvironment,
+                  start_response: StartResponse) -> Iterable[bytes]:
+        """Answer while measuring, then tell the observers (route template only)."""
+        started = time.perf_counter()
+        status = [500]
+
+        def capture(status_line: str, headers: list[tuple[str, str]],
+                    exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
+            status[0] = int(status_line[:3])
+            return start_response(status_line, headers, exc_info)
+
+        try:
+            return self._answer(environ, capture)
+        finally:
+            method = environ.get("REQUEST_METHOD", "")
+            instrumentation.emit(
+                "http_request_done", self.server.container.service_name,
+                environ.get(ROUTE_ENVIRON_KEY, UNMATCHED_ROUTE),
+                method if method in _KNOWN_METHODS else "OTHER",
+                status[0], time.perf_counter() - started)
+
+    def _answer(self, environ: WSGIEnvironment,
+                start_response: StartResponse) -> Iterable[bytes]:
         response: WSGIApplication
         if not self.server.accepting:
             response = _SERVICE_STOPPING
@@ -116,6 +161,8 @@ class WsgiApp:
         else:
             # Nameko's attribute, which werkzeug's Request does not declare
             request.path_values = values  # type: ignore[attr-defined]
+            if instrumentation.observers:
+                environ[ROUTE_ENVIRON_KEY] = route_template(provider)
             try:
                 response = provider.handle_request(request)
             except Exception:  # noqa: BLE001 - a provider bug must not leak a traceback
