@@ -4,4 +4,4 @@ from nameko_like.amqp.connection import verify_amqp_uri
 from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.amqp.publish import PERSISTENT, TRANSIENT, Publisher
 
-__all__ = ["PERSISTENT", "TRANSIENT", "Publisher", "PublishOutcome", "verify_amqp_uri"]
+__all__ = ["PERSISTENT", "TRANSIENT", "PublishOutcome", "Publisher", "verify_amqp_uri"]

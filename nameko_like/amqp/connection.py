@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
-from kombu import Connection
+import amqp
+from kombu import Connection, Exchange, Queue
+from kombu.transport.virtual import Channel as VirtualChannel
 
 from nameko_like.amqp.broker_uri import check_transport, explain_connect_failure
 from nameko_like.constants import (
@@ -17,6 +19,13 @@ from nameko_like.constants import (
     TRANSPORT_OPTIONS_CONFIG_KEY,
 )
 from nameko_like.utils import sanitize_url
+
+#: A channel of a kombu connection: py-amqp's on amqp://, kombu's virtual
+#: channel on memory:// (whose deliveries are kombu Messages).
+BrokerChannel: TypeAlias = "amqp.Channel | VirtualChannel"
+
+#: What publishers and consumers declare on the broker.
+Declarable: TypeAlias = Exchange | Queue
 
 #: The in-memory transport polls; a short interval keeps embedded-mode RPC
 #: latency in the low milliseconds instead of kombu's default second.

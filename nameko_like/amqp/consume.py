@@ -18,14 +18,13 @@ import collections
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import amqp
 from kombu import Connection, Queue
-from kombu.transport.virtual import Channel as VirtualChannel
 
 from nameko_like._eventlet import eventlet
-from nameko_like.amqp.connection import make_connection, safe_uri
+from nameko_like.amqp.connection import BrokerChannel, make_connection, safe_uri
 from nameko_like.amqp.retry import wait_for_broker
 from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
 from nameko_like.exceptions import ConfigurationError
@@ -35,11 +34,6 @@ _log = logging.getLogger(__name__)
 
 #: What a consumed queue's messages are handed to, in delivery order.
 MessageHandler = Callable[[DeliveredMessage], None]
-
-#: A consumer connection's channel: py-amqp's, or kombu's virtual channel on
-#: the memory:// transport (whose deliveries are kombu Messages).
-ConsumerChannel: TypeAlias = "amqp.Channel | VirtualChannel"
-
 
 class Delivery:
     """A message delivered by py-amqp, with the interface handlers use.
@@ -105,7 +99,7 @@ class ConsumerConnection:
         self._workerless: set[str] = set()
         self._consumers: dict[str, str] = {}
         self._connection: Connection | None = None
-        self._channel: ConsumerChannel | None = None
+        self._channel: BrokerChannel | None = None
         self._write_lock = eventlet.semaphore.Semaphore()
         self._backlog: collections.deque[tuple[str, DeliveredMessage]] = collections.deque()
         self._backlog_ready = eventlet.event.Event()
@@ -200,7 +194,7 @@ class ConsumerConnection:
         # not from inside the reader's read: writing may yield
         eventlet.spawn_n(self._consume_again, queue_name, self._channel)
 
-    def _consume_again(self, queue_name: str, channel: ConsumerChannel | None) -> None:
+    def _consume_again(self, queue_name: str, channel: BrokerChannel | None) -> None:
         entry = self._handlers.get(queue_name)
         if entry is None or channel is not self._channel or queue_name in self._consumers:
             return

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kombu import Exchange
 
-import time
-
+from nameko_like.amqp.connection import Declarable
 from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.amqp.publish_channel import (
     DEFAULT_RETRY_POLICY,
+    PublishChannel,
     PublishConnectionLost,
     get_publish_channel,
 )
@@ -42,11 +43,11 @@ class Publisher:
     delivery_mode = PERSISTENT
     mandatory = False
     priority = 0
-    expiration = None
+    expiration: float | None = None
     serializer = "json"
-    compression = None
+    compression: str | None = None
     retry = True
-    retry_policy = DEFAULT_RETRY_POLICY
+    retry_policy: dict[str, Any] = DEFAULT_RETRY_POLICY
 
     def __init__(
         self,
@@ -58,12 +59,12 @@ class Publisher:
         mandatory: bool | None = None,
         priority: int | None = None,
         expiration: float | None = None,
-        declare: list | None = None,
+        declare: list[Declarable] | None = None,
         retry: bool | None = None,
-        retry_policy: dict | None = None,
-        ssl: Any = None,
+        retry_policy: dict[str, Any] | None = None,
+        ssl: bool | dict[str, Any] | None = None,
         login_method: str | None = None,
-        config: dict | None = None,
+        config: dict[str, Any] | None = None,
         **publish_kwargs: Any,
     ) -> None:
         config = dict(config or {})
@@ -86,7 +87,7 @@ class Publisher:
         self.publish_kwargs = publish_kwargs
 
     @property
-    def channel(self) -> Any:
+    def channel(self) -> PublishChannel:
         """The shared PublishChannel this publisher writes to."""
         return get_publish_channel(self.config)
 
@@ -125,7 +126,7 @@ class Publisher:
             return
 
     @staticmethod
-    def _wait(channel: Any, outcome: PublishOutcome, deadline: float,
+    def _wait(channel: PublishChannel, outcome: PublishOutcome, deadline: float,
               timeout_at: float | None) -> None:
         """Wait for the confirm: until ``timeout_at``, or for ever unless the
         broker blocks publishing (an alarm), then until ``deadline``."""
@@ -144,11 +145,11 @@ class Publisher:
                         raise channel.unavailable() from None
                     raise
 
-    def _options(self, kwargs: dict) -> dict:
+    def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         headers = dict(self.publish_kwargs.get("headers") or {})
         headers.update(kwargs.pop("headers", None) or {})
         extra_declare = kwargs.pop("declare", None) or []
-        options = {
+        options: dict[str, Any] = {
             "delivery_mode": self.delivery_mode,
             "mandatory": self.mandatory,
             "priority": self.priority,

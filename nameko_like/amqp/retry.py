@@ -10,6 +10,10 @@ attempts themselves, or the policy's ``timeout`` when that is shorter.
 Publishers waiting for the same connection share its reconnect attempts,
 which are made every :data:`RECONNECT_INTERVAL` (or as soon as the broker's
 port accepts connections again).
+
+A publish that runs out of time raises :class:`PublishConnectionLost` (no
+connection, or it dropped before the broker confirmed) or
+:class:`PublishBlocked` (the broker blocks publishing).
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ RECONNECT_INTERVAL = 0.5
 
 #: Seconds between probes of the broker's port while waiting to reconnect.
 PROBE_INTERVAL = 0.1
+
+
+class PublishConnectionLost(DeliveryError, ConnectionError):
+    """The connection dropped before the broker confirmed the message.
+
+    Also raised when no connection could be made within the publish's time.
+    """
 
 
 class PublishBlocked(DeliveryError, ConnectionError):

@@ -17,6 +17,7 @@ import amqp
 from kombu import Connection, Consumer
 
 from nameko_like import serialization
+from nameko_like.amqp.connection import BrokerChannel
 from nameko_like.amqp.consume import Delivery
 from nameko_like.amqp.publish_channel import PublishChannel
 from nameko_like.constants import (
@@ -72,7 +73,8 @@ class StandaloneReplyRouter:
         self.publish_channel.close()
         self._fail_pending(RpcConnectionError("the proxy was stopped"))
 
-    def _consume_replies(self, connection: Connection, _publish_channel: PublishChannel) -> None:
+    def _consume_replies(self, connection: Connection, _channel: BrokerChannel) -> None:
+        # on_connected passes the publish connection's raw channel; replies get their own
         channel = connection.channel()
         bound = self.queue(channel)
         bound.declare()

@@ -107,7 +107,7 @@ def test_settled_mandatory_publishes_are_not_kept(rabbit_config):
                 publisher.channel.wait(outcome, timeout=10)
         else:
             publisher.channel.wait(outcome, timeout=10)
-    assert publisher.channel._by_route == {}
+    assert publisher.channel._confirms.watching_returns == 0
     assert ready_count(rabbit_config, "kept") == 800
 
 

@@ -1,0 +1,343 @@
+"""The connection under a PublishChannel: made, read, lost and made again.
+
+:class:`PublishConnection` keeps one connection and its confirm-mode
+channel for :class:`~nameko_like.amqp.publish_channel.PublishChannel`,
+which adds publishing on top:
+
+* **Reconnects** are shared: while the broker is away, publishers waiting
+  for it make one connection attempt every ``RECONNECT_INTERVAL`` between
+  them (whoever holds the lock when one is due), so an outage does not turn
+  into a storm of attempts (see :mod:`nameko_like.amqp.retry`).
+* **Reading**: in an eventlet monkey-patched process (where services always
+  run) a reader greenthread reads the connection for good, with a heartbeat
+  greenthread beside it (:func:`~nameko_like.amqp.transport_tuning.start_heartbeats`);
+  in a plain script, whoever waits for an outcome reads (``drain_until``).
+* **connection.blocked**: while the broker blocks publishing (a memory or
+  disk alarm) publishers wait; the error of one that runs out of time says
+  so (``PublishBlocked``).
+* **A channel closed by the broker** (a refused publish) is replaced on the
+  same connection, and only the refused publish fails (see
+  :mod:`nameko_like.amqp.channel_errors`).
+* **A lost connection** fails every unconfirmed publish with
+  ``PublishConnectionLost``; the next publish reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import amqp
+from kombu import Connection, Producer
+from kombu.exceptions import OperationalError
+
+from nameko_like._eventlet import eventlet
+from nameko_like.amqp.channel_errors import (
+    ChannelClosedByBroker,
+    acknowledge_close,
+    open_channel_nowait,
+    watch_channel_close,
+)
+from nameko_like.amqp.confirms import ConfirmTracker, Settlements
+from nameko_like.amqp.connection import (
+    BrokerChannel,
+    Declarable,
+    is_memory_uri,
+    make_connection,
+    safe_uri,
+)
+from nameko_like.amqp.encode import send_publish
+from nameko_like.amqp.retry import (
+    RECONNECT_INTERVAL,
+    PublishBlocked,
+    PublishConnectionLost,
+    deadline_for,
+)
+from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
+from nameko_like.exceptions import DeliveryError
+
+_log = logging.getLogger(__name__)
+
+#: Seconds between checks of a blocked connection by a waiting publisher.
+BLOCKED_POLL = 0.05
+
+
+def _green_process() -> bool:
+    patched: bool = eventlet.patcher.is_monkey_patched("socket")
+    return patched
+
+
+class PublishConnection:
+    """A connection and a confirm-mode channel, kept up for publishers."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self._memory = is_memory_uri(config.get("AMQP_URI") or "")
+        self._use_reader = _green_process()
+        # Green locks where greenthreads share the channel, OS locks in a
+        # plain (possibly threaded) script.
+        self._lock: AbstractContextManager[object] = (
+            eventlet.semaphore.Semaphore() if self._use_reader else threading.RLock())
+        self._drain_lock = threading.Lock()
+        self._connection: Connection | None = None
+        self._channel: BrokerChannel | None = None
+        self._producer: Producer | None = None
+        self._confirms = ConfirmTracker()
+        self._reader: Any = None  # eventlet's GreenThread (eventlet ships no types)
+        self._closed = False
+        self._next_attempt_at = float("-inf")
+        self._last_connect_error: BaseException | None = None
+        #: why the broker blocked publishing (connection.blocked), if it did
+        self._blocked: str | None = None
+        self._sleep: Callable[[float], None] = eventlet.sleep if self._use_reader else time.sleep
+        self._declared: set[Declarable] = set()
+        #: called with each new (connection, publish channel) right after
+        #: connecting, before the reader starts: clients add consumers here
+        self.on_connected: list[Callable[[Connection, BrokerChannel], object]] = []
+        #: called with the error when a connection is lost
+        self.on_lost: list[Callable[[BaseException], object]] = []
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called (a closed channel never reconnects)."""
+        return self._closed
+
+    @property
+    def has_reader(self) -> bool:
+        """Whether a reader greenthread reads this connection."""
+        return self._use_reader and not self._memory
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker currently blocks publishing (connection.blocked)."""
+        return self._blocked is not None and self._connection is not None
+
+    # -- connecting ----------------------------------------------------------------
+
+    def _connect(self) -> None:
+        # Heartbeats need someone reading all the time: only the reader
+        # greenthread does; a plain script's client reads only while it waits.
+        connection = make_connection(self.config, heartbeat=self.has_reader)
+        # one attempt: publishers waiting for the broker share the attempts
+        connection.ensure_connection(max_retries=0)
+        tune_connection(connection, coalesce_writes=self._use_reader)
+        raw = getattr(connection, "connection", None)
+        if raw is not None and hasattr(raw, "on_blocked"):
+            raw.on_blocked = self._on_blocked
+            raw.on_unblocked = self._on_unblocked
+        self._blocked = None
+        channel = connection.channel()
+        if not self._memory:
+            self._prepare_channel(channel)
+        self._connection, self._channel = connection, channel
+        self._producer = Producer(channel, auto_declare=False)
+        self._confirms.new_channel()
+        self._declared.clear()
+        for callback in self.on_connected:
+            callback(connection, channel)
+        if self._use_reader and not self._memory:
+            self._reader = eventlet.spawn(self._read_forever, connection)
+
+    def _prepare_channel(self, channel: amqp.Channel, confirm: bool = True) -> None:
+        if confirm:
+            channel.confirm_select()
+        channel.events["basic_ack"].add(self._confirms.on_ack)
+        channel.events["basic_nack"].add(self._confirms.on_nack)
+        channel.events["basic_return"].add(self._confirms.on_return)
+        watch_channel_close(channel, self._on_channel_closed)
+
+    def _try_connect(self, force: bool = False) -> None:
+        """One connection attempt, if one is due (called with the lock held).
+
+        Publishers waiting for the broker share the attempts: one every
+        ``RECONNECT_INTERVAL``, whoever gets the lock first makes it.
+        """
+        if self._closed:
+            raise PublishConnectionLost("publisher is closed")
+        if self._connection is not None:
+            return
+        if not force and time.monotonic() < self._next_attempt_at:
+            return
+        errors: tuple[type[BaseException], ...] = (OperationalError, *self._connection_errors())
+        try:
+            self._connect()
+        except errors as exc:
+            if self._last_connect_error is None:
+                _log.warning("cannot connect to %s to publish (%s); publishers wait and retry "
+                             "as their retry policy allows", safe_uri(self.config), exc)
+            self._last_connect_error = exc
+            self._next_attempt_at = time.monotonic() + RECONNECT_INTERVAL
+            return
+        if self._last_connect_error is not None:
+            _log.warning("publishing to %s again", safe_uri(self.config))
+        self._last_connect_error = None
+
+    def ensure_connected(self, retry_policy: dict[str, Any] | None = None) -> None:
+        """Connect now if not connected, retrying as ``retry_policy`` allows."""
+        deadline = deadline_for(True, retry_policy)
+        first = True
+        while True:
+            with self._lock:
+                self._try_connect(force=first)
+                first = False
+                if self._connection is not None:
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._unavailable(None)
+            self._sleep(min(max(self._next_attempt_at - time.monotonic(), BLOCKED_POLL),
+                            remaining))
+
+    def _connection_errors(self) -> tuple[type[BaseException], ...]:
+        connection = self._connection or make_connection(self.config)
+        return tuple(connection.connection_errors) + tuple(connection.channel_errors) + (OSError,)
+
+    # -- blocked publishing --------------------------------------------------------
+
+    def _on_blocked(self, reason: str) -> None:
+        _log.warning("the broker %s blocked publishing: %s", safe_uri(self.config), reason)
+        self._blocked = reason or "connection.blocked"
+
+    def _on_unblocked(self) -> None:
+        _log.warning("the broker %s unblocked publishing", safe_uri(self.config))
+        self._blocked = None
+
+    def unavailable(self) -> DeliveryError:
+        """The error for a publish that ran out of time waiting for the broker."""
+        return self._unavailable(None)
+
+    def _unavailable(self, error: BaseException | None) -> DeliveryError:
+        """The error of a publish that ran out of time waiting for the broker."""
+        if self._blocked is not None and self._connection is not None:
+            return PublishBlocked(
+                f"the broker at {safe_uri(self.config)} blocks publishing ({self._blocked}: "
+                "a memory or disk alarm); free memory or disk on the broker")
+        reason = error or self._last_connect_error
+        return PublishConnectionLost(f"cannot publish to {safe_uri(self.config)}: {reason}")
+
+    # -- a channel closed by the broker ---------------------------------------------
+
+    def _on_channel_closed(self, closed: ChannelClosedByBroker) -> None:
+        # In the reader (or a draining waiter), from inside drain_events.
+        # Publishers must not write to the closed channel meanwhile (a frame
+        # after the close-ok would be a connection error): hold the lock.
+        with self._lock:
+            try:
+                settle = self._reopen_channel(closed)
+            except self._connection_errors() as exc:
+                if closed.channel is self._channel:
+                    self._lost(exc)
+                raise
+        # outside the lock: an outcome's callback may publish
+        self._confirms.settle_all(settle)
+
+    def _reopen_channel(self, closed: ChannelClosedByBroker) -> Settlements:
+        """The broker closed the channel over one publish: fail that one only.
+
+        Called with the lock held, from the reader. The publishes the broker
+        discarded go out again on a new channel of the same connection, with
+        the same outcomes (see :meth:`ConfirmTracker.split_at_close`).
+        Returns the outcomes to settle, with their errors.
+        """
+        connection = self._connection
+        if closed.channel is not self._channel or connection is None:
+            acknowledge_close(closed.channel)
+            return []
+        # a new channel first: callbacks of settled outcomes may publish
+        acknowledge_close(closed.channel)
+        channel = open_channel_nowait(connection.connection)
+        self._prepare_channel(channel, confirm=False)
+        self._channel = channel
+        self._producer = Producer(channel, auto_declare=False)
+        settle, resend = self._confirms.split_at_close(closed)
+        self._confirms.new_channel()
+        # the publishes the broker discarded go out again first, in order
+        for outcome, sent in resend:
+            send_publish(channel, sent.message, sent.exchange, sent.routing_key, sent.mandatory)
+            self._confirms.resent(outcome, sent)
+        _log.warning("the broker refused a publish (%s); %d publish(es) sent again",
+                     closed, len(resend))
+        return settle
+
+    # -- losing the connection -------------------------------------------------------
+
+    def _lost(self, exc: BaseException, expected: bool = False) -> None:
+        """Drop the connection and fail every unconfirmed publish."""
+        connection, self._connection = self._connection, None
+        self._channel = self._producer = None
+        pending = self._confirms.drop_all()
+        self._blocked = None
+        if connection is not None and not expected:
+            _log.warning("publish connection to %s lost: %s", safe_uri(self.config), exc)
+            try:
+                connection.collect()
+            except Exception:  # noqa: BLE001 - nothing useful to do with a broken socket
+                pass
+        error = PublishConnectionLost(f"connection lost before the broker confirmed: {exc}")
+        for outcome in pending:
+            outcome.settle(error)
+        if connection is not None:
+            for callback in self.on_lost:
+                callback(exc)
+
+    def close(self) -> None:
+        """Close the connection; unconfirmed publishes fail."""
+        self._closed = True
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not eventlet.getcurrent():
+            reader.kill()
+        if self._connection is not None:
+            connection = self._connection
+            self._lost(PublishConnectionLost("publisher closed"), expected=True)
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it's gone
+                pass
+
+    # -- reading -------------------------------------------------------------------
+
+    def drain_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Read from the connection until ``done()`` is true; False on timeout.
+
+        For processes without a reader greenthread: whoever waits reads, one
+        at a time, and what it reads settles everyone's outcomes.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            connection = self._connection
+            if connection is None:
+                return done()
+            with self._drain_lock:
+                if done():
+                    return True
+                try:
+                    # no timeout unless there is a deadline: each timeout
+                    # costs socket-option system calls around every read
+                    connection.drain_events(timeout=remaining)
+                except TimeoutError:
+                    continue
+                except self._connection_errors() as exc:
+                    with self._lock:
+                        if self._connection is connection:
+                            self._lost(exc)
+        return True
+
+    def _read_forever(self, connection: Connection) -> None:
+        heartbeats = start_heartbeats(connection, self._lock)
+        try:
+            while self._connection is connection:
+                connection.drain_events(timeout=None)
+        except Exception as exc:  # noqa: BLE001 - any failure here means the connection is gone
+            with self._lock:
+                if self._connection is connection:
+                    self._lost(exc)
+        finally:
+            if heartbeats is not None:
+                heartbeats.kill()
