@@ -137,6 +137,11 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         if self._connection is not None:
             self._connection.kill()
 
+    @property
+    def consuming(self) -> bool:
+        """Whether the consumer is connected and consuming every queue (readiness)."""
+        return self._connection is not None and self._connection.consuming
+
     def on_connection_lost(self, callback: Callable[[BaseException], None]) -> None:
         """Call ``callback(error)`` whenever the consumer connection drops."""
         self._prepare().on_lost.append(callback)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 
 import amqp
 
+from nameko_like import instrumentation
 from nameko_like.amqp.channel_errors import (
     ChannelClosedByBroker,
     PublishRefused,
@@ -59,6 +61,8 @@ class ConfirmTracker:
         self._sent: dict[int, SentPublish] = {}
         #: unsettled mandatory publishes by (exchange, routing key), oldest first
         self._by_route: dict[tuple[str, str], collections.deque[PublishOutcome]] = {}
+        #: perf_counter() of each first send, only while observers are registered
+        self._sent_at: dict[int, float] = {}
 
     @property
     def watching_returns(self) -> int:
@@ -78,6 +82,8 @@ class ConfirmTracker:
         """
         outcome = PublishOutcome()
         self._track(outcome, sent)
+        if instrumentation.observers:
+            self._sent_at[self._next_tag] = time.perf_counter()
         if sent.mandatory:
             outcome.route = (sent.exchange, sent.routing_key)
             self._by_route.setdefault(outcome.route, collections.deque()).append(outcome)
@@ -99,6 +105,7 @@ class ConfirmTracker:
         """Forget every unconfirmed publish (the connection is gone); return their outcomes."""
         pending, self._pending = self._pending, {}
         self._sent.clear()
+        self._sent_at.clear()
         self._by_route.clear()
         return list(pending.values())
 
@@ -113,6 +120,7 @@ class ConfirmTracker:
         publish is forgotten; call ``new_channel`` before sending again.
         """
         tags = sorted(self._pending)
+        self._sent_at.clear()
         offender = find_offender(closed.reply_text, [self._sent[tag] for tag in tags])
         if offender is None:
             # nothing to blame: fail them all, but keep the connection
@@ -177,6 +185,10 @@ class ConfirmTracker:
             self._sent.pop(tag, None)
             if outcome is None:
                 continue
+            if self._sent_at:
+                sent_at = self._sent_at.pop(tag, None)
+                if sent_at is not None and error is None:
+                    instrumentation.emit("publish_confirmed", time.perf_counter() - sent_at)
             if outcome.returned:
                 outcome.settle(UndeliverableMessage(outcome.returned))
             else:

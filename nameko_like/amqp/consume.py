@@ -23,6 +23,7 @@ from typing import Any
 import amqp
 from kombu import Connection, Queue
 
+from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import BrokerChannel, make_connection, safe_uri
 from nameko_like.amqp.retry import wait_for_broker
@@ -204,6 +205,11 @@ class ConsumerConnection:
         except Exception as exc:  # noqa: BLE001 - a lost connection re-consumes on reconnect
             _log.warning("could not consume %s again: %s", queue_name, exc)
 
+    @property
+    def consuming(self) -> bool:
+        """Whether connected and consuming every queue registered (readiness)."""
+        return self._channel is not None and self._consumers.keys() >= self._handlers.keys()
+
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self, timeout: float | None = None) -> None:
@@ -288,6 +294,9 @@ class ConsumerConnection:
             if attempt:
                 _log.warning("reconnected to %s after %d attempt(s)", safe_uri(self.config),
                              attempt)
+            if self._ready.ready() and instrumentation.observers:
+                # not the first connection: a lost one is back
+                instrumentation.emit("broker_reconnected", "consumer")
             attempt, interval = 0, RECONNECT_INTERVAL_START
             if not self._ready.ready():
                 self._ready.send(None)

@@ -35,6 +35,7 @@ import amqp
 from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
 
+from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.channel_errors import (
     ChannelClosedByBroker,
@@ -91,6 +92,7 @@ class PublishConnection:
         self._closed = False
         self._next_attempt_at = float("-inf")
         self._last_connect_error: BaseException | None = None
+        self._connected_before = False  # a later connect is a reconnect (observers)
         #: why the broker blocked publishing (connection.blocked), if it did
         self._blocked: str | None = None
         self._sleep: Callable[[float], None] = eventlet.sleep if self._use_reader else time.sleep
@@ -175,6 +177,9 @@ class PublishConnection:
         if self._last_connect_error is not None:
             _log.warning("publishing to %s again", safe_uri(self.config))
         self._last_connect_error = None
+        if self._connected_before and instrumentation.observers:
+            instrumentation.emit("broker_reconnected", "publisher")
+        self._connected_before = True
 
     def ensure_connected(self, retry_policy: dict[str, Any] | None = None) -> None:
         """Connect now if not connected, retrying as ``retry_policy`` allows."""
