@@ -19,8 +19,10 @@ that raises is logged and skipped: instrumentation never breaks a call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -32,9 +34,11 @@ __all__ = [
     "ERROR",
     "EXPECTED_ERROR",
     "OK",
+    "UNOBSERVED",
     "Observer",
     "emit",
     "observers",
+    "publishing",
     "register",
     "unregister",
 ]
@@ -70,6 +74,11 @@ class Observer:
     def worker_started(self, worker_ctx: WorkerContext) -> None:
         """A worker is about to run; called in the worker's greenthread."""
 
+    def worker_spawned(self, worker_ctx: WorkerContext, origin: Any) -> None:
+        """A worker was spawned for ``origin`` (the AMQP message, or the
+        werkzeug ``Request``) and has not run yet; called in the greenthread
+        that received it, so trace context can be handed to the worker."""
+
     def worker_finished(self, worker_ctx: WorkerContext, outcome: str, duration: float) -> None:
         """A worker ended with ``outcome`` (:data:`OK`, :data:`EXPECTED_ERROR`
         or :data:`ERROR`) after ``duration`` seconds; in the worker's greenthread,
@@ -100,6 +109,17 @@ class Observer:
         nameko_like's bounded requeue, or (``by_broker``) the broker delivered
         it again after a lost connection or a reject."""
 
+    def message_publishing(self, exchange: str, routing_key: str, headers: dict[str, Any],
+                           correlation_id: str | None) -> None:
+        """A message is about to be published from this greenthread; an observer
+        may add to its ``headers`` (trace context). Always followed, in the same
+        greenthread, by :meth:`message_published` (see :func:`publishing`)."""
+
+    def message_published(self, exchange: str, routing_key: str,
+                          error: BaseException | None) -> None:
+        """The publish announced by :meth:`message_publishing` returned (or
+        raised ``error``)."""
+
     def publish_confirmed(self, latency: float) -> None:
         """The broker confirmed a publish ``latency`` seconds after it was written."""
 
@@ -108,10 +128,40 @@ class Observer:
 
     # -- HTTP ----------------------------------------------------------------------
 
+    def http_request_started(self, environ: Mapping[str, Any]) -> None:
+        """An HTTP request arrived; called in the greenthread serving it, which
+        later calls :meth:`http_request_done`."""
+
     def http_request_done(self, service_name: str, route: str, method: str, status: int,
                           duration: float) -> None:
         """An HTTP request to the route *template* ``route`` (never the raw path)
         was answered with ``status`` after ``duration`` seconds."""
+
+
+#: What call sites use in place of :func:`publishing` when nothing observes.
+UNOBSERVED: Final = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def publishing(exchange: str, routing_key: str, headers: dict[str, Any],
+               correlation_id: str | None = None) -> Iterator[None]:
+    """Tell the observers about the publish run in the ``with`` block.
+
+    ``headers`` is the dict the message is published with: observers may
+    add to it before the block runs. Call sites pay nothing when no
+    observer is registered::
+
+        with (instrumentation.publishing(exchange, key, headers)
+              if instrumentation.observers else instrumentation.UNOBSERVED):
+            publisher.publish(body, headers=headers, ...)
+    """
+    emit("message_publishing", exchange, routing_key, headers, correlation_id)
+    try:
+        yield
+    except BaseException as exc:
+        emit("message_published", exchange, routing_key, exc)
+        raise
+    emit("message_published", exchange, routing_key, None)
 
 
 def register(observer: Observer) -> None:
