@@ -81,6 +81,9 @@ class RpcReply:
         error = outcome.error
         if error is None:
             return
+        # No reply will come: stop expecting one, or each call to an unknown
+        # service would leave its entry (and its error's traceback) behind.
+        self._router.unregister(self.correlation_id)
         if isinstance(error, UndeliverableMessage):
             self.fail(UnknownService(self.service_name))
         else:

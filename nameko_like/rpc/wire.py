@@ -44,12 +44,21 @@ def service_queue(config: dict[str, Any], service_name: str) -> Queue:
     )
 
 
-def reply_queue(config: dict[str, Any], owner: str) -> tuple[Queue, str]:
+def reply_queue(config: dict[str, Any], owner: str,
+                auto_delete: bool = False) -> tuple[Queue, str]:
     """A fresh reply queue for ``owner`` and its routing key.
 
-    The queue outlives a lost connection (it is neither exclusive nor
-    auto-delete) and expires after ``RPC_REPLY_QUEUE_TTL`` seconds without a
-    consumer, so replies published while a caller reconnects wait for it.
+    The routing key is a new uuid and the queue ``rpc.reply-<owner>-<uuid>``
+    bound with it, as in Nameko, so a Nameko service replies to it. It
+    expires after ``RPC_REPLY_QUEUE_TTL`` seconds without a consumer.
+
+    A service's queue (``auto_delete=False``) also outlives a lost
+    connection, so replies published while the service reconnects wait for
+    it. A standalone proxy's (``auto_delete=True``) goes away with its last
+    consumer, that is with the proxy's connection: short-lived proxies
+    leave no queues behind. (Its calls fail when their connection drops
+    anyway; after a reconnect it is declared again under the same name.)
+    The expiry stays as a backstop for a queue never consumed.
     """
     routing_key = str(uuid.uuid4())
     ttl = config.get(RPC_REPLY_QUEUE_TTL_CONFIG_KEY, DEFAULT_RPC_REPLY_QUEUE_TTL)
@@ -58,6 +67,7 @@ def reply_queue(config: dict[str, Any], owner: str) -> tuple[Queue, str]:
         exchange=rpc_exchange(config),
         routing_key=routing_key,
         durable=True,
+        auto_delete=auto_delete,
         queue_arguments={"x-expires": int(ttl * 1000)},
     )
     return queue, routing_key

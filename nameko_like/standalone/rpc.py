@@ -52,7 +52,8 @@ class StandaloneReplyRouter:
     def _open_channel(self) -> None:
         """A new connection with a new reply queue, as Nameko sets up on every start."""
         self.publish_channel = PublishChannel(self.config)
-        self.queue, self.routing_key = wire.reply_queue(self.config, self.owner)
+        # auto-delete: the queue goes away with the proxy (see wire.reply_queue)
+        self.queue, self.routing_key = wire.reply_queue(self.config, self.owner, auto_delete=True)
         self.publish_channel.on_connected.append(self._consume_replies)
         self.publish_channel.on_lost.append(self._fail_pending)
 

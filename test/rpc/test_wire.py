@@ -64,8 +64,13 @@ def test_standalone_reply_queue_and_ttl_config(container_factory, rabbit_config,
         assert len(replies) == 1
         match = re.fullmatch(rf"rpc\.reply-standalone_rpc_proxy-({UUID})", replies[0])
         assert match, replies[0]
-        assert management.queue(replies[0])["arguments"] == {"x-expires": 60_000}
+        queue = management.queue(replies[0])
+        assert queue["arguments"] == {"x-expires": 60_000}
+        # it goes away with the proxy's connection (Nameko's stays for the TTL)
+        assert (queue["durable"], queue["auto_delete"], queue["exclusive"]) == (True, True, False)
         assert management.bindings(replies[0]) == [("nameko-rpc", match.group(1))]
+    # gone as soon as the proxy stopped, not RPC_REPLY_QUEUE_TTL later
+    assert management.wait_for(lambda: management.queue(replies[0]) is None, timeout=5)
 
 
 def test_rpc_exchange_config_key_is_honoured(container_factory, rabbit_config, management):
