@@ -11,7 +11,10 @@ from typing import Any, TypeVar
 
 from nameko_like import instrumentation, serialization
 from nameko_like._eventlet import eventlet
+from nameko_like.amqp.broker_uri import check_transport
 from nameko_like.constants import (
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_AMQP_URI,
     DEFAULT_MAX_WORKERS,
     DEFAULT_SHUTDOWN_GRACE_PERIOD,
     MAX_WORKERS_CONFIG_KEY,
@@ -107,6 +110,9 @@ class ServiceContainer:
         self.started = False
         self._being_killed = False
         self._died = eventlet.event.Event()
+        # A transport we cannot use (redis://) would fail in every consumer's
+        # reconnect loop, forever: refuse it here instead.
+        check_transport(config.get(AMQP_URI_CONFIG_KEY) or DEFAULT_AMQP_URI)
 
         self.dependencies: set[DependencyProvider] = set()
         self.entrypoints: set[Entrypoint] = set()

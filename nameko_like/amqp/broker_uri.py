@@ -70,7 +70,9 @@ def _is_refused_port(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     # kombu re-raises socket errors as its OperationalError carrying the text only
-    return "Connection refused" in str(exc)
+    # (eventlet's green sockets word it ECONNREFUSED)
+    text = str(exc)
+    return "Connection refused" in text or "ECONNREFUSED" in text
 
 
 def _grant_command(vhost: str, user: str) -> str:
@@ -88,12 +90,14 @@ def explain_connect_failure(exc: BaseException, uri: str, user: str | None,
     shown = sanitize_url(uri)
     user = user or "guest"  # kombu logs in as guest when the URI names no user
     reply_text = " ".join(str(getattr(exc, "reply_text", "") or exc).split())
+    refused = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)
+    if isinstance(exc, refused) and "access to vhost" in reply_text:
+        # RabbitMQ answers 530 NOT_ALLOWED when the user has no permissions there
+        return (f"the AMQP broker at {shown} refused user {user!r} access to vhost "
+                f"{vhost!r} ({reply_text}); give the user permissions on it "
+                f"(`{_grant_command(vhost, user)}`) or use another vhost in "
+                f"{AMQP_URI_CONFIG_KEY}")
     if isinstance(exc, amqp.exceptions.AccessRefused):
-        if "access to vhost" in reply_text:
-            return (f"the AMQP broker at {shown} refused user {user!r} access to vhost "
-                    f"{vhost!r} ({reply_text}); give the user permissions on it "
-                    f"(`{_grant_command(vhost, user)}`) or use another vhost in "
-                    f"{AMQP_URI_CONFIG_KEY}")
         return (f"the AMQP broker at {shown} refused the login of user {user!r} "
                 f"({reply_text}); check the user and password in {AMQP_URI_CONFIG_KEY} "
                 f"(or --broker)")
@@ -103,8 +107,8 @@ def explain_connect_failure(exc: BaseException, uri: str, user: str | None,
                 f"`{_grant_command(vhost, user)}`) or fix the vhost (the path) in "
                 f"{AMQP_URI_CONFIG_KEY}")
     if _is_refused_port(exc):
-        return (f"cannot reach the AMQP broker at {shown} (nothing listens on that port: "
-                f"{exc}); start RabbitMQ (`rabbitmq-server -detached`), fix the host or port "
+        return (f"cannot reach the AMQP broker at {shown} (connection refused: nothing "
+                f"listens on that port); start RabbitMQ (`rabbitmq-server -detached`), fix the host or port "
                 f"in {AMQP_URI_CONFIG_KEY}, or run embedded with --broker memory://")
     return (f"cannot reach the AMQP broker at {shown} ({exc}); check that RabbitMQ runs "
             f"there and that {AMQP_URI_CONFIG_KEY} is right, or run embedded with "
