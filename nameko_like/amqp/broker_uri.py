@@ -108,8 +108,9 @@ def explain_connect_failure(exc: BaseException, uri: str, user: str | None,
                 f"{AMQP_URI_CONFIG_KEY}")
     if _is_refused_port(exc):
         return (f"cannot reach the AMQP broker at {shown} (connection refused: nothing "
-                f"listens on that port); start RabbitMQ (`rabbitmq-server -detached`), fix the host or port "
-                f"in {AMQP_URI_CONFIG_KEY}, or run embedded with --broker memory://")
+                "listens on that port); start RabbitMQ (`rabbitmq-server -detached`), fix "
+                f"the host or port in {AMQP_URI_CONFIG_KEY}, or run embedded with "
+                "--broker memory://")
     return (f"cannot reach the AMQP broker at {shown} ({exc}); check that RabbitMQ runs "
             f"there and that {AMQP_URI_CONFIG_KEY} is right, or run embedded with "
             "--broker memory://")

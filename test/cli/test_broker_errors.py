@@ -124,7 +124,7 @@ def test_unsupported_transport_is_refused_at_once(cli, command, uri, scheme):
     started = time.monotonic()
     message = _error_line(cli(*args, "--broker", uri, timeout=20), command)
     assert time.monotonic() - started < 10  # not after a connect attempt, nor ever retried
-    assert message.startswith(f"AMQP_URI '")
+    assert message.startswith("AMQP_URI '")
     assert f"uses the '{scheme}' transport, which nameko_like does not support" in message
     assert SUPPORTED in message
     assert "secret" not in message
