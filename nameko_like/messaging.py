@@ -7,34 +7,55 @@ use for plain messaging with queues and exchanges of your own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from kombu import Exchange, Queue
 from kombu.exceptions import ContentDisallowed, DecodeError
 
 from nameko_like import instrumentation, serialization
 from nameko_like.amqp import dead_letter as dead_letters
-from nameko_like.amqp.connection import make_connection
+from nameko_like.amqp.connection import Declarable, make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
-from nameko_like.amqp.redelivery import RedeliveryCounter
 from nameko_like.amqp.publish import Publisher as _AmqpPublisher
-from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
+from nameko_like.amqp.redelivery import RedeliveryCounter
 from nameko_like.constants import (
     DEFAULT_MAX_REDELIVERIES,
     HEADER_PREFIX,
     MAX_REDELIVERIES_CONFIG_KEY,
     PREFETCH_COUNT_CONFIG_KEY,
 )
+from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
 from nameko_like.exceptions import ContainerBeingKilled, IncorrectSignature
-from nameko_like.extensions import DependencyProvider, Entrypoint, ProviderCollector, SharedExtension
+from nameko_like.tracing import TRACE_CONTEXT_HEADERS
+from nameko_like.extensions import (
+    DependencyProvider,
+    Entrypoint,
+    Extension,
+    ProviderCollector,
+    SharedExtension,
+)
+from nameko_like.protocols import DeliveredMessage, ExcInfo, MessageProvider
+
+if TYPE_CHECKING:
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
 
 _PREFIX = HEADER_PREFIX + "."
 
 
-def encode_context_headers(context_data: dict) -> dict:
+def _as_extension(provider: MessageProvider) -> Extension:
+    """``provider`` as the extension it is (an entrypoint or a shared extension).
+
+    The type system can't say "an Extension that is a MessageProvider";
+    ProviderCollector only keeps providers to know when all are gone.
+    """
+    return cast("Extension", provider)
+
+
+def encode_context_headers(context_data: dict[str, Any]) -> dict[str, Any]:
     """AMQP headers (``nameko.<key>``) carrying ``context_data``; None values dropped."""
     return {_PREFIX + key: value for key, value in context_data.items() if value is not None}
 
@@ -50,26 +71,33 @@ _TRANSPORT_HEADERS = frozenset({
     "x-last-death-reason",
 })
 
+#: Headers never read as context data: the above and trace context.
+_NOT_CONTEXT_DATA = _TRANSPORT_HEADERS | TRACE_CONTEXT_HEADERS | frozenset(
+    _PREFIX + name for name in TRACE_CONTEXT_HEADERS)
 
-def decode_context_headers(headers: dict | None) -> dict:
+
+def decode_context_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
     """Context data from a message's headers, as Nameko reads them.
 
     ``nameko.<key>`` headers give ``<key>``; any other header is context
     data under its own name (a ``x-trace-id`` set by a publisher reaches the
-    handler), except the transport's own bookkeeping headers.
+    handler), except the transport's own bookkeeping headers and trace
+    context (``traceparent``, ``tracestate``, ``baggage``, plain or
+    ``nameko.``-prefixed): a worker passes on its *current* trace context
+    (see :mod:`nameko_like.tracing`), never the one it was called with.
     """
     if not headers:
         return {}
     return {
         (key[len(_PREFIX):] if key.startswith(_PREFIX) else key): value
-        for key, value in headers.items() if key not in _TRANSPORT_HEADERS
+        for key, value in headers.items() if key not in _NOT_CONTEXT_DATA
     }
 
 
 class HeaderEncoder:
     """Mixin giving extensions Nameko's header-encoding method name."""
 
-    def get_message_headers(self, worker_ctx: Any) -> dict:
+    def get_message_headers(self, worker_ctx: WorkerContext) -> dict[str, Any]:
         """Headers that propagate ``worker_ctx``'s context data."""
         return encode_context_headers(worker_ctx.context_data)
 
@@ -77,7 +105,7 @@ class HeaderEncoder:
 class HeaderDecoder:
     """Mixin giving extensions Nameko's header-decoding method name."""
 
-    def unpack_message_headers(self, message: Any) -> dict:
+    def unpack_message_headers(self, message: DeliveredMessage) -> dict[str, Any]:
         """Context data carried by ``message``'s headers."""
         return decode_context_headers(message.headers)
 
@@ -94,7 +122,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         self.max_redeliveries = DEFAULT_MAX_REDELIVERIES
         self.decoding_limits = DEFAULT_LIMITS
         #: messages whose worker has not finished, by id
-        self._in_workers: dict[int, Any] = {}
+        self._in_workers: dict[int, DeliveredMessage] = {}
         #: the broker's own redeliveries (lost acks, rejects with requeue)
         self._redeliveries = RedeliveryCounter()
         super().__init__()
@@ -110,7 +138,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             config = self.container.config
             prefetch = config.get(PREFETCH_COUNT_CONFIG_KEY) or self.container.max_workers
             self.accept = serialization.content_types(serialization.setup(config).accept)
-            self.max_redeliveries = config.get(MAX_REDELIVERIES_CONFIG_KEY, DEFAULT_MAX_REDELIVERIES)
+            self.max_redeliveries = config.get(MAX_REDELIVERIES_CONFIG_KEY,
+                                               DEFAULT_MAX_REDELIVERIES)
             self.decoding_limits = DecodingLimits.from_config(config)
             self._connection = ConsumerConnection(self.container, config, prefetch)
             self._connection.on_handler_error = self._dead_letter_after_handler_error
@@ -146,22 +175,27 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         """Call ``callback(error)`` whenever the consumer connection drops."""
         self._prepare().on_lost.append(callback)
 
+    # Narrower than ProviderCollector's: only extensions with a queue and a
+    # handle_message (the MessageProvider seam) register here.
     def register_provider(  # type: ignore[override]
-            self, provider: Any, needs_worker: bool = True) -> None:
+            self, provider: MessageProvider, needs_worker: bool = True) -> None:
         """Consume ``provider.queue``, calling ``provider.handle_message``.
 
         A provider whose ``handle_message`` never spawns a worker (RPC
         replies) passes ``needs_worker=False``: its messages are handled as
         they arrive, never held back until a worker is free.
         """
-        super().register_provider(provider)
-        queue_name = provider.queue.name
-        self._prepare().add_queue(provider.queue,
-                                  partial(self._admit, queue_name, provider.handle_message),
+        queue = provider.queue
+        if queue is None:
+            raise TypeError(f"{provider!r} has no queue to consume: set its queue in setup() "
+                            "before it registers with the QueueConsumer")
+        super().register_provider(_as_extension(provider))
+        self._prepare().add_queue(queue,
+                                  partial(self._admit, queue.name, provider.handle_message),
                                   needs_worker=needs_worker)
 
-    def _admit(self, queue_name: str, handle_message: Callable[[Any], None],
-               message: Any) -> None:
+    def _admit(self, queue_name: str, handle_message: Callable[[DeliveredMessage], None],
+               message: DeliveredMessage) -> None:
         # A message the broker keeps giving back (its connection dropped
         # before the ack, or it was rejected with requeue) would otherwise
         # run forever: past MAX_REDELIVERIES it is dead-lettered instead.
@@ -175,34 +209,35 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             return
         handle_message(message)
 
-    def unregister_provider(self, provider: Any) -> None:  # type: ignore[override]
+    def unregister_provider(self, provider: MessageProvider) -> None:  # type: ignore[override]
         """Stop consuming ``provider.queue``."""
-        if self._connection is not None:
-            self._connection.remove_queue(provider.queue.name)
-        super().unregister_provider(provider)
+        queue = provider.queue
+        if self._connection is not None and queue is not None:
+            self._connection.remove_queue(queue.name)
+        super().unregister_provider(_as_extension(provider))
 
     # -- messages ---------------------------------------------------------------
 
-    def decode(self, message: Any) -> Any:
+    def decode(self, message: DeliveredMessage) -> Any:
         """The message body, decoded; refuses content types not accepted."""
         # kombu's own messages (memory://) arrive decompressed already
         headers = message.headers if isinstance(message, Delivery) else None
         return serialization.decode(message.body, message.content_type, message.content_encoding,
                                     self.accept, headers, self.decoding_limits)
 
-    def worker_started(self, message: Any) -> None:
+    def worker_started(self, message: DeliveredMessage) -> None:
         """Note that a worker now handles ``message`` (see ``worker_finished``)."""
         self._in_workers[id(message)] = message
 
-    def worker_finished(self, message: Any) -> None:
+    def worker_finished(self, message: DeliveredMessage) -> None:
         """Note that the worker handling ``message`` finished (or never started)."""
         self._in_workers.pop(id(message), None)
 
-    def ack(self, message: Any) -> None:
+    def ack(self, message: DeliveredMessage) -> None:
         """Acknowledge ``message``."""
         self._settle(message, None)
 
-    def requeue(self, message: Any, queue_name: str) -> None:
+    def requeue(self, message: DeliveredMessage, queue_name: str) -> None:
         """Put ``message`` back on ``queue_name``, at most ``MAX_REDELIVERIES`` times.
 
         Past that it is dead-lettered, so a message that always fails can't
@@ -210,18 +245,20 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         """
         count = dead_letters.redelivery_count(message)
         if count >= self.max_redeliveries:
-            self.dead_letter(message, f"handler failed {count + 1} times (MAX_REDELIVERIES={self.max_redeliveries})")
+            self.dead_letter(message, f"handler failed {count + 1} times "
+                                      f"(MAX_REDELIVERIES={self.max_redeliveries})")
             return
         if instrumentation.observers:
             instrumentation.emit("message_redelivered", self.container.service_name,
                                  queue_name, False)
+        headers = dead_letters.origin_headers(message)
+        headers[dead_letters.REDELIVERY_HEADER] = count + 1
         dead_letters.republish(
-            self.container.config, message, queue_name,
-            dict(dead_letters.origin_headers(message), **{dead_letters.REDELIVERY_HEADER: count + 1}),
+            self.container.config, message, queue_name, headers,
             partial(self._settle_after_copy, message),
         )
 
-    def dead_letter(self, message: Any, reason: str) -> None:
+    def dead_letter(self, message: DeliveredMessage, reason: str) -> None:
         """Move ``message`` to the service's dead-letter queue with ``reason``."""
         if instrumentation.observers:
             instrumentation.emit("message_dead_lettered", self.container.service_name, reason)
@@ -230,14 +267,15 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             partial(self._settle_after_copy, message),
         )
 
-    def _dead_letter_after_handler_error(self, message: Any, error: Exception) -> None:
+    def _dead_letter_after_handler_error(self, message: DeliveredMessage,
+                                         error: Exception) -> None:
         # An entrypoint's handle_message raised where it should have settled
         # the message itself: a bug, or a message no check foresaw. Either
         # way it must not loop back to the queue nor stop the reader.
         self.worker_finished(message)
         self.dead_letter(message, f"{type(error).__name__} while handling the message: {error}")
 
-    def _settle_after_copy(self, message: Any, error: BaseException | None) -> None:
+    def _settle_after_copy(self, message: DeliveredMessage, error: BaseException | None) -> None:
         if error is None:
             self._settle(message, None)
         else:
@@ -245,7 +283,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             _log.warning("could not move a message aside (%s); requeueing it", error)
             self._settle(message, True)
 
-    def _settle(self, message: Any, requeue: bool | None) -> None:
+    def _settle(self, message: DeliveredMessage, requeue: bool | None) -> None:
         if self._connection is not None:
             self._connection.settle(message, requeue)
 
@@ -274,7 +312,7 @@ class Consumer(Entrypoint, HeaderDecoder):
         """Stop consuming this entrypoint's queue."""
         self.queue_consumer.unregister_provider(self)
 
-    def handle_message(self, message: Any) -> None:
+    def handle_message(self, message: DeliveredMessage) -> None:
         """Decode ``message`` and run a worker for it."""
         try:
             body = self.queue_consumer.decode(message)
@@ -283,15 +321,18 @@ class Consumer(Entrypoint, HeaderDecoder):
             return
         self.spawn_for(message, (body,), {})
 
-    def spawn_for(self, message: Any, args: tuple, kwargs: dict) -> None:
+    def spawn_for(self, message: DeliveredMessage, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> None:
         """Spawn a worker for ``message``, settling it when the worker is done."""
         self.queue_consumer.worker_started(message)
         try:
-            self.container.spawn_worker(
+            worker_ctx = self.container.spawn_worker(
                 self, args, kwargs,
                 context_data=self.unpack_message_headers(message),
                 handle_result=partial(self.handle_result, message),
             )
+            if instrumentation.observers:
+                instrumentation.emit("worker_spawned", worker_ctx, message)
         except IncorrectSignature as exc:
             self.queue_consumer.worker_finished(message)
             self.queue_consumer.dead_letter(message, f"{type(exc).__name__}: {exc}")
@@ -299,7 +340,8 @@ class Consumer(Entrypoint, HeaderDecoder):
             self.queue_consumer.worker_finished(message)
             self.queue_consumer._settle(message, True)
 
-    def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> tuple:
+    def handle_result(self, message: DeliveredMessage, worker_ctx: WorkerContext, result: Any,
+                      exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         """Settle ``message`` once its worker finished."""
         self.queue_consumer.worker_finished(message)
         if exc_info is not None and self.requeue_on_error:
@@ -328,7 +370,7 @@ class Publisher(DependencyProvider, HeaderEncoder):
     """
 
     def __init__(self, exchange: Exchange | None = None, queue: Queue | None = None,
-                 declare: list | None = None, **options: Any) -> None:
+                 declare: list[Declarable] | None = None, **options: Any) -> None:
         self.exchange = exchange
         self.queue = queue
         self.declare = list(declare or [])
@@ -342,8 +384,9 @@ class Publisher(DependencyProvider, HeaderEncoder):
             declare.append(self.exchange)
         if self.queue is not None:
             declare.append(self.queue)
-            if self.exchange is None and self.queue.exchange is not None and self.queue.exchange.name:
-                self.exchange = self.queue.exchange
+            queue_exchange = self.queue.exchange
+            if self.exchange is None and queue_exchange is not None and queue_exchange.name:
+                self.exchange = queue_exchange
         config = self.container.config
         options = dict(self.options)
         options.setdefault("serializer", serialization.setup(config).serializer)
@@ -352,7 +395,7 @@ class Publisher(DependencyProvider, HeaderEncoder):
         _declare_now(config, declare)
         self.publisher = _AmqpPublisher(config=config, declare=declare, **options)
 
-    def get_dependency(self, worker_ctx: Any) -> Callable[..., None]:
+    def get_dependency(self, worker_ctx: WorkerContext) -> Callable[..., None]:
         """A ``publish`` function bound to this worker's context data."""
         headers = self.get_message_headers(worker_ctx)
         exchange = self.exchange.name if self.exchange is not None else ""
@@ -367,12 +410,14 @@ class Publisher(DependencyProvider, HeaderEncoder):
             merged = dict(headers)
             merged.update(extra)
             merged.update(kwargs.pop("headers", None) or {})
-            publisher.publish(payload, headers=merged, **kwargs)
+            with (instrumentation.publishing(kwargs["exchange"], kwargs["routing_key"], merged)
+                  if instrumentation.observers else instrumentation.UNOBSERVED):
+                publisher.publish(payload, headers=merged, **kwargs)
 
         return publish
 
 
-def _declare_now(config: dict, entities: list) -> None:
+def _declare_now(config: dict[str, Any], entities: list[Declarable]) -> None:
     """Declare exchanges and queues (with their bindings) on a short-lived connection."""
     if not entities:
         return

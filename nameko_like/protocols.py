@@ -193,8 +193,8 @@ class MessageProvider(Protocol):
     """Something a ``QueueConsumer`` consumes a queue for."""
 
     @property
-    def queue(self) -> Queue:
-        """The kombu queue to consume (set by the provider's ``setup``)."""
+    def queue(self) -> Queue | None:
+        """The kombu queue to consume; None until the provider's ``setup`` sets it."""
 
     def handle_message(self, message: DeliveredMessage) -> None:
         """Handle one delivery; the provider settles it (ack, requeue, dead-letter)."""
