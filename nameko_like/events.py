@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kombu import Exchange, Queue
 
-from nameko_like import serialization
+from nameko_like import instrumentation, serialization
 from nameko_like.amqp.publish import Publisher as AmqpPublisher
 from nameko_like.constants import (
     AUTO_DELETE_EVENT_EXCHANGES_CONFIG_KEY,
@@ -96,7 +96,9 @@ class EventDispatcher(DependencyProvider, HeaderEncoder):
             options.update(kwargs)
             merged = dict(headers)
             merged.update(options.pop("headers", None) or {})
-            publisher.publish(event_data, headers=merged, **options)
+            with (instrumentation.publishing(options["exchange"], options["routing_key"], merged)
+                  if instrumentation.observers else instrumentation.UNOBSERVED):
+                publisher.publish(event_data, headers=merged, **options)
 
         return dispatch
 

@@ -92,7 +92,7 @@ def dead_letter(config: dict[str, Any], service_name: str, message: DeliveredMes
 _LOG_VALUE_LIMIT = 200
 
 
-def _for_log(value: Any) -> str:
+def _for_log(value: object) -> str:
     """``value`` as one printable line: control characters escaped, length capped."""
     text = value if isinstance(value, str) else repr(value)
     escaped = text.encode("unicode_escape").decode("ascii")

@@ -151,20 +151,24 @@ class MethodProxy:
             instrumentation.emit("rpc_call_sent", self.service_name, self.method_name)
         # registered before publishing, so even an instant reply finds it
         self.router.register(correlation_id, reply)
+        routing_key = f"{self.service_name}.{self.method_name}"
+        headers = encode_context_headers(self.context_data)
         try:
-            outcome = self.router.publish_channel.publish(
-                wire.request_body(args, kwargs),
-                exchange=self.exchange,
-                routing_key=f"{self.service_name}.{self.method_name}",
-                mandatory=True,
-                reply_to=self.router.routing_key,
-                correlation_id=correlation_id,
-                headers=encode_context_headers(self.context_data),
-                serializer=self.serializer,
-                delivery_mode=2,
-                # reconnecting must not outlast the call's timeout by much
-                retry_policy=self._retry_policy,
-            )
+            with (instrumentation.publishing(self.exchange, routing_key, headers, correlation_id)
+                  if instrumentation.observers else instrumentation.UNOBSERVED):
+                outcome = self.router.publish_channel.publish(
+                    wire.request_body(args, kwargs),
+                    exchange=self.exchange,
+                    routing_key=routing_key,
+                    mandatory=True,
+                    reply_to=self.router.routing_key,
+                    correlation_id=correlation_id,
+                    headers=headers,
+                    serializer=self.serializer,
+                    delivery_mode=2,
+                    # reconnecting must not outlast the call's timeout by much
+                    retry_policy=self._retry_policy,
+                )
         except PublishConnectionLost as exc:
             self.router.unregister(correlation_id)
             error = RpcConnectionError(

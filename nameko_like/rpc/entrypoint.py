@@ -20,6 +20,7 @@ from nameko_like.exceptions import (
     serialize,
 )
 from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko_like import instrumentation
 from nameko_like.messaging import HeaderDecoder, QueueConsumer
 from nameko_like.protocols import DeliveredMessage, ExcInfo
 from nameko_like.rpc import wire
@@ -206,11 +207,13 @@ class Rpc(Entrypoint, HeaderDecoder):
         queue_consumer = self.rpc_consumer.queue_consumer
         queue_consumer.worker_started(message)
         try:
-            self.container.spawn_worker(
+            worker_ctx = self.container.spawn_worker(
                 self, args, kwargs,
                 context_data=self.unpack_message_headers(message),
                 handle_result=partial(self._handle_result, message, reply_to, correlation_id),
             )
+            if instrumentation.observers:
+                instrumentation.emit("worker_spawned", worker_ctx, message)
         except IncorrectSignature as exc:
             queue_consumer.worker_finished(message)
             self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None, serialize(exc))

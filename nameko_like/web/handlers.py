@@ -25,6 +25,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import ConnectionNotFound, RequestError, serialize
 from nameko_like.extensions import Entrypoint
@@ -125,11 +126,13 @@ class HttpRequestHandler(Entrypoint):
             done = eventlet.event.Event()
             # spawn_worker checks the signature and raises at once on a
             # mismatch, before taking a worker slot.
-            self.container.spawn_worker(
+            worker_ctx = self.container.spawn_worker(
                 self, args, kwargs,
                 context_data=context_data,
                 handle_result=partial(self.handle_result, done),
             )
+            if instrumentation.observers:
+                instrumentation.emit("worker_spawned", worker_ctx, request)
             result = done.wait()
             return self.response_from_result(result)
         except Exception as exc:  # noqa: BLE001 - every failure is answered (never a traceback)

@@ -129,6 +129,8 @@ class WsgiApp:
         """Answer while measuring, then tell the observers (route template only)."""
         started = time.perf_counter()
         status = [500]
+        # paired with http_request_done below, in this greenthread
+        instrumentation.emit("http_request_started", environ)
 
         def capture(status_line: str, headers: list[tuple[str, str]],
                     exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
