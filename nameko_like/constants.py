@@ -94,3 +94,8 @@ DEFAULT_WEB_SOCKET_TIMEOUT = 30.0
 #: if that is more); idle and slow connections hold a greenthread, not a worker.
 WEB_MAX_CONNECTIONS_CONFIG_KEY = "WEB_MAX_CONNECTIONS"
 DEFAULT_WEB_MAX_CONNECTIONS = 1024
+
+#: Whether to trace with OpenTelemetry (needs ``nameko_like[tracing]``):
+#: spans for workers, publishes and HTTP requests, W3C trace context in
+#: message headers. Per process: on once any container with it set starts.
+TRACING_CONFIG_KEY = "TRACING"

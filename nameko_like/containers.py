@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
-from nameko_like import instrumentation, serialization
+from nameko_like import instrumentation, serialization, tracing
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.broker_uri import check_transport
 from nameko_like.constants import (
@@ -174,6 +174,7 @@ class ServiceContainer:
     def start(self) -> None:
         """Set up every extension, then start dependencies before entrypoints."""
         _log.debug("starting %s", self.service_name)
+        tracing.setup(self.config)  # on if TRACING is set; imports nothing otherwise
         self.started = True
         _run_on_all(self.extensions, lambda ext: ext.setup())
         _run_on_all(self.dependencies, lambda ext: ext.start())

@@ -1,0 +1,158 @@
+"""Span names and attributes, per OpenTelemetry's semantic conventions.
+
+Messaging (RabbitMQ): ``messaging.system`` is ``rabbitmq``; a publish is a
+PRODUCER span ``publish <exchange>:<routing key>``, the worker that
+processes a delivered message a CONSUMER span
+``process <exchange>:<routing key>:<queue>`` (empty parts left out, the
+queue left out when it is the routing key). HTTP: a SERVER span
+``<METHOD> <route template>``. Attributes of our own are under
+``nameko.`` (service, entrypoint method, call id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:
+    from nameko_like.worker_context import WorkerContext
+
+Attributes = dict[str, AttributeValue]
+
+#: The route label the web server gives requests no rule matched.
+_UNMATCHED = "<unmatched>"
+
+
+def _worker_attributes(worker_ctx: WorkerContext) -> Attributes:
+    return {
+        "nameko.service": worker_ctx.container.service_name,
+        "nameko.entrypoint": worker_ctx.entrypoint.method_name or "",
+        "nameko.call_id": worker_ctx.call_id,
+    }
+
+
+def _queue_name(worker_ctx: WorkerContext) -> str:
+    """The queue the worker's entrypoint consumes (``@rpc`` through its consumer)."""
+    entrypoint: Any = worker_ctx.entrypoint
+    queue = getattr(entrypoint, "queue", None)
+    if queue is None:
+        queue = getattr(getattr(entrypoint, "rpc_consumer", None), "queue", None)
+    name = getattr(queue, "name", None)
+    return name if isinstance(name, str) else ""
+
+
+def publish_destination(exchange: str, routing_key: str) -> str:
+    """``messaging.destination.name`` of a publish, as the RabbitMQ conventions build it."""
+    if exchange and routing_key:
+        return f"{exchange}:{routing_key}"
+    return exchange or routing_key or "amq.default"
+
+
+def consume_destination(exchange: str, routing_key: str, queue: str) -> str:
+    """``messaging.destination.name`` of a delivery: exchange, routing key, queue."""
+    parts = [exchange, routing_key]
+    if queue != routing_key:
+        parts.append(queue)
+    return ":".join(part for part in parts if part) or "amq.default"
+
+
+def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
+    """Name and attributes of the PRODUCER span of one publish."""
+    destination = publish_destination(exchange, routing_key)
+    attributes: Attributes = {
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": destination,
+    }
+    if routing_key:
+        attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
+    if correlation_id:
+        attributes["messaging.message.conversation_id"] = correlation_id
+    return f"publish {destination}", attributes
+
+
+def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
+    """Name and attributes of the CONSUMER span of the worker processing ``message``."""
+    info: Mapping[str, Any] = message.delivery_info or {}
+    exchange = info.get("exchange") or ""
+    routing_key = info.get("routing_key") or ""
+    destination = consume_destination(exchange, routing_key, _queue_name(worker_ctx))
+    attributes = _worker_attributes(worker_ctx)
+    attributes.update({
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": destination,
+    })
+    if routing_key:
+        attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
+    tag = info.get("delivery_tag")
+    if isinstance(tag, int):
+        attributes["messaging.rabbitmq.message.delivery_tag"] = tag
+    properties: Mapping[str, Any] = getattr(message, "properties", None) or {}
+    correlation_id = properties.get("correlation_id")
+    if correlation_id:
+        attributes["messaging.message.conversation_id"] = str(correlation_id)
+    message_id = properties.get("message_id")
+    if message_id:
+        attributes["messaging.message.id"] = str(message_id)
+    body = getattr(message, "body", None)
+    if isinstance(body, (bytes, bytearray)):
+        attributes["messaging.message.body.size"] = len(body)
+    return f"process {destination}", attributes
+
+
+def worker(worker_ctx: WorkerContext) -> tuple[str, SpanKind, Attributes]:
+    """Name, kind and attributes of a worker no message or request announced.
+
+    Websocket RPC calls are SERVER spans named as RPC conventions name them
+    (``<service>/<method>``); timers and custom entrypoints INTERNAL spans.
+    """
+    # imported here: the web package is not needed to trace a worker
+    from nameko_like.web.websocket import WebSocketRpc
+
+    attributes = _worker_attributes(worker_ctx)
+    service, method = worker_ctx.container.service_name, worker_ctx.entrypoint.method_name
+    if isinstance(worker_ctx.entrypoint, WebSocketRpc):
+        attributes.update({"rpc.system": "nameko_websocket", "rpc.service": service,
+                           "rpc.method": method or ""})
+        return f"{service}/{method}", SpanKind.SERVER, attributes
+    return f"{service}.{method}", SpanKind.INTERNAL, attributes
+
+
+def http_request(environ: Mapping[str, Any]) -> tuple[str, Attributes]:
+    """Name and attributes of an HTTP request's SERVER span, before routing."""
+    method = str(environ.get("REQUEST_METHOD") or "GET")
+    attributes: Attributes = {
+        "http.request.method": method,
+        "url.path": str(environ.get("PATH_INFO") or "/"),
+        "url.scheme": str(environ.get("wsgi.url_scheme") or "http"),
+    }
+    protocol = str(environ.get("SERVER_PROTOCOL") or "")
+    if protocol.startswith("HTTP/"):
+        attributes["network.protocol.version"] = protocol[5:]
+    agent = environ.get("HTTP_USER_AGENT")
+    if agent:
+        attributes["user_agent.original"] = str(agent)
+    client = environ.get("REMOTE_ADDR")
+    if client:
+        attributes["client.address"] = str(client)
+    return method, attributes
+
+
+def http_response(span: Span, route: str, method: str, status: int) -> None:
+    """Name ``span`` after its route template and record the response status.
+
+    A server span is an error only for 5xx answers: 4xx are the client's.
+    """
+    if route != _UNMATCHED:
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+        span.set_attribute("error.type", str(status))
