@@ -14,7 +14,7 @@ from typing import Any
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import safe_uri
 from nameko_like.cli.backdoor_server import start_backdoor
-from nameko_like.exceptions import CommandError
+from nameko_like.exceptions import CommandError, ConfigurationError
 from nameko_like.runners import ServiceRunner
 
 _log = logging.getLogger(__name__)
@@ -114,7 +114,10 @@ def serve(services: list[type], config: dict[str, Any],
         except Exception as exc:  # noqa: BLE001 - any start-up failure becomes the command's error
             _log.debug("start-up failed", exc_info=True)
             runner.kill()
-            raise CommandError(f"services failed to start: {type(exc).__name__}: {exc}") from None
+            # A ConfigurationError's message names the key and the fix already.
+            reason = str(exc) if isinstance(exc, ConfigurationError) else (
+                f"{type(exc).__name__}: {exc}")
+            raise CommandError(f"services failed to start: {reason}") from None
         _log.info("running services %s; broker %s", ", ".join(runner.service_names),
                   safe_uri(config))
         signals.watch(runner)

@@ -56,6 +56,22 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def listen_error_message(host: str, port: int, exc: OSError) -> str:
+    """Why the HTTP server cannot listen on ``host:port``, naming the config key and the fix."""
+    shown_host = f"[{host}]" if ":" in host else host
+    where = (f"cannot serve HTTP on {shown_host}:{port} ({WEB_SERVER_CONFIG_KEY}): "
+             f"{exc.strerror or exc}")
+    change = (f"set {WEB_SERVER_CONFIG_KEY} to another address (e.g. "
+              f"'{shown_host}:{port + 1 if port < 65535 else 0}'; port 0 picks a free one)")
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}; another process listens there: stop it or {change}"
+    if exc.errno == errno.EACCES:
+        return f"{where}; ports below 1024 need privileges: {change}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{where}; {host} is not an address of this machine: {change}"
+    return f"{where}; {change}"
+
+
 class WebProvider(Protocol):
     """What registers with a :class:`WebServer`: a URL rule and its handler."""
 
@@ -254,7 +270,10 @@ class WebServer(ProviderCollector, SharedExtension):
         config = self.container.config
         host, port = self.bind_addr
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = eventlet.listen((host, port), family=family, backlog=1024)
+        try:
+            self._sock = eventlet.listen((host, port), family=family, backlog=1024)
+        except OSError as exc:
+            raise ConfigurationError(listen_error_message(host, port, exc)) from exc
         self._wsgi_server = self.get_wsgi_server(self._sock, self.get_wsgi_app())
         # Idle and slow connections cost a greenthread each, not a worker,
         # and must never crowd the workers out.
