@@ -94,8 +94,39 @@ DEFAULT_WEB_SOCKET_TIMEOUT = 30.0
 #: if that is more); idle and slow connections hold a greenthread, not a worker.
 WEB_MAX_CONNECTIONS_CONFIG_KEY = "WEB_MAX_CONNECTIONS"
 DEFAULT_WEB_MAX_CONNECTIONS = 1024
+#: Seconds an HTTP connection may wait before the first byte of a request
+#: (a new connection, or a keep-alive one between requests); then it is
+#: closed. When all ``WEB_MAX_CONNECTIONS`` are taken, the longest-idle one
+#: is closed to make room for a new connection.
+WEB_IDLE_TIMEOUT_CONFIG_KEY = "WEB_IDLE_TIMEOUT"
+DEFAULT_WEB_IDLE_TIMEOUT = 10.0
+#: Most connections (HTTP and websocket) open at once from one client
+#: address; more are closed on arrival. 0 for no cap (e.g. behind a reverse
+#: proxy, whose address every client shares).
+WEB_MAX_CONNECTIONS_PER_CLIENT_CONFIG_KEY = "WEB_MAX_CONNECTIONS_PER_CLIENT"
+DEFAULT_WEB_MAX_CONNECTIONS_PER_CLIENT = 128
+#: Most websockets open at once, counted apart from ``WEB_MAX_CONNECTIONS``;
+#: a websocket upgrade past it gets 503.
+WEB_MAX_WEBSOCKETS_CONFIG_KEY = "WEB_MAX_WEBSOCKETS"
+DEFAULT_WEB_MAX_WEBSOCKETS = 1024
+#: Largest websocket message a client may send, in bytes, all its fragments
+#: (and, if compressed, its inflated size) counted; larger ones close the
+#: connection with code 1009. Default: ``WEB_MAX_CONTENT_LENGTH``.
+WEB_MAX_WEBSOCKET_MESSAGE_CONFIG_KEY = "WEB_MAX_WEBSOCKET_MESSAGE"
+#: Most chunks in one chunked request body; more get 413 (each chunk costs
+#: parsing work whatever its size).
+WEB_MAX_REQUEST_CHUNKS_CONFIG_KEY = "WEB_MAX_REQUEST_CHUNKS"
+DEFAULT_WEB_MAX_REQUEST_CHUNKS = 16384
 
 #: Whether to trace with OpenTelemetry (needs ``nameko_like[tracing]``):
 #: spans for workers, publishes and HTTP requests, W3C trace context in
 #: message headers. Per process: on once any container with it set starts.
 TRACING_CONFIG_KEY = "TRACING"
+
+#: ``host:port`` of the operations endpoint: Prometheus ``/metrics``,
+#: ``/health/live`` and ``/health/ready`` (port 0 picks a free port). Unset:
+#: no endpoint and no metrics kept. Needs the ``metrics`` extra.
+METRICS_ADDRESS_CONFIG_KEY = "METRICS_ADDRESS"
+#: ``json`` makes ``nameko_like run``'s default logging write one JSON object
+#: per record (see docs/operations.rst); ignored when ``LOGGING`` is set.
+LOG_FORMAT_CONFIG_KEY = "LOG_FORMAT"

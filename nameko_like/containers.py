@@ -18,6 +18,7 @@ from nameko_like.constants import (
     DEFAULT_MAX_WORKERS,
     DEFAULT_SHUTDOWN_GRACE_PERIOD,
     MAX_WORKERS_CONFIG_KEY,
+    METRICS_ADDRESS_CONFIG_KEY,
     SERVICE_CONTAINER_CLS,
     SHUTDOWN_GRACE_PERIOD_CONFIG_KEY,
 )
@@ -175,6 +176,11 @@ class ServiceContainer:
         """Set up every extension, then start dependencies before entrypoints."""
         _log.debug("starting %s", self.service_name)
         tracing.setup(self.config)  # on if TRACING is set; imports nothing otherwise
+        if self.config.get(METRICS_ADDRESS_CONFIG_KEY):
+            # imported here: prometheus-client is an optional extra
+            from nameko_like import operations
+
+            operations.attach(self)
         self.started = True
         _run_on_all(self.extensions, lambda ext: ext.setup())
         _run_on_all(self.dependencies, lambda ext: ext.start())

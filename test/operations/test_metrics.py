@@ -1,0 +1,127 @@
+"""/metrics after real RPC, event and HTTP traffic on RabbitMQ: exact counts."""
+
+import pytest
+
+from nameko_like import instrumentation
+from nameko_like._eventlet import eventlet
+from nameko_like.events import event_handler
+from nameko_like.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko_like.rpc import rpc
+from nameko_like.standalone.events import event_dispatcher
+from nameko_like.standalone.rpc import ClusterRpcProxy
+from nameko_like.web.handlers import http
+
+pytestmark = pytest.mark.integration
+
+
+class Shop:
+    name = "shop"
+    seen: list = []
+
+    @rpc
+    def hello(self, who):
+        return f"hello {who}"
+
+    @rpc
+    def broken(self):
+        raise ValueError("boom")
+
+    @rpc(expected_exceptions=KeyError)
+    def missing(self):
+        raise KeyError("nope")
+
+    @rpc
+    def slow(self):
+        eventlet.sleep(1)
+
+    @http("GET", "/items/<int:item_id>")
+    def item(self, request, item_id):
+        return f"item {item_id}"
+
+    @event_handler("orders", "placed")
+    def on_placed(self, payload):
+        Shop.seen.append(payload)
+
+
+def test_counts_after_real_traffic(container_factory, metrics_config, endpoint, web_session,
+                                   web_config):
+    config = dict(metrics_config, WEB_SERVER_ADDRESS=web_config["WEB_SERVER_ADDRESS"])
+    container = container_factory(Shop, config)
+    container.start()
+    Shop.seen = []
+
+    with ClusterRpcProxy(config, timeout=5) as cluster:
+        for who in ("a", "b", "c"):
+            assert cluster.shop.hello(who) == f"hello {who}"
+        for _ in range(2):
+            with pytest.raises(RemoteError):
+                cluster.shop.broken()
+        with pytest.raises(RemoteError, match="KeyError"):
+            cluster.shop.missing()
+        with pytest.raises(RpcTimeout):
+            with ClusterRpcProxy(config, timeout=0.2) as hurried:
+                hurried.shop.slow()
+        with pytest.raises(UnknownService):
+            cluster.nowhere.ping()
+
+    for item_id in (1, 2, 3):
+        assert web_session.get(f"/items/{item_id}").status_code == 200
+    assert web_session.get("/items/xyz").status_code == 404
+
+    dispatch = event_dispatcher(config)
+    for n in range(2):
+        dispatch("orders", "placed", {"n": n})
+
+    def calls(method, outcome, samples=None):
+        samples = samples or endpoint.scrape()
+        return endpoint.value(samples, "nameko_like_entrypoint_calls_total", service="shop",
+                              method=method, entrypoint=kinds[method], outcome=outcome)
+
+    kinds = {"hello": "Rpc", "broken": "Rpc", "missing": "Rpc", "slow": "Rpc",
+             "item": "HttpRequestHandler", "on_placed": "EventHandler"}
+    endpoint.wait_until(lambda: calls("on_placed", "ok") == 2 and calls("slow", "ok") == 1)
+    samples = endpoint.scrape()
+    value = endpoint.value
+
+    assert calls("hello", "ok", samples) == 3
+    assert calls("broken", "error", samples) == 2
+    assert calls("missing", "expected_error", samples) == 1
+    assert calls("item", "ok", samples) == 3
+    assert value(samples, "nameko_like_entrypoint_duration_seconds_count", service="shop",
+                 method="hello", entrypoint="Rpc") == 3
+    assert value(samples, "nameko_like_entrypoint_in_flight", service="shop", method="hello",
+                 entrypoint="Rpc") == 0
+
+    # client side, by target
+    assert value(samples, "nameko_like_rpc_client_calls_total", target_service="shop",
+                 target_method="hello") == 3
+    assert value(samples, "nameko_like_rpc_client_duration_seconds_count",
+                 target_service="shop", target_method="hello") == 3
+    assert value(samples, "nameko_like_rpc_client_timeouts_total", target_service="shop",
+                 target_method="slow") == 1
+    assert value(samples, "nameko_like_rpc_client_errors_total", target_service="nowhere",
+                 target_method="ping") == 1
+
+    # HTTP by route template, never the raw path
+    assert value(samples, "nameko_like_http_requests_total", service="shop",
+                 route="/items/<int:item_id>", method="GET", status="200") == 3
+    assert value(samples, "nameko_like_http_requests_total", service="shop",
+                 route="<unmatched>", method="GET", status="404") == 1
+    assert not [key for key in samples if "/items/1" in str(key)]
+
+    assert value(samples, "nameko_like_worker_pool_size", service="shop") == 10
+    assert value(samples, "nameko_like_workers_busy", service="shop") == 0
+    # replies and the dispatches were confirmed by the broker
+    confirms = value(samples, "nameko_like_publish_confirm_latency_seconds_count")
+    assert confirms is not None and confirms >= 3
+
+
+def test_endpoint_stops_with_the_last_container(container_factory, metrics_config, endpoint):
+    container = container_factory(Shop, metrics_config)
+    container.start()
+    assert endpoint.get("/health/live").json()["services"] == ["shop"]
+    assert len(instrumentation.observers) == 2
+    container.stop()
+    assert instrumentation.observers == ()
+    from nameko_like import operations
+    assert operations.servers() == []
