@@ -130,3 +130,9 @@ METRICS_ADDRESS_CONFIG_KEY = "METRICS_ADDRESS"
 #: ``json`` makes ``nameko_like run``'s default logging write one JSON object
 #: per record (see docs/operations.rst); ignored when ``LOGGING`` is set.
 LOG_FORMAT_CONFIG_KEY = "LOG_FORMAT"
+
+#: Seconds ``nameko_like shell`` waits for each RPC reply before raising
+#: ``RpcTimeout`` (``--timeout`` overrides it; 0 waits forever). Not a
+#: Nameko key: Nameko's shell waits forever.
+SHELL_RPC_TIMEOUT_CONFIG_KEY = "SHELL_RPC_TIMEOUT"
+DEFAULT_SHELL_RPC_TIMEOUT = 30

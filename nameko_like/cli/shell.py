@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nameko_like.cli.options import add_config_options, load_cli_config
+from nameko_like.constants import DEFAULT_SHELL_RPC_TIMEOUT, SHELL_RPC_TIMEOUT_CONFIG_KEY
 
 if TYPE_CHECKING:
     # only for annotations: the proxy's modules load after monkey-patching
@@ -22,6 +23,10 @@ Open an interactive Python shell where `n` talks to the services on the broker:
   n.dispatch_event(service, event_type, payload)    dispatch an event as `service`
   n.config                                          the config in use
 
+Each RPC call waits at most --timeout seconds for its reply (config
+SHELL_RPC_TIMEOUT, default 30; 0 waits forever), then raises RpcTimeout: a
+service whose queue exists but that is not running never answers.
+
 IPython or bpython is used when installed (or as --interface says), else the
 plain Python prompt. When stdin is not a terminal, it is run as a script
 instead, with `n` defined; an exception in the script ends the command with
@@ -32,6 +37,7 @@ examples:
   nameko_like shell --config config.yaml
   nameko_like shell --broker amqp://guest:guest@localhost/ --interface python
   echo 'print(n.rpc.greeter.hello("Ann"))' | nameko_like shell --config config.yaml
+  nameko_like shell --timeout 300        (wait up to 5 minutes for each reply)
 """
 # The standalone proxies work unpatched, and interactive shells (IPython's
 # prompt_toolkit, bpython's curses) are not written for a patched process.
@@ -63,20 +69,67 @@ class ShellHelpers:
 def init_parser(parser: argparse.ArgumentParser) -> None:
     """Add shell's options."""
     add_config_options(parser)
+    parser.add_argument(
+        "--timeout", metavar="SECONDS", type=_parse_timeout,
+        help="seconds each n.rpc call waits for its reply before raising RpcTimeout "
+             f"(default: the config's {SHELL_RPC_TIMEOUT_CONFIG_KEY}, else "
+             f"{DEFAULT_SHELL_RPC_TIMEOUT}); 0 waits forever")
     parser.add_argument("--interface", choices=(*INTERFACES, PLAIN),
                         help="which shell to use (default: the first installed of "
                              + ", ".join(INTERFACES) + f"; {PLAIN} is Nameko's name "
                              "for python); ignored when stdin is not a terminal")
 
 
-def _banner(config: dict[str, Any]) -> str:
+def _parse_timeout(text: str) -> float:
+    """``--timeout`` for argparse: seconds, not negative."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if seconds < 0 or seconds != seconds:  # NaN compares unequal to itself
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 (wait forever) or more seconds")
+    return seconds
+
+
+def rpc_timeout(args: argparse.Namespace, config: dict[str, Any]) -> float | None:
+    """Seconds each shell RPC call waits for its reply; None waits forever.
+
+    ``--timeout`` wins, then the config's ``SHELL_RPC_TIMEOUT``, then the
+    default; 0 means no timeout.
+
+    Raises:
+        ConfigurationError: the config's value is not a number of seconds.
+    """
+    from nameko_like.exceptions import ConfigurationError
+
+    value = getattr(args, "timeout", None)
+    if value is None:
+        value = config.get(SHELL_RPC_TIMEOUT_CONFIG_KEY, DEFAULT_SHELL_RPC_TIMEOUT)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigurationError(
+                f"{SHELL_RPC_TIMEOUT_CONFIG_KEY} must be a number of seconds (0 waits "
+                f"forever), got {value!r}")
+    return float(value) or None
+
+
+def _describe_timeout(timeout: float | None) -> str:
+    if timeout is None:
+        return "n.rpc calls wait for their reply forever (--timeout sets a limit)"
+    return (f"n.rpc calls time out after {timeout:g} s (--timeout or "
+            f"{SHELL_RPC_TIMEOUT_CONFIG_KEY} to change; 0 waits forever)")
+
+
+def _banner(config: dict[str, Any], timeout: float | None) -> str:
     from nameko_like import __version__
     from nameko_like.amqp.connection import safe_uri
 
     return (f"nameko_like {__version__} shell on Python {sys.version.split()[0]}\n"
             f"broker: {safe_uri(config)}\n"
             "n.rpc.<service>.<method>(...), n.dispatch_event(service, event_type, payload), "
-            "n.config")
+            "n.config\n"
+            f"{_describe_timeout(timeout)}")
 
 
 def _run_ipython(namespace: dict[str, Any], banner: str) -> None:
@@ -149,13 +202,14 @@ def main(args: argparse.Namespace) -> int:
     from nameko_like.standalone.rpc import ClusterRpcProxy
 
     config = load_cli_config(args)
+    timeout = rpc_timeout(args, config)
     interactive = sys.stdin.isatty()
     interface = choose_interface(args.interface) if interactive else None
     verify_amqp_uri(config)
-    with ClusterRpcProxy(config) as proxy:
+    with ClusterRpcProxy(config, timeout=timeout) as proxy:
         helpers = ShellHelpers(proxy, event_dispatcher(config), config)
         namespace: dict[str, Any] = {"__name__": "__main__", "n": helpers}
         if interface is None:
             return run_script(sys.stdin.read(), namespace)
-        _RUNNERS[interface](namespace, _banner(config))
+        _RUNNERS[interface](namespace, _banner(config, timeout))
     return 0

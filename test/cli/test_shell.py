@@ -1,12 +1,14 @@
-"""``nameko_like shell``: scripts on stdin, the interactive prompt, errors.
+"""``nameko_like shell``: scripts on stdin, the interactive prompt, errors, timeouts.
 
-Calling real services from the shell is in test_run.py; these need no broker.
+Calling real services from the shell is in test_run.py; these need no broker
+except the RPC timeout tests marked ``integration``.
 """
 
 import importlib.util
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -104,6 +106,84 @@ def test_interactive_python_prompt(cli):
     assert f"nameko_like {__version__} shell on Python" in output
     assert "broker: memory://" in output
     assert "memory://memory://" in output
+    assert ("n.rpc calls time out after 30 s (--timeout or SHELL_RPC_TIMEOUT to change; "
+            "0 waits forever)") in output
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--timeout", "2.5"], "n.rpc calls time out after 2.5 s"),
+    (["--define", "SHELL_RPC_TIMEOUT=7"], "n.rpc calls time out after 7 s"),
+    (["--timeout", "0"], "n.rpc calls wait for their reply forever (--timeout sets a limit)"),
+])
+def test_banner_states_the_rpc_timeout(cli, args, said):
+    status, output = _interact(cli, [*MEMORY, "--interface", "python", *args], [b"\x04"])
+    assert status == 0, output
+    assert said in output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--timeout", "-1"], "argument --timeout: '-1': give 0 (wait forever) or more seconds"),
+    (["--timeout", "soon"], "argument --timeout: 'soon' is not a number of seconds"),
+])
+def test_bad_timeout_option(cli, args, message):
+    result = cli("shell", *MEMORY, *args, input="print(1)\n")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"nameko_like shell: error: {message}"
+
+
+def test_bad_timeout_config(cli):
+    result = cli("shell", *MEMORY, "--define", "SHELL_RPC_TIMEOUT=soon", input="print(1)\n")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "nameko_like shell: error: SHELL_RPC_TIMEOUT must be a number of seconds (0 waits "
+        "forever), got 'soon'"]
+
+
+_STOPPED_SERVICE = """
+    from nameko_like.rpc import rpc
+
+
+    class Greeter:
+        name = "greeter"
+
+        @rpc
+        def hello(self, who):
+            return f"hello {who}"
+"""
+
+_CALL_AND_TIME = """
+    import time
+    from nameko_like.exceptions import RpcTimeout
+    started = time.monotonic()
+    try:
+        n.rpc.greeter.hello("Ann")
+    except RpcTimeout as exc:
+        print("RpcTimeout after", round(time.monotonic() - started, 1))
+"""
+
+
+@pytest.fixture
+def stopped_service_queue(cli, amqp_uri):
+    """The greeter's RPC queue exists on the broker, but no greeter runs."""
+    cli.write("greeter.py", _STOPPED_SERVICE)
+    run = cli.start("run", "greeter", "--broker", amqp_uri)
+    run.wait_for_log("running services greeter")
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0, run.log
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("stopped_service_queue")
+@pytest.mark.parametrize("args, seconds", [
+    (["--timeout", "1"], 1.0),
+    (["--define", "SHELL_RPC_TIMEOUT=1.5"], 1.5),
+])
+def test_call_to_a_stopped_service_times_out(cli, amqp_uri, args, seconds):
+    started = time.monotonic()
+    result = cli("shell", "--broker", amqp_uri, *args, input=_CALL_AND_TIME)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"RpcTimeout after {seconds}\n"
+    assert time.monotonic() - started < seconds + 10
 
 
 @pytest.mark.skipif(importlib.util.find_spec("IPython") is not None,
