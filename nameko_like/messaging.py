@@ -18,17 +18,17 @@ from nameko_like import instrumentation, serialization
 from nameko_like.amqp import dead_letter as dead_letters
 from nameko_like.amqp.connection import Declarable, make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
+from nameko_like.amqp.context_headers import decode_context_headers as decode_context_headers
+from nameko_like.amqp.context_headers import encode_context_headers as encode_context_headers
 from nameko_like.amqp.publish import Publisher as _AmqpPublisher
 from nameko_like.amqp.redelivery import RedeliveryCounter
 from nameko_like.constants import (
     DEFAULT_MAX_REDELIVERIES,
-    HEADER_PREFIX,
     MAX_REDELIVERIES_CONFIG_KEY,
     PREFETCH_COUNT_CONFIG_KEY,
 )
 from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
 from nameko_like.exceptions import ContainerBeingKilled, IncorrectSignature
-from nameko_like.tracing import TRACE_CONTEXT_HEADERS
 from nameko_like.extensions import (
     DependencyProvider,
     Entrypoint,
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-_PREFIX = HEADER_PREFIX + "."
-
 
 def _as_extension(provider: MessageProvider) -> Extension:
     """``provider`` as the extension it is (an entrypoint or a shared extension).
@@ -53,45 +51,6 @@ def _as_extension(provider: MessageProvider) -> Extension:
     ProviderCollector only keeps providers to know when all are gone.
     """
     return cast("Extension", provider)
-
-
-def encode_context_headers(context_data: dict[str, Any]) -> dict[str, Any]:
-    """AMQP headers (``nameko.<key>``) carrying ``context_data``; None values dropped."""
-    return {_PREFIX + key: value for key, value in context_data.items() if value is not None}
-
-
-#: Headers nameko_like adds to messages it moves aside or requeues, those
-#: RabbitMQ adds (quorum queues' delivery count, dead-lettering history) and
-#: kombu's compression header: bookkeeping of the transport, not context.
-_TRANSPORT_HEADERS = frozenset({
-    dead_letters.REASON_HEADER, dead_letters.ORIGINAL_EXCHANGE_HEADER,
-    dead_letters.ORIGINAL_ROUTING_KEY_HEADER, dead_letters.REDELIVERY_HEADER, "compression",
-    "x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue",
-    "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
-    "x-last-death-reason",
-})
-
-#: Headers never read as context data: the above and trace context.
-_NOT_CONTEXT_DATA = _TRANSPORT_HEADERS | TRACE_CONTEXT_HEADERS | frozenset(
-    _PREFIX + name for name in TRACE_CONTEXT_HEADERS)
-
-
-def decode_context_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
-    """Context data from a message's headers, as Nameko reads them.
-
-    ``nameko.<key>`` headers give ``<key>``; any other header is context
-    data under its own name (a ``x-trace-id`` set by a publisher reaches the
-    handler), except the transport's own bookkeeping headers and trace
-    context (``traceparent``, ``tracestate``, ``baggage``, plain or
-    ``nameko.``-prefixed): a worker passes on its *current* trace context
-    (see :mod:`nameko_like.tracing`), never the one it was called with.
-    """
-    if not headers:
-        return {}
-    return {
-        (key[len(_PREFIX):] if key.startswith(_PREFIX) else key): value
-        for key, value in headers.items() if key not in _NOT_CONTEXT_DATA
-    }
 
 
 class HeaderEncoder:
