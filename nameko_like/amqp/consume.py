@@ -111,6 +111,10 @@ class ConsumerConnection:
         self._dispatcher: Any = None
         self._unsettled = 0
         self._settled_all = eventlet.event.Event()
+        #: deliveries that arrive while connecting, with the write lock held:
+        #: handled once it is released, as a handler may settle at once (a
+        #: reply's ack would wait for the lock this thread holds: deadlock)
+        self._held: list[tuple[str, DeliveredMessage]] | None = None
         #: called with the error whenever the connection is lost
         self.on_lost: list[Callable[[BaseException], None]] = []
         #: called as ``on_handler_error(message, error)`` when a handler
@@ -271,8 +275,10 @@ class ConsumerConnection:
         while not self._stopping:
             try:
                 with self._write_lock:
+                    self._held = []
                     connection = self._connect()
             except Exception as exc:
+                self._held = None  # the broker gives them again
                 self._close()
                 if isinstance(exc, _DECLARATION_ERRORS) or not self._is_connection_error(exc):
                     # A queue declared with other arguments than the broker
@@ -300,6 +306,9 @@ class ConsumerConnection:
             attempt, interval = 0, RECONNECT_INTERVAL_START
             if not self._ready.ready():
                 self._ready.send(None)
+            held, self._held = self._held or [], None
+            for queue_name, message in held:
+                self._on_message(queue_name, message)
             try:
                 self._drain(connection)
             except Exception as exc:
@@ -330,6 +339,9 @@ class ConsumerConnection:
     # -- dispatching ------------------------------------------------------------
 
     def _on_message(self, queue_name: str, message: DeliveredMessage) -> None:
+        if self._held is not None:
+            self._held.append((queue_name, message))
+            return
         self._unsettled += 1
         if self._settled_all.ready():
             self._settled_all.reset()
