@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import CommandError
@@ -80,8 +80,15 @@ def _refuse_exit(*args: object) -> None:
                        "leave the backdoor with Ctrl-D")
 
 
-def start_backdoor(address: tuple[str, int], namespace: dict[str, Any]) -> Any:
-    """Listen on ``address`` and serve a console per connection; return the greenthread.
+class Backdoor(NamedTuple):
+    """A backdoor being served: its greenthread and the address it really listens on."""
+
+    thread: Any  # eventlet's GreenThread (eventlet ships no types)
+    address: tuple[str, int]
+
+
+def start_backdoor(address: tuple[str, int], namespace: dict[str, Any]) -> Backdoor:
+    """Listen on ``address`` and serve a console per connection.
 
     ``namespace`` is what the consoles see (plus an ``exit``/``quit`` that
     refuse: they would end the whole process).
@@ -99,7 +106,7 @@ def start_backdoor(address: tuple[str, int], namespace: dict[str, Any]) -> Any:
     bound_host, bound_port = sock.getsockname()[:2]
     _log.info("backdoor listening on %s:%s", bound_host, bound_port)
     namespace = {**namespace, "exit": _refuse_exit, "quit": _refuse_exit}
-    return eventlet.spawn(_serve, sock, namespace)
+    return Backdoor(eventlet.spawn(_serve, sock, namespace), (bound_host, bound_port))
 
 
 def _serve(sock: Any, namespace: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import safe_uri
 from nameko_like.cli.backdoor_server import start_backdoor
+from nameko_like.cli.startup_report import log_startup
 from nameko_like.exceptions import CommandError, ConfigurationError
 from nameko_like.runners import ServiceRunner
 
@@ -105,10 +106,10 @@ def serve(services: list[type], config: dict[str, Any],
 
     # Installed before starting so a signal during start-up is queued, not lost.
     signals = SignalWatcher()
-    backdoor_thread = None
+    backdoor = None
     try:
         if backdoor_address is not None:
-            backdoor_thread = start_backdoor(backdoor_address, {"runner": runner})
+            backdoor = start_backdoor(backdoor_address, {"runner": runner})
         try:
             runner.start()
         except Exception as exc:  # noqa: BLE001 - any start-up failure becomes the command's error
@@ -118,6 +119,8 @@ def serve(services: list[type], config: dict[str, Any],
             reason = str(exc) if isinstance(exc, ConfigurationError) else (
                 f"{type(exc).__name__}: {exc}")
             raise CommandError(f"services failed to start: {reason}") from None
+        log_startup(runner.containers, config, backdoor.address if backdoor else None)
+        # The last start-up line, which scripts and tests wait for.
         _log.info("running services %s; broker %s", ", ".join(runner.service_names),
                   safe_uri(config))
         signals.watch(runner)
@@ -128,8 +131,8 @@ def serve(services: list[type], config: dict[str, Any],
             runner.kill()
             raise CommandError(f"a service died: {type(exc).__name__}: {exc}") from None
     finally:
-        if backdoor_thread is not None:
-            backdoor_thread.kill()
+        if backdoor is not None:
+            backdoor.thread.kill()
         signals.close()
     if signals.killed_by is not None:
         return 128 + signals.killed_by

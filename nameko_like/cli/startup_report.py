@@ -1,0 +1,93 @@
+"""What ``nameko_like run`` logs once the services have started.
+
+The version, each service with its entrypoints, the broker (password
+masked), and where HTTP, websockets and the backdoor listen, with the port
+the system really gave when 0 was asked for. A new user sees at a glance
+what the process serves; an operator finds it in the logs.
+
+Imported only after eventlet has monkey-patched the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from nameko_like.amqp.connection import safe_uri
+from nameko_like.containers import ServiceContainer
+from nameko_like.events import SERVICE_POOL, EventHandler
+from nameko_like.extensions import Entrypoint
+from nameko_like.messaging import Consumer
+from nameko_like.rpc.entrypoint import Rpc
+from nameko_like.timer import Timer
+from nameko_like.web.handlers import HttpRequestHandler
+from nameko_like.web.server import WebServer
+from nameko_like.web.websocket import WebSocketRpc, WebSocketServer
+
+_log = logging.getLogger(__name__)
+
+
+def describe_entrypoint(entrypoint: Entrypoint) -> str:
+    """One entrypoint as ``kind name`` (``rpc hello``, ``http GET /users/<id> -> get``)."""
+    method = entrypoint.method_name
+    if isinstance(entrypoint, Rpc):
+        return f"rpc {method}"
+    if isinstance(entrypoint, WebSocketRpc):
+        return f"websocket rpc {method}"
+    if isinstance(entrypoint, HttpRequestHandler):
+        return f"http {','.join(entrypoint.methods)} {entrypoint.url} -> {method}"
+    if isinstance(entrypoint, EventHandler):
+        kind = "" if entrypoint.handler_type == SERVICE_POOL else f" ({entrypoint.handler_type})"
+        return (f"event_handler {entrypoint.source_service}.{entrypoint.event_type}{kind} "
+                f"-> {method}")
+    if isinstance(entrypoint, Consumer):
+        return f"consume {entrypoint.queue.name} -> {method}"
+    if isinstance(entrypoint, Timer):
+        eager = " (eager)" if entrypoint.eager else ""
+        return f"timer every {entrypoint.interval:g}s{eager} -> {method}"
+    # an extension of the user's or of another library: its class names its kind
+    return f"{type(entrypoint).__name__} -> {method}"
+
+
+def describe_service(container: ServiceContainer) -> str:
+    """``service NAME: entrypoint; entrypoint; ...`` (sorted, so the log is stable)."""
+    entrypoints = sorted(describe_entrypoint(entrypoint) for entrypoint in container.entrypoints)
+    return f"service {container.service_name}: {'; '.join(entrypoints) or 'no entrypoints'}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def listening_addresses(container: ServiceContainer) -> list[str]:
+    """Where ``container`` serves HTTP and websockets (real ports), if it does."""
+    found = []
+    extensions = container.shared_extensions.values()
+    server = next((ext for ext in extensions if isinstance(ext, WebServer)), None)
+    if server is not None and server.accepting:
+        host, port = _url_host(server.bind_addr[0]), server.port
+        name = container.service_name
+        found.append(f"HTTP ({name}) on http://{host}:{port}/")
+        for websockets in (ext for ext in extensions if isinstance(ext, WebSocketServer)):
+            found.append(f"websockets ({name}) on ws://{host}:{port}{websockets.path}")
+    return found
+
+
+def log_startup(containers: Iterable[ServiceContainer], config: dict[str, Any],
+                backdoor: tuple[str, int] | None = None) -> None:
+    """Log (INFO) the version, services, broker and listening addresses."""
+    from nameko_like import __version__
+
+    containers = list(containers)
+    _log.info("nameko_like %s on Python %s", __version__, sys.version.split()[0])
+    _log.info("broker %s", safe_uri(config))
+    for container in containers:
+        _log.info("%s", describe_service(container))
+    for container in containers:
+        for address in listening_addresses(container):
+            _log.info("%s", address)
+    if backdoor is not None:
+        _log.info("backdoor on %s:%s (connect: nameko_like backdoor %s:%s)",
+                  _url_host(backdoor[0]), backdoor[1], _url_host(backdoor[0]), backdoor[1])
