@@ -14,12 +14,16 @@ import re
 import socket
 from typing import TYPE_CHECKING, BinaryIO
 
+from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import RequestError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from nameko_like.web.protocol import WsgiServer
+
+#: Chunks parsed between two yields to the other greenthreads.
+_CHUNKS_PER_YIELD = 1024
 
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
@@ -121,27 +125,40 @@ class BodyReader:
 
     def _read_chunked(self, limit: int) -> bytes:
         rfile = self.rfile
-        parts: list[bytes] = []
-        total = 0
+        readline, read = rfile.readline, rfile.read
+        # One buffer, not a list of parts: a million tiny chunks would cost
+        # a bytes object (~34 bytes) each.
+        body = bytearray()
+        max_chunks = self.server.max_chunks
+        chunks = 0
         while True:
-            match = _CHUNK_SIZE.fullmatch(rfile.readline(1024))
+            match = _CHUNK_SIZE.fullmatch(readline(1024))
             if match is None:
                 raise RequestRejected(400, "malformed chunk size")
             size = int(match.group(1), 16)
             if size == 0:
                 break
-            total += size
-            if total > limit:
+            chunks += 1
+            if chunks > max_chunks:
+                # Each chunk costs parsing work whatever its size: bound it.
+                raise RequestRejected(
+                    413, f"request body in more than {max_chunks} chunks; "
+                         f"send larger chunks, or a Content-Length")
+            if not chunks % _CHUNKS_PER_YIELD:
+                # Buffered input is parsed without ever waiting on the
+                # socket: let other greenthreads run now and then.
+                eventlet.sleep(0)
+            if len(body) + size > limit:
                 raise RequestRejected(413, f"request body larger than {limit} bytes")
-            data = rfile.read(size)
-            if len(data) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            data = read(size)
+            if len(data) < size or readline(3) not in (b"\r\n", b"\n"):
                 raise RequestRejected(400, "malformed or truncated chunk")
-            parts.append(data)
+            body += data
         # Trailer fields are read and ignored, within the header limits.
         for _ in range(self.max_header_count + 1):
             line = rfile.readline(self.max_header_line + 1)
             if line in (b"\r\n", b"\n"):
-                return b"".join(parts)
+                return bytes(body)
             if not line.endswith(b"\n"):
                 raise RequestRejected(400, "malformed or truncated chunked trailer")
         raise RequestRejected(431, "too many trailer fields")

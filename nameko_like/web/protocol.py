@@ -11,9 +11,12 @@ It has no deadline for a request head and no body-size limit either.
 :class:`HttpProtocol` keeps eventlet's connection loop (one greenthread per
 connection, keep-alive, close) and replaces the rest:
 
+* a connection that sends nothing (new, or kept alive between requests)
+  for ``idle_timeout`` is closed;
 * the request line and headers are parsed strictly, within limits (URL
-  length -> 414; header count and size -> 431) and within one deadline for
-  the whole head (a slow-loris client is disconnected);
+  length -> 414; header count and size -> 431; a second ``Host`` -> 400) and
+  within one deadline for the whole head (a slow-loris client is
+  disconnected);
 * the body is read completely *before* the application runs, capped at
   ``max_content_length`` (:mod:`nameko_like.web.body`);
 * every rejection is a short plain-text 4xx (or 505 for an unsupported HTTP
@@ -34,6 +37,7 @@ from urllib.parse import unquote
 from nameko_like._eventlet import eventlet
 import eventlet.wsgi  # after _eventlet silenced its import warning
 
+from nameko_like.constants import DEFAULT_WEB_MAX_REQUEST_CHUNKS
 from nameko_like.exceptions import RequestError
 from nameko_like.web.body import BodyReader, RequestRejected
 from nameko_like.web.writer import ResponseWriter
@@ -121,9 +125,12 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):  # t
             return
         except _RequestTimedOut:
             _log.debug("closing %s: request not received in time", self.client_address)
+            # (the request line may have asked for keep-alive meanwhile)
+            self.close_connection = True
             return
         except OSError:
             # Reset or closed by the peer; nothing to answer.
+            self.close_connection = True
             return
         if environ is None:
             return
@@ -140,10 +147,15 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):  # t
     def _read_request(self) -> WSGIEnvironment | None:
         """Return the environ of the next request, or None at end of stream."""
         rfile = self.rfile
+        sock = self.connection
         try:
-            # Waiting for a request to start is bounded by the socket
-            # timeout (an idle keep-alive connection is then closed).
-            received = rfile.peek(1)
+            # Waiting for a request to start is bounded by the idle timeout
+            # (an idle connection, new or kept alive, is then closed).
+            sock.settimeout(self.server.idle_timeout)
+            try:
+                received = rfile.peek(1)
+            finally:
+                sock.settimeout(self.server.socket_timeout)
             if not received:
                 return None
             if b"\r\n\r\n" in received:
@@ -253,6 +265,7 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):  # t
         line_limit = self.max_header_line
         count = 0
         lengths: list[bytes] = []
+        hosts = 0
         while True:
             line = readline(line_limit + 1)
             head_size += len(line)
@@ -282,6 +295,11 @@ class HttpProtocol(ResponseWriter, BodyReader, eventlet.wsgi.HttpProtocol):  # t
             if key == "CONTENT_LENGTH":
                 lengths.append(value)
                 continue
+            if key == "HOST":
+                # RFC 9112 3.2: more than one Host header is a 400.
+                hosts += 1
+                if hosts > 1:
+                    raise RequestRejected(400, "more than one Host header")
             if key != "CONTENT_TYPE":
                 key = "HTTP_" + key
             previous = environ.get(key)
@@ -360,10 +378,15 @@ class WsgiServer(eventlet.wsgi.Server):  # type: ignore[misc]
         request_timeout: seconds a client has to send a request head, and the
             longest any one socket read or write may block.
         protocol: the connection handler class.
+        idle_timeout: seconds a connection may wait for the first byte of a
+            request (default: ``request_timeout``).
+        max_chunks: most chunks in a chunked request body.
     """
 
     def __init__(self, sock: socket.socket, app: WSGIApplication, max_content_length: int,
-                 request_timeout: float, protocol: type = HttpProtocol) -> None:
+                 request_timeout: float, protocol: type = HttpProtocol,
+                 idle_timeout: float | None = None,
+                 max_chunks: int = DEFAULT_WEB_MAX_REQUEST_CHUNKS) -> None:
         super().__init__(
             sock, sock.getsockname(), app,
             protocol=protocol,
@@ -374,6 +397,8 @@ class WsgiServer(eventlet.wsgi.Server):  # type: ignore[misc]
         )
         self.max_content_length = max_content_length
         self.request_timeout = request_timeout
+        self.idle_timeout = request_timeout if idle_timeout is None else idle_timeout
+        self.max_chunks = max_chunks
         # eventlet reports an application that raised through .info();
         # with log_output off that would be silenced.
         self.log = _EventletLog()

@@ -16,18 +16,21 @@ from werkzeug.wrappers import Request, Response
 from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
-    DEFAULT_WEB_MAX_CONNECTIONS,
+    DEFAULT_WEB_IDLE_TIMEOUT,
     DEFAULT_WEB_MAX_CONTENT_LENGTH,
+    DEFAULT_WEB_MAX_REQUEST_CHUNKS,
     DEFAULT_WEB_SERVER_ADDRESS,
     DEFAULT_WEB_SOCKET_TIMEOUT,
-    WEB_MAX_CONNECTIONS_CONFIG_KEY,
+    WEB_IDLE_TIMEOUT_CONFIG_KEY,
     WEB_MAX_CONTENT_LENGTH_CONFIG_KEY,
+    WEB_MAX_REQUEST_CHUNKS_CONFIG_KEY,
     WEB_SERVER_CONFIG_KEY,
     WEB_SOCKET_TIMEOUT_CONFIG_KEY,
 )
 from nameko_like.exceptions import ConfigurationError
 from nameko_like.extensions import ProviderCollector, SharedExtension
 from nameko_like.protocols import ContainerInterface
+from nameko_like.web.limits import ConnectionLimits
 from nameko_like.web.protocol import HttpProtocol, WsgiServer
 
 import eventlet.wsgi  # after _eventlet silenced its import warning
@@ -225,8 +228,7 @@ class WebServer(ProviderCollector, SharedExtension):
         self._wsgi_server: Any = None
         self._pool: Any = None
         self._accept_thread: Any = None
-        #: eventlet's ``[address, socket, STATE_*]`` of each open connection
-        self._connections: dict[socket.socket, list[Any]] = {}
+        self._limits: ConnectionLimits | None = None
         self.accepting = False
 
     @property
@@ -275,12 +277,9 @@ class WebServer(ProviderCollector, SharedExtension):
         except OSError as exc:
             raise ConfigurationError(listen_error_message(host, port, exc)) from exc
         self._wsgi_server = self.get_wsgi_server(self._sock, self.get_wsgi_app())
-        # Idle and slow connections cost a greenthread each, not a worker,
-        # and must never crowd the workers out.
-        size = config.get(WEB_MAX_CONNECTIONS_CONFIG_KEY) or max(
-            DEFAULT_WEB_MAX_CONNECTIONS, 4 * self.container.max_workers
-        )
-        self._pool = eventlet.GreenPool(size)
+        self._limits = limits = ConnectionLimits.from_config(config, self.container.max_workers)
+        # The limits decide who waits; the pool only keeps the greenthreads.
+        self._pool = eventlet.GreenPool(limits.max_connections + limits.max_websockets)
         self.accepting = True
         self._accept_thread = self.container.spawn_managed_thread(
             self._accept_loop, identifier="web server"
@@ -303,6 +302,9 @@ class WebServer(ProviderCollector, SharedExtension):
             ),
             request_timeout=config.get(WEB_SOCKET_TIMEOUT_CONFIG_KEY, DEFAULT_WEB_SOCKET_TIMEOUT),
             protocol=protocol,
+            idle_timeout=config.get(WEB_IDLE_TIMEOUT_CONFIG_KEY, DEFAULT_WEB_IDLE_TIMEOUT),
+            max_chunks=config.get(WEB_MAX_REQUEST_CHUNKS_CONFIG_KEY,
+                                  DEFAULT_WEB_MAX_REQUEST_CHUNKS),
         )
 
     def get_url_map(self) -> Map:
@@ -314,6 +316,14 @@ class WebServer(ProviderCollector, SharedExtension):
     def context_data_from_headers(self, request: Request) -> dict[str, Any]:
         """Context data for the worker handling ``request``; none by default."""
         return {}
+
+    def upgrade_to_websocket(self, client: socket.socket) -> bool:
+        """Count the connection on ``client`` as a websocket from now on.
+
+        Returns False when ``WEB_MAX_WEBSOCKETS`` are open already: the
+        caller then refuses the upgrade.
+        """
+        return self._limits is not None and self._limits.upgrade(client)
 
     def unregister_provider(self, provider: Any) -> None:
         """Forget ``provider``; once none remain, stop accepting requests."""
@@ -349,7 +359,8 @@ class WebServer(ProviderCollector, SharedExtension):
         # input: idle ones (keep-alive, websockets) end, a request still
         # being received is dropped, while a request being handled can
         # still write its response.
-        for state in list(self._connections.values()):
+        connections = self._limits.connections if self._limits is not None else {}
+        for state in list(connections.values()):
             state[2] = eventlet.wsgi.STATE_CLOSE
             try:
                 state[1].shutdown(socket.SHUT_RD)
@@ -365,6 +376,7 @@ class WebServer(ProviderCollector, SharedExtension):
 
     def _accept_loop(self) -> None:
         sock, pool = self._sock, self._pool
+        limits = cast("ConnectionLimits", self._limits)  # made by start(), before this runs
         timeout = self._wsgi_server.socket_timeout
         while True:
             try:
@@ -375,10 +387,13 @@ class WebServer(ProviderCollector, SharedExtension):
                 _log.warning("web server could not accept a connection: %s", exc)
                 eventlet.sleep(0.1)
                 continue
+            # Blocks while every HTTP slot is in a request: new clients
+            # wait in the backlog.
+            state = limits.admit(client, address)
+            if state is None:
+                client.close()
+                continue
             client.settimeout(timeout)
-            state = [address, client, eventlet.wsgi.STATE_IDLE]
-            self._connections[client] = state
-            # Blocks while the pool is full: new clients wait in the backlog.
             pool.spawn(self._serve_connection, state)
 
     def _serve_connection(self, state: list[Any]) -> None:
@@ -389,6 +404,7 @@ class WebServer(ProviderCollector, SharedExtension):
         except Exception:  # noqa: BLE001 - one connection's failure must not stop the server
             _log.exception("error serving the connection from %s", state[0])
         finally:
-            self._connections.pop(state[1], None)
+            if self._limits is not None:
+                self._limits.release(state)
             state[2] = eventlet.wsgi.STATE_CLOSE
             state[1].close()

@@ -31,6 +31,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.exceptions import BadRequest
+from werkzeug.wrappers import Response
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request
 
@@ -40,6 +41,7 @@ import eventlet.websocket  # after _eventlet silenced its import warning
 from nameko_like.constants import (
     DEFAULT_WEB_MAX_CONTENT_LENGTH,
     WEB_MAX_CONTENT_LENGTH_CONFIG_KEY,
+    WEB_MAX_WEBSOCKET_MESSAGE_CONFIG_KEY,
 )
 from nameko_like.exceptions import (
     MalformedRequest,
@@ -55,6 +57,7 @@ from nameko_like.extensions import (
 )
 from nameko_like.protocols import ExcInfo
 from nameko_like.web.connection import Connection, event_frame, kill_all
+from nameko_like.web.frames import BoundedWebSocket
 from nameko_like.web.hub import WebSocketHub
 from nameko_like.web.server import WebServer
 from nameko_like.worker_context import WorkerContext
@@ -68,6 +71,12 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 _log = logging.getLogger(__name__)
+
+
+_TOO_MANY_WEBSOCKETS = Response(
+    "Error: too many websockets are open; try again later\n", status=503,
+    headers={"Connection": "close", "Retry-After": "5"},
+)
 
 
 def _is_upgrade(environ: WSGIEnvironment) -> bool:
@@ -138,20 +147,29 @@ class WebSocketServer(ProviderCollector, SharedExtension):
         """
         if not _is_upgrade(request.environ):
             return BadRequest()
+        client = request.environ["eventlet.input"].get_socket()
+        if not self.wsgi_server.upgrade_to_websocket(client):
+            # DEBUG only: at WARNING, a client could flood the log.
+            _log.debug("refused a websocket from %s: WEB_MAX_WEBSOCKETS are open",
+                       request.remote_addr)
+            return _TOO_MANY_WEBSOCKETS
         context_data = self.wsgi_server.context_data_from_headers(request)
-        max_frame = self.container.config.get(
+        config = self.container.config
+        max_message = config.get(WEB_MAX_WEBSOCKET_MESSAGE_CONFIG_KEY) or config.get(
             WEB_MAX_CONTENT_LENGTH_CONFIG_KEY, DEFAULT_WEB_MAX_CONTENT_LENGTH
         )
         websocket_app = eventlet.websocket.WebSocketWSGI(
-            partial(self._serve, context_data), max_frame_length=max_frame
+            partial(self._serve, context_data, max_message), max_frame_length=max_message
         )
         # Pre-RFC 6455 drafts are obsolete, and unsafe.
         websocket_app.support_legacy_versions = False
         app: WSGIApplication = websocket_app
         return app
 
-    def _serve(self, context_data: dict[str, Any], ws: Any) -> None:
-        # The per-operation HTTP timeout would end idle websockets.
+    def _serve(self, context_data: dict[str, Any], max_message: int, ws: Any) -> None:
+        ws = BoundedWebSocket.adopt(ws, max_message)
+        # The per-operation HTTP timeout would end idle websockets (their
+        # number is bounded by WEB_MAX_WEBSOCKETS instead).
         ws.socket.settimeout(None)
         connection = Connection(str(uuid.uuid4()), ws, context_data)
         self.sockets[connection.socket_id] = connection
