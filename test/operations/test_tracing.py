@@ -27,6 +27,7 @@ from nameko_like.events import EventDispatcher, event_handler
 from nameko_like.messaging import Publisher, consume
 from nameko_like.rpc import RpcProxy, rpc
 from nameko_like.web.handlers import http
+from nameko_like.web.websocket import rpc as websocket_rpc
 
 pytestmark = pytest.mark.integration
 
@@ -363,3 +364,46 @@ def test_tracing_off_adds_no_headers_and_no_spans(
     # no trace headers, and the incoming ones are not context data either
     assert not {"traceparent", "nameko.traceparent", "tracestate"} & set(headers)
     assert [s.name for s in _EXPORTER.get_finished_spans()] == ["upstream"]
+
+
+# -- websocket RPC, timers, HTTP errors --------------------------------------------------
+
+
+class Live:
+    name = "live"
+    airports = RpcProxy("airports", timeout=10)
+
+    @websocket_rpc
+    def lookup(self, socket_id: str, code: str) -> str:
+        return self.airports.check(code)
+
+    @http("GET", "/boom")
+    def boom(self, request: Any) -> str:
+        raise RuntimeError("boom")
+
+
+def test_websocket_calls_and_http_errors(
+        spans: Spans, runner_factory: Any, rabbit_config: dict[str, Any],
+        web_config: dict[str, Any], web_config_port: int, websocket: Any) -> None:
+    runner = runner_factory(dict(rabbit_config, **web_config), Live, Airports)
+    runner.start()
+    client = websocket()
+    trace_id = client.rpc("lookup", code="NRT")
+
+    spans.wait_for("live/lookup", "process nameko-rpc:airports.check:rpc-airports")
+    call = spans.named("live/lookup")
+    assert call.kind == SpanKind.SERVER
+    assert format_trace_id(call.context.trace_id) == trace_id
+    assert call.attributes is not None
+    assert call.attributes["rpc.system"] == "nameko_websocket"
+    assert call.attributes["rpc.method"] == "lookup"
+    assert parent_of(spans.named("publish nameko-rpc:airports.check")) == call.context.span_id
+
+    response = requests.get(f"http://127.0.0.1:{web_config_port}/boom", timeout=10)
+    assert response.status_code == 500
+    spans.wait_for("GET /boom")
+    failed = spans.named("GET /boom")
+    assert failed.status.status_code == StatusCode.ERROR
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == "500"
+    assert failed.attributes["http.response.status_code"] == 500
