@@ -75,11 +75,22 @@ def setup_logging(config: dict[str, Any], config_files: list[str]) -> None:
     """
     import logging.config
 
+    from nameko_like.constants import LOG_FORMAT_CONFIG_KEY
+    from nameko_like.exceptions import ConfigurationError
+
     settings = config.get(LOGGING_CONFIG_KEY)
+    log_format = config.get(LOG_FORMAT_CONFIG_KEY)
+    if log_format not in (None, "text", "json"):
+        raise ConfigurationError(
+            f"{LOG_FORMAT_CONFIG_KEY} must be 'json' or 'text', got {log_format!r}")
+    if settings is None and log_format == "json":
+        from nameko_like.logging_json import configure_json_logging
+
+        configure_json_logging(logging.INFO)
+        return
     if settings is None:
         logging.basicConfig(level=logging.INFO, format=DEFAULT_LOG_FORMAT, stream=sys.stderr)
         return
-    from nameko_like.exceptions import ConfigurationError
 
     source = ", ".join(config_files) or "--define"
     try:
