@@ -7,6 +7,7 @@ and nameko_like's share of the bare server's rate.
 
     python bench/bench_http.py                 # 3 rounds x 5 s, 50 connections
     python bench/bench_http.py --rounds 5 --duration 10 --connections 100
+    python bench/bench_http.py --access-log    # also nameko_like with its INFO access log
 
 ``wrk`` must be installed (Debian/Ubuntu: ``apt-get install wrk``).
 """
@@ -39,9 +40,22 @@ def serve_bare(port: int) -> None:
     eventlet.wsgi.server(sock, app, log_output=False)
 
 
-def serve_nameko_like(port: int) -> None:
-    """A service with one ``@http`` entrypoint, default config otherwise."""
+def serve_nameko_like(port: int, access_log: bool = False) -> None:
+    """A service with one ``@http`` entrypoint, default config otherwise.
+
+    With ``access_log``, logging is set up as ``nameko_like run`` does by
+    default (INFO, its format) but written to /dev/null: the access log's
+    cost without the terminal's.
+    """
     from nameko_like._eventlet import eventlet
+
+    if access_log:
+        import logging
+
+        from nameko_like.cli.run import DEFAULT_LOG_FORMAT
+
+        logging.basicConfig(level=logging.INFO, format=DEFAULT_LOG_FORMAT,
+                            stream=open(os.devnull, "w"))  # noqa: SIM115 - lives with the process
 
     # As `nameko_like run` does: patch first, then import the framework.
     eventlet.monkey_patch()
@@ -107,7 +121,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--serve", choices=["bare", "nameko_like"], help=argparse.SUPPRESS)
+    parser.add_argument("--access-log", action="store_true",
+                        help="also run nameko_like with logging at INFO (access log on)")
+    parser.add_argument("--serve", choices=["bare", "nameko_like", "access_log"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -117,12 +134,16 @@ def main() -> int:
     if args.serve == "nameko_like":
         serve_nameko_like(args.port)
         return 0
+    if args.serve == "access_log":
+        serve_nameko_like(args.port, access_log=True)
+        return 0
 
     if shutil.which("wrk") is None:
         print("wrk is not installed; on Debian/Ubuntu: sudo apt-get install wrk", file=sys.stderr)
         return 2
 
-    servers = {kind: start(kind) for kind in ("bare", "nameko_like")}
+    kinds = ("bare", "nameko_like", "access_log") if args.access_log else ("bare", "nameko_like")
+    servers = {kind: start(kind) for kind in kinds}
     results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in servers}
     try:
         for kind, (_, port) in servers.items():
@@ -147,6 +168,9 @@ def main() -> int:
         print(f"  {kind:12s} {rate:9.0f} req/s  p99 {p99:7.2f} ms")
     ratio = medians["nameko_like"][0] / medians["bare"][0]
     print(f"  nameko_like / bare eventlet.wsgi: {ratio:.2f}")
+    if "access_log" in medians:
+        cost = medians["access_log"][0] / medians["nameko_like"][0]
+        print(f"  with the access log at INFO / without: {cost:.2f}")
     return 0
 
 

@@ -210,14 +210,16 @@ def test_bodies_are_never_logged(port, caplog):
     assert not any("secret-payload" in record.getMessage() for record in caplog.records)
 
 
-def test_access_log_is_debug_only(port, caplog):
+def test_access_log_is_info_and_can_be_silenced(port, caplog):
     caplog.set_level(logging.INFO)
     raw_http(port, b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert not [r for r in caplog.records if r.name == "nameko_like.web.access"]
-    caplog.set_level(logging.DEBUG, logger="nameko_like.web.access")
-    raw_http(port, b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
     [record] = [r for r in caplog.records if r.name == "nameko_like.web.access"]
+    assert record.levelno == logging.INFO
     assert '"GET /echo HTTP/1.1" 200' in record.getMessage()
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger="nameko_like.web.access")
+    raw_http(port, b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert not [r for r in caplog.records if r.name == "nameko_like.web.access"]
 
 
 class FailingServer(WebServer):
