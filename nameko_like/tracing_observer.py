@@ -94,8 +94,10 @@ class TracingObserver(instrumentation.Observer):
                 span, trace.set_span_in_context(span, parent), owned=True)
         else:
             current = otel_context.get_current()
-            self._workers[worker_ctx] = _WorkerSpan(
-                trace.get_current_span(current), current, owned=False)
+            span = trace.get_current_span(current)
+            if span.is_recording():  # the request's: say who answers it
+                span.set_attributes(tracing_spans.worker_attributes(worker_ctx))
+            self._workers[worker_ctx] = _WorkerSpan(span, current, owned=False)
 
     def worker_started(self, worker_ctx: WorkerContext) -> None:
         """Make the worker's span current in the worker's greenthread."""

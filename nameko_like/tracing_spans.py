@@ -26,7 +26,8 @@ Attributes = dict[str, AttributeValue]
 _UNMATCHED = "<unmatched>"
 
 
-def _worker_attributes(worker_ctx: WorkerContext) -> Attributes:
+def worker_attributes(worker_ctx: WorkerContext) -> Attributes:
+    """Our own attributes of a worker: service, entrypoint method, call id."""
     return {
         "nameko.service": worker_ctx.container.service_name,
         "nameko.entrypoint": worker_ctx.entrypoint.method_name or "",
@@ -81,7 +82,7 @@ def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
     exchange = info.get("exchange") or ""
     routing_key = info.get("routing_key") or ""
     destination = consume_destination(exchange, routing_key, _queue_name(worker_ctx))
-    attributes = _worker_attributes(worker_ctx)
+    attributes = worker_attributes(worker_ctx)
     attributes.update({
         "messaging.system": "rabbitmq",
         "messaging.operation.type": "process",
@@ -115,7 +116,7 @@ def worker(worker_ctx: WorkerContext) -> tuple[str, SpanKind, Attributes]:
     # imported here: the web package is not needed to trace a worker
     from nameko_like.web.websocket import WebSocketRpc
 
-    attributes = _worker_attributes(worker_ctx)
+    attributes = worker_attributes(worker_ctx)
     service, method = worker_ctx.container.service_name, worker_ctx.entrypoint.method_name
     if isinstance(worker_ctx.entrypoint, WebSocketRpc):
         attributes.update({"rpc.system": "nameko_websocket", "rpc.service": service,

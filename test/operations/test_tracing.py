@@ -184,6 +184,8 @@ def test_one_trace_spans_http_two_rpc_hops_and_an_event(
         "user_agent.original": requests.utils.default_user_agent(),
         "client.address": "127.0.0.1", "http.route": "/trips/<int:trip_id>",
         "http.response.status_code": 200,
+        "nameko.service": "gateway", "nameko.entrypoint": "book",
+        "nameko.call_id": server.attributes["nameko.call_id"],
     }
     producer = spans.named(book_out)
     assert producer.kind == SpanKind.PRODUCER
