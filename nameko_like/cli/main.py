@@ -99,7 +99,9 @@ def setup_parser() -> argparse.ArgumentParser:
 
 def run_command(command: CommandModule, args: argparse.Namespace) -> int:
     """Run one command module with parsed ``args``; return its exit status."""
-    if command.MONKEY_PATCH:
+    # A command may refine MONKEY_PATCH per invocation (run --reload's supervisor).
+    needs_patch = getattr(command, "needs_monkey_patch", None)
+    if command.MONKEY_PATCH and (needs_patch is None or needs_patch(args)):
         from nameko_like._eventlet import eventlet
 
         eventlet.monkey_patch()

@@ -27,6 +27,9 @@ The first SIGTERM or Ctrl-C stops gracefully: no new work is accepted and
 running workers get up to SHUTDOWN_GRACE_PERIOD seconds (config, default 30)
 to finish. A second one kills the services at once.
 
+With --reload (development only), the services run in a child process that
+is restarted whenever a watched source file changes.
+
 Logging follows the config's LOGGING key (a logging.config.dictConfig
 mapping); without it, INFO and above go to stderr.
 """
@@ -38,6 +41,7 @@ examples:
   nameko_like run myapp.services --broker memory://      (embedded, one process)
   nameko_like run myapp.services --define max_workers=50 --define WEB.PORT=9000
   nameko_like run myapp.services --backdoor-port 3000    (then: nameko_like backdoor 3000)
+  nameko_like run myapp.services --reload               (development: restart on edits)
 
 exit status: 0 after a graceful stop; 1 with a one-line reason when a module,
 class or config file is missing or broken, no service is found, or the broker
@@ -45,6 +49,12 @@ cannot be reached; 128+N when signal N had to kill the services.
 """
 MONKEY_PATCH = True
 PASS_THROUGH = False
+
+
+def needs_monkey_patch(args: argparse.Namespace) -> bool:
+    """Whether this run must be patched: not the ``--reload`` supervisor, which
+    runs no services itself (its child ``run`` patches itself)."""
+    return not getattr(args, "reload", False)
 
 #: Config key holding a ``logging.config.dictConfig`` mapping.
 LOGGING_CONFIG_KEY = "LOGGING"
@@ -64,6 +74,17 @@ def init_parser(parser: argparse.ArgumentParser) -> None:
         help="serve an eventlet backdoor (a Python prompt inside the running "
              "process, with `runner` defined) on PORT of HOST, by default "
              "127.0.0.1 only; connect with `nameko_like backdoor`",
+    )
+    group = parser.add_argument_group("development")
+    group.add_argument(
+        "--reload", action="store_true",
+        help="restart the services whenever a .py, .yaml or .yml file under the "
+             "watched directories (or a --config file) changes; for development, "
+             "needs watchfiles (pip install 'nameko_like[reload]')",
+    )
+    group.add_argument(
+        "--reload-dir", metavar="DIR", action="append", dest="reload_dirs",
+        help="directory --reload watches (repeatable; default: the current directory)",
     )
 
 
@@ -127,6 +148,11 @@ def main(args: argparse.Namespace) -> int:
     """
     config = load_cli_config(args)
     setup_logging(config, config_files(args))
+    if getattr(args, "reload", False):
+        from nameko_like.cli.reload import supervise
+
+        # The services run (and report their own errors) in a child process.
+        return supervise(args)
 
     # Imported now that eventlet has patched the standard library.
     from nameko_like.amqp.connection import verify_amqp_uri
