@@ -7,7 +7,9 @@ the standard library.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
 import socket
 from typing import Any, NamedTuple
 
@@ -18,6 +20,9 @@ from nameko_like.exceptions import CommandError
 from eventlet import backdoor as eventlet_backdoor  # isort: skip
 
 _log = logging.getLogger(__name__)
+
+#: Set to ``1`` to let the backdoor listen on a non-loopback address.
+ALLOW_REMOTE_ENV = "NAMEKO_LIKE_BACKDOOR_ALLOW_REMOTE"
 
 
 class _SocketStream:
@@ -87,6 +92,16 @@ class Backdoor(NamedTuple):
     address: tuple[str, int]
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is a loopback one."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # eventlet.listen will say what is wrong with it
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).partition("%")[0]).is_loopback for info in infos)
+
+
 def start_backdoor(address: tuple[str, int], namespace: dict[str, Any]) -> Backdoor:
     """Listen on ``address`` and serve a console per connection.
 
@@ -94,9 +109,19 @@ def start_backdoor(address: tuple[str, int], namespace: dict[str, Any]) -> Backd
     refuse: they would end the whole process).
 
     Raises:
-        CommandError: the address cannot be bound.
+        CommandError: the address cannot be bound, or is not a loopback
+            address and :data:`ALLOW_REMOTE_ENV` is not set.
     """
     host, port = address
+    if not _is_loopback(host):
+        if os.environ.get(ALLOW_REMOTE_ENV) != "1":
+            raise CommandError(
+                f"refusing to open the backdoor on {host}:{port}: not a loopback address, "
+                f"and whoever reaches it gets a Python prompt inside the services. "
+                f"Use 127.0.0.1 (reach it from elsewhere with `ssh -L`), or set "
+                f"{ALLOW_REMOTE_ENV}=1 to expose it anyway")
+        _log.warning("the backdoor listens on %s:%s, beyond this machine (%s=1)",
+                     host, port, ALLOW_REMOTE_ENV)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         sock = eventlet.listen((host, port), family=family)
