@@ -242,6 +242,8 @@ def interpolate(text: str, env: dict) -> str:
 @pytest.mark.parametrize("service, variable, port", [
     ("gateway", "TRAVEL_HTTP_PORT", 8000),
     ("rabbitmq", "TRAVEL_MANAGEMENT_PORT", 15672),
+    ("prometheus", "TRAVEL_PROMETHEUS_PORT", 9090),
+    ("grafana", "TRAVEL_GRAFANA_PORT", 3000),
 ])
 def test_host_ports_are_configurable(compose, service, variable, port):
     # The gateway on 8000, as the tutorial's commands expect; either host
@@ -252,9 +254,9 @@ def test_host_ports_are_configurable(compose, service, variable, port):
     assert interpolate(published, {variable: "19999"}) == f"19999:{port}"
 
 
-def test_only_the_gateway_and_the_management_ui_are_published(compose):
+def test_only_the_gateway_the_management_ui_and_monitoring_are_published(compose):
     published = {name for name, service in compose["services"].items() if "ports" in service}
-    assert published == {"gateway", "rabbitmq"}
+    assert published == {"gateway", "rabbitmq", "prometheus", "grafana"}
 
 
 def test_the_image_has_every_file_setup_cfg_reads(image):
