@@ -107,8 +107,8 @@ def explain_connect_failure(exc: BaseException, uri: str, user: str | None,
                 f"`{_grant_command(vhost, user)}`) or fix the vhost (the path) in "
                 f"{AMQP_URI_CONFIG_KEY}")
     if _is_refused_port(exc):
-        return (f"cannot reach the AMQP broker at {shown} (connection refused: nothing "
-                "listens on that port); start RabbitMQ (`rabbitmq-server -detached`), fix "
+        return (f"cannot reach the AMQP broker at {shown} ({exc}: nothing listens on "
+                "that port); start RabbitMQ (`rabbitmq-server -detached`), fix "
                 f"the host or port in {AMQP_URI_CONFIG_KEY}, or run embedded with "
                 "--broker memory://")
     return (f"cannot reach the AMQP broker at {shown} ({exc}); check that RabbitMQ runs "

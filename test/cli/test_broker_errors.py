@@ -106,9 +106,10 @@ def test_vhost_without_permissions_says_how_to_grant_them(cli, amqp_uri, rabbit_
 def test_closed_port_says_start_the_broker(cli):
     cli.write("greeter.py", SERVICE)
     message = _error_line(cli("run", "greeter", "--broker", "amqp://guest:pw@127.0.0.1:1/"))
+    # eventlet's green socket words the refusal as [Errno 111] ECONNREFUSED
     assert message == (
-        "cannot reach the AMQP broker at amqp://guest:********@127.0.0.1:1/ (connection "
-        "refused: nothing listens on that port); start RabbitMQ (`rabbitmq-server "
+        "cannot reach the AMQP broker at amqp://guest:********@127.0.0.1:1/ ([Errno 111] "
+        "ECONNREFUSED: nothing listens on that port); start RabbitMQ (`rabbitmq-server "
         "-detached`), fix the host or port in AMQP_URI, or run embedded with --broker memory://")
 
 
