@@ -9,7 +9,10 @@ so drift on a shared machine hits them alike:
 - ``tracing``: ``TRACING`` set (OpenTelemetry spans, SDK provider, no exporter);
 - ``both``: metrics and tracing.
 
-Reported: the median calls/s of each variant and its ratio to ``off``.
+Reported: the median calls/s of each variant and its ratio to ``off``, and
+the median CPU time of this process per call (client and service run here;
+the broker does not): on a shared machine wall-clock rates swing with the
+neighbours' load, CPU time much less.
 Tracing variants are skipped when opentelemetry-sdk is missing. Usage::
 
     python bench/bench_operations.py [--rounds 5] [--calls 2000]
@@ -69,8 +72,11 @@ def tracing_available() -> bool:
     return True
 
 
-def run_variant(vhost: str, extra: dict, calls: int) -> float:
-    """Start the service with ``extra`` config, make ``calls`` sequential calls; calls/s."""
+def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
+    """Start the service with ``extra`` config, make ``calls`` sequential calls.
+
+    Returns (calls per second, CPU microseconds of this process per call).
+    """
     config = {"AMQP_URI": f"amqp://guest:guest@localhost:5672/{vhost}", **extra}
     container = ServiceContainer(Pinged, config)
     container.start()
@@ -78,10 +84,11 @@ def run_variant(vhost: str, extra: dict, calls: int) -> float:
         with ClusterRpcProxy(config, timeout=10) as cluster:
             for _ in range(200):  # warm-up
                 cluster.pinged.ping()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 cluster.pinged.ping()
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
     finally:
         container.stop()
         if extra.get("TRACING"):
@@ -89,7 +96,7 @@ def run_variant(vhost: str, extra: dict, calls: int) -> float:
 
             tracing.disable()
     assert instrumentation.observers == (), instrumentation.observers
-    return calls / elapsed
+    return calls / elapsed, cpu / calls * 1e6
 
 
 def main() -> int:
@@ -104,13 +111,15 @@ def main() -> int:
         variants["both"] = {"METRICS_ADDRESS": "127.0.0.1:0", "TRACING": True}
     vhost = make_vhost()
     rates: dict[str, list[float]] = {name: [] for name in variants}
+    cpus: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for round_no in range(1, args.rounds + 1):
             line = []
             for name, extra in variants.items():
-                rate = run_variant(vhost, extra, args.calls)
+                rate, cpu = run_variant(vhost, extra, args.calls)
                 rates[name].append(rate)
-                line.append(f"{name} {rate:,.0f}/s")
+                cpus[name].append(cpu)
+                line.append(f"{name} {rate:,.0f}/s {cpu:.0f} us cpu")
             print(f"round {round_no}: " + ", ".join(line), flush=True)
     finally:
         requests.delete(f"{API}/vhosts/{vhost}", timeout=10)
@@ -121,10 +130,13 @@ def main() -> int:
     check = min(timeit.repeat("if instrumentation.observers: pass", number=1_000_000, repeat=5,
                               globals={"instrumentation": instrumentation})) / 1_000_000
     base = statistics.median(rates["off"])
+    base_cpu = statistics.median(cpus["off"])
     print(f"\n{args.calls} sequential calls per run, medians of {args.rounds} rounds:")
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"  {name:8} {median:8,.0f} calls/s   ratio to off {median / base:.3f}")
+        cpu = statistics.median(cpus[name])
+        print(f"  {name:8} {median:8,.0f} calls/s   ratio to off {median / base:.3f}   "
+              f"cpu {cpu:6.0f} us/call   ratio to off {cpu / base_cpu:.3f}")
     print(f"hooks with no observer: {check * 1e9:.0f} ns per call site, 8 sites = "
           f"{8 * check / (1 / base) * 100:.4f}% of a call")
     return 0
