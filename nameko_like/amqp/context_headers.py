@@ -28,7 +28,7 @@ def encode_context_headers(context_data: dict[str, Any]) -> dict[str, Any]:
 #: RabbitMQ adds (quorum queues' delivery count, dead-lettering history) and
 #: kombu's compression header: bookkeeping of the transport, not context.
 _TRANSPORT_HEADERS = frozenset({
-    dead_letters.REASON_HEADER, dead_letters.ORIGINAL_EXCHANGE_HEADER,
+    dead_letters.REASON_HEADER, dead_letters.TIME_HEADER, dead_letters.ORIGINAL_EXCHANGE_HEADER,
     dead_letters.ORIGINAL_ROUTING_KEY_HEADER, dead_letters.REDELIVERY_HEADER, "compression",
     "x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue",
     "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",

@@ -12,6 +12,7 @@ arguments Nameko declares them with, and mixed deployments stay compatible.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ _log = logging.getLogger(__name__)
 
 #: header holding why a message was dead-lettered
 REASON_HEADER = "x-dead-letter-reason"
+#: header holding when a message was dead-lettered (Unix time, seconds)
+TIME_HEADER = "x-dead-letter-time"
 #: headers naming where a dead-lettered or requeued message was first published
 ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
@@ -79,7 +82,8 @@ def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: st
 def dead_letter(config: dict[str, Any], service_name: str, message: DeliveredMessage, reason: str,
                 on_done: Callable[[BaseException | None], None]) -> None:
     """Send ``message`` to the service's dead-letter queue with ``reason``."""
-    headers = dict(origin_headers(message), **{REASON_HEADER: reason})
+    headers = dict(origin_headers(message), **{REASON_HEADER: reason,
+                                                TIME_HEADER: int(time.time())})
     # Header values come from whoever published: escaped and cut short, so a
     # newline in a header cannot forge log lines nor a huge one flood the log.
     _log.warning("dead-lettering a message from %s/%s: %s",
