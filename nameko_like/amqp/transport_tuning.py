@@ -33,7 +33,6 @@ READ_CHUNK = 65536
 _RETRY_ERRNOS = (errno.EAGAIN, errno.EINTR)
 
 _os_threading = eventlet.patcher.original("threading")
-_os_time = eventlet.patcher.original("time")
 
 #: An AMQP heartbeat frame: type 8, channel 0, empty payload, frame end.
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
@@ -177,12 +176,16 @@ class Heartbeats:
     def __init__(self) -> None:
         self.green: Any = None  # eventlet's GreenThread (eventlet ships no types)
         self.stopped = False
+        #: set by kill(): wakes the OS thread at once, so a closed connection
+        #: is not kept alive by a sleeping thread (short-lived clients pile up)
+        self.stopping = _os_threading.Event()
         #: when the greenthread last ran (``time.monotonic()``)
         self.green_tick = time.monotonic()
 
     def kill(self) -> None:
         """Stop both; the connection they served is done."""
         self.stopped = True
+        self.stopping.set()
         if self.green is not None:
             self.green.kill()
 
@@ -199,7 +202,7 @@ def _beat_from_os_thread(state: Heartbeats, raw: amqp.Connection, writer: _Coale
     the writer's OS lock keeps it between whole frames.
     """
     while not state.stopped:
-        _os_time.sleep(interval / 4)
+        state.stopping.wait(interval / 4)
         if state.stopped or time.monotonic() - state.green_tick < interval / 2:
             continue
         try:
