@@ -67,7 +67,9 @@ def listen_error_message(host: str, port: int, exc: OSError) -> str:
     change = (f"set {WEB_SERVER_CONFIG_KEY} to another address (e.g. "
               f"'{shown_host}:{port + 1 if port < 65535 else 0}'; port 0 picks a free one)")
     if exc.errno == errno.EADDRINUSE:
-        return f"{where}; another process listens there: stop it or {change}"
+        return (f"{where}; another process, or another service with @http entrypoints "
+                f"in this one, listens there (run such services in separate processes): "
+                f"stop it or {change}")
     if exc.errno == errno.EACCES:
         return f"{where}; ports below 1024 need privileges: {change}"
     if exc.errno == errno.EADDRNOTAVAIL:
@@ -273,7 +275,11 @@ class WebServer(ProviderCollector, SharedExtension):
         host, port = self.bind_addr
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._sock = eventlet.listen((host, port), family=family, backlog=1024)
+            # No SO_REUSEPORT (eventlet's default): with it a second service
+            # or process on the same address would silently get half of the
+            # connections, and answer 404 for the other's routes.
+            self._sock = eventlet.listen((host, port), family=family, backlog=1024,
+                                         reuse_port=False)
         except OSError as exc:
             raise ConfigurationError(listen_error_message(host, port, exc)) from exc
         self._wsgi_server = self.get_wsgi_server(self._sock, self.get_wsgi_app())

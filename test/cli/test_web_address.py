@@ -34,7 +34,9 @@ def test_busy_address_names_the_address_and_the_key(cli, taken_port):
     assert result.stderr.splitlines()[-1] == (
         f"nameko_like run: error: services failed to start: cannot serve HTTP on "
         f"127.0.0.1:{taken_port} (WEB_SERVER_ADDRESS): Address already in use; another "
-        "process listens there: stop it or set WEB_SERVER_ADDRESS to another address (e.g. "
+        "process, or another service with @http entrypoints in this one, listens there "
+        "(run such services in separate processes): stop it or set WEB_SERVER_ADDRESS to "
+        "another address (e.g. "
         f"'127.0.0.1:{taken_port + 1}'; port 0 picks a free one)")
     assert "Errno 98" not in result.stderr
     assert "Traceback" not in result.stderr

@@ -40,7 +40,9 @@ def test_prometheus_scrapes_every_service_at_its_metrics_address(compose):
 
 
 def test_compose_mounts_the_monitoring_files(compose):
-    mounted = [volume.split(":")[0] for name in ("prometheus", "grafana")
+    # short ("src:dst:ro") and long ({type: bind, source: ...}) volume syntax
+    mounted = [volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+               for name in ("prometheus", "grafana")
                for volume in compose["services"][name]["volumes"]]
     for source in mounted:
         assert (TRAVEL_DIR / source).is_file(), source

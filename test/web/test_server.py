@@ -254,3 +254,40 @@ def test_two_web_server_classes_in_one_container_fail_fast(web_config):
     # find it.
     del info
     gc.collect()
+
+
+def test_two_http_services_on_one_address_are_refused_not_split():
+    # With SO_REUSEPORT both would listen and each get half the connections,
+    # answering 404 for the other's routes; the second must fail to start.
+    import socket as socket_module
+
+    from nameko_like.exceptions import ConfigurationError
+    from nameko_like.runners import ServiceRunner
+    from nameko_like.web.handlers import http
+
+    class First:
+        name = "first_site"
+
+        @http("GET", "/first")
+        def first(self, request):
+            return "first"
+
+    class Second:
+        name = "second_site"
+
+        @http("GET", "/second")
+        def second(self, request):
+            return "second"
+
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runner = ServiceRunner({"AMQP_URI": "memory://", "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})
+    runner.add_service(First)
+    runner.add_service(Second)
+    try:
+        with pytest.raises(ConfigurationError, match=r"Address already in use; another process, "
+                                                     r"or another service with @http"):
+            runner.start()
+    finally:
+        runner.kill()
