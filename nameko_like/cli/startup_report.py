@@ -45,8 +45,7 @@ def describe_entrypoint(entrypoint: Entrypoint) -> str:
     if isinstance(entrypoint, Consumer):
         return f"consume {entrypoint.queue.name} -> {method}"
     if isinstance(entrypoint, Timer):
-        eager = " (eager)" if entrypoint.eager else ""
-        return f"timer every {entrypoint.interval:g}s{eager} -> {method}"
+        return f"timer {entrypoint.description} -> {method}"
     # an extension of the user's or of another library: its class names its kind
     return f"{type(entrypoint).__name__} -> {method}"
 
