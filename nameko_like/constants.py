@@ -136,3 +136,13 @@ LOG_FORMAT_CONFIG_KEY = "LOG_FORMAT"
 #: Nameko key: Nameko's shell waits forever.
 SHELL_RPC_TIMEOUT_CONFIG_KEY = "SHELL_RPC_TIMEOUT"
 DEFAULT_SHELL_RPC_TIMEOUT = 30
+
+#: Whether every annotated entrypoint validates (and converts) its payloads
+#: from its type hints (needs ``nameko_like[contracts]``); ``@validated``
+#: opts in one service or method instead. Methods without annotations are
+#: never validated.
+VALIDATE_CONTRACTS_CONFIG_KEY = "VALIDATE_CONTRACTS"
+#: URL path (e.g. ``/docs``) under which a service's own HTTP server also
+#: serves its AsyncAPI and OpenAPI documents and a page rendering them.
+#: Unset: not served.
+CONTRACTS_DOCS_PATH_CONFIG_KEY = "CONTRACTS_DOCS_PATH"
