@@ -175,6 +175,20 @@ def _halt(ctl_tool: str | None, node: str, env: dict[str, str], base_dir: Path,
             pass
 
 
+def _kill_node(base_dir: Path) -> None:
+    """SIGKILL the node of ``base_dir`` (a crash) and wait until it is gone."""
+    pid = _read_pid(base_dir / _PID_FILE)
+    if pid is None or _runs_node(pid, base_dir) is False:
+        raise PrivateBrokerError(f"no running node found in {base_dir}")
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + EXIT_DEADLINE
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def stop_orphaned_nodes(dir_prefix: str = DEFAULT_DIR_PREFIX) -> list[str]:
     """Halt private nodes left running by processes that died before
     :meth:`PrivateBroker.stop` (their owner pid is gone), and remove their

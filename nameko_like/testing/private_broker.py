@@ -52,6 +52,7 @@ from nameko_like.testing.broker_processes import (
     PrivateBrokerError,
     _cli_environment,
     _halt,
+    _kill_node,
     free_port,
     rabbit_tool,
     rabbitmq_available,
@@ -83,6 +84,10 @@ class PrivateBroker:
         extra_config: more ``rabbitmq.conf`` lines, or a callable that gets
             the broker (ports reserved) and returns them.
         start_deadline: seconds the node may take to boot.
+        cookie: the Erlang cookie; nodes that form a cluster share one
+            (:mod:`nameko_like.testing.private_cluster`). A random one when None.
+        create_user: whether :meth:`start` creates ``user`` (a node that
+            joins a cluster gets the cluster's users instead).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -91,7 +96,8 @@ class PrivateBroker:
                  dir_prefix: str = DEFAULT_DIR_PREFIX, *, user: str | None = None,
                  password: str | None = None, extra_ports: Sequence[str] = (),
                  extra_config: Iterable[str] | Callable[[PrivateBroker], Iterable[str]] = (),
-                 start_deadline: float = DEFAULT_START_DEADLINE) -> None:
+                 start_deadline: float = DEFAULT_START_DEADLINE,
+                 cookie: str | None = None, create_user: bool = True) -> None:
         count = _node_counts.get(node_prefix, 0) + 1
         _node_counts[node_prefix] = count
         suffix = "" if count == 1 else f"_{count}"
@@ -102,7 +108,8 @@ class PrivateBroker:
         self.password = (password if password is not None
                          else "guest" if user is None
                          else "pw-" + secrets.token_hex(8))
-        self._create_user = user is not None
+        self._create_user = user is not None and create_user
+        self._cookie = cookie or secrets.token_hex(16).upper()
         taken: set[int] = set()
         #: reserved ports by name: ``amqp``, ``dist`` and the extra ones
         self.ports: dict[str, int] = {"amqp": free_port(taken), "dist": free_port(taken)}
@@ -173,7 +180,7 @@ class PrivateBroker:
         (base / _OWNER_FILE).write_text(str(os.getpid()))
         (base / _NODE_FILE).write_text(self.node)
         cookie = base / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.write_text(self._cookie)
         cookie.chmod(0o400)  # Erlang refuses a cookie others can read
         (base / "enabled_plugins").write_text("[].\n")
         extra = self._extra_config
@@ -241,6 +248,26 @@ class PrivateBroker:
             logger.info("private RabbitMQ node %s stopped", self.node)
         shutil.rmtree(self.base_dir, ignore_errors=True)
         self.base_dir = None
+
+    def stop_node(self, kill: bool = False) -> None:
+        """Stop the node's VM but keep its directory (data, logs), for
+        :meth:`start_node`: a node that goes down. ``kill``: SIGKILL, as a
+        crash, instead of ``rabbitmqctl stop``."""
+        if self.base_dir is None or not self._running:
+            return
+        if kill:
+            _kill_node(self.base_dir)
+        else:
+            _halt(self.ctl_tool, self.node, self.env, self.base_dir, kill_unverified=True)
+        self._running = False
+        logger.info("private RabbitMQ node %s %s", self.node, "killed" if kill else "stopped")
+
+    def start_node(self) -> None:
+        """Boot a node stopped by :meth:`stop_node` again, with its data."""
+        if self.base_dir is None:
+            raise PrivateBrokerError(f"{self.node} was never started (call start())")
+        if not self._running:
+            self._boot()
 
     # typing.Self needs Python 3.11; this package supports 3.10
     def __enter__(self) -> PrivateBroker:
