@@ -20,6 +20,7 @@ from nameko_like.exceptions import (
     serialize,
 )
 from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko_like.contracts import hooks as contracts
 from nameko_like import instrumentation
 from nameko_like.messaging import HeaderDecoder, QueueConsumer
 from nameko_like.protocols import DeliveredMessage, ExcInfo
@@ -195,6 +196,7 @@ class Rpc(Entrypoint, HeaderDecoder):
 
     def setup(self) -> None:
         """Register with the container's RPC consumer."""
+        contracts.prepare(self)
         self.rpc_consumer.register_provider(self)
 
     def stop(self) -> None:
@@ -204,6 +206,14 @@ class Rpc(Entrypoint, HeaderDecoder):
     def handle_request(self, message: DeliveredMessage, args: list[Any], kwargs: dict[str, Any],
                        reply_to: str, correlation_id: Any) -> None:
         """Run a worker for one request; its reply is sent when it finishes."""
+        contract = contracts.contract_of(self)
+        if contract is not None:
+            try:
+                args, kwargs = contract.validate_arguments(args, kwargs)  # type: ignore[assignment]
+            except contracts.ValidationError as exc:
+                self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None,
+                                                serialize(exc))
+                return
         queue_consumer = self.rpc_consumer.queue_consumer
         queue_consumer.worker_started(message)
         try:
@@ -225,6 +235,9 @@ class Rpc(Entrypoint, HeaderDecoder):
                        worker_ctx: WorkerContext, result: Any,
                        exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         self.rpc_consumer.queue_consumer.worker_finished(message)
+        contract = contracts.contract_of(self)
+        if contract is not None and exc_info is None:
+            result = contract.dump_result(result)
         error = serialize(exc_info[1]) if exc_info is not None else None
         self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, result, error)
         return result, exc_info
