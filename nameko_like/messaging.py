@@ -22,6 +22,7 @@ from nameko_like.amqp.context_headers import decode_context_headers as decode_co
 from nameko_like.amqp.context_headers import encode_context_headers as encode_context_headers
 from nameko_like.amqp.publish import Publisher as _AmqpPublisher
 from nameko_like.amqp.redelivery import RedeliveryCounter
+from nameko_like.contracts import hooks as contracts
 from nameko_like.constants import (
     DEFAULT_MAX_REDELIVERIES,
     MAX_REDELIVERIES_CONFIG_KEY,
@@ -265,6 +266,7 @@ class Consumer(Entrypoint, HeaderDecoder):
 
     def setup(self) -> None:
         """Register this entrypoint's queue with the container's consumer."""
+        contracts.prepare(self)
         self.queue_consumer.register_provider(self)
 
     def stop(self) -> None:
@@ -283,6 +285,13 @@ class Consumer(Entrypoint, HeaderDecoder):
     def spawn_for(self, message: DeliveredMessage, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> None:
         """Spawn a worker for ``message``, settling it when the worker is done."""
+        contract = contracts.contract_of(self)
+        if contract is not None:
+            try:
+                args, kwargs = contract.validate_arguments(args, kwargs)
+            except contracts.ValidationError as exc:
+                self.queue_consumer.dead_letter(message, f"ValidationError: {exc}")
+                return
         self.queue_consumer.worker_started(message)
         try:
             worker_ctx = self.container.spawn_worker(

@@ -61,6 +61,10 @@ def _register_custom(config: dict[str, Any]) -> None:
         )
 
 
+#: Why kombu may not know msgpack: it registers it only when the package is installed.
+MSGPACK_HINT = ": msgpack needs the msgpack package: pip install 'nameko_like[msgpack]'"
+
+
 def setup(config: dict[str, Any]) -> SerializationConfig:
     """Register custom serializers of ``config`` and return what to use.
 
@@ -73,12 +77,14 @@ def setup(config: dict[str, Any]) -> SerializationConfig:
         raise ConfigurationError(
             f"config key {SERIALIZER_CONFIG_KEY!r}: unknown serializer {serializer!r} "
             f"(known: {', '.join(sorted(known))}; register others under {SERIALIZERS_CONFIG_KEY})"
+            + (MSGPACK_HINT if serializer == "msgpack" else "")
         )
     accept = list(config.get(ACCEPT_CONFIG_KEY) or [serializer])
     for name in accept:
         if name not in known and "/" not in name:
             raise ConfigurationError(
                 f"config key {ACCEPT_CONFIG_KEY!r}: unknown serializer {name!r}"
+                + (MSGPACK_HINT if name == "msgpack" else "")
             )
     return SerializationConfig(serializer, accept)
 

@@ -27,6 +27,8 @@ from werkzeug.wrappers import Request, Response
 
 from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
+from nameko_like.contracts import hooks as contracts
+from nameko_like.contracts.errors import http_response as validation_response
 from nameko_like.exceptions import ConnectionNotFound, RequestError, serialize
 from nameko_like.extensions import Entrypoint
 from nameko_like.protocols import ExcInfo
@@ -82,6 +84,7 @@ class HttpRequestHandler(Entrypoint):
 
     def setup(self) -> None:
         """Register with the container's web server."""
+        contracts.prepare(self)
         self.server.register_provider(self)
 
     def stop(self) -> None:
@@ -123,6 +126,9 @@ class HttpRequestHandler(Entrypoint):
         try:
             context_data = self.server.context_data_from_headers(request)
             args, kwargs = self.get_entrypoint_parameters(request)
+            contract = contracts.contract_of(self)
+            if contract is not None:
+                args, kwargs = contracts.http_arguments(contract, request, args, kwargs)
             done = eventlet.event.Event()
             # spawn_worker checks the signature and raises at once on a
             # mismatch, before taking a worker slot.
@@ -134,6 +140,8 @@ class HttpRequestHandler(Entrypoint):
             if instrumentation.observers:
                 instrumentation.emit("worker_spawned", worker_ctx, request)
             result = done.wait()
+            if contract is not None:
+                result = contracts.http_result(contract, result)
             return self.response_from_result(result)
         except Exception as exc:  # noqa: BLE001 - every failure is answered (never a traceback)
             return self.response_from_exception(exc)
@@ -169,6 +177,8 @@ class HttpRequestHandler(Entrypoint):
 
     def response_from_exception(self, exc: BaseException) -> Response:
         """Build the error response for ``exc`` (never with a traceback)."""
+        if isinstance(exc, contracts.ValidationError):
+            return validation_response(exc)  # 422, the failing fields in JSON
         # Two checks: expected_exceptions may be a class or a tuple.
         expected = self.expected_exceptions or ()
         if isinstance(exc, _BAD_REQUESTS) or isinstance(exc, expected):  # noqa: SIM101
