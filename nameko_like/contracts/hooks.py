@@ -11,6 +11,7 @@ everything not validated, which then runs exactly as before.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -79,4 +80,17 @@ def http_arguments(contract: Contract, request: Request, args: tuple[Any, ...],
     return (*args[:1], *rest), kwargs
 
 
-__all__ = ["ValidationError", "contract_of", "http_arguments", "prepare"]
+def http_result(contract: Contract, result: Any) -> Any:
+    """What an HTTP method returned, serialized by its annotated type.
+
+    Strings, bytes, ``(status, ...)`` tuples and responses pass unchanged;
+    other annotated results become a JSON response.
+    """
+    if contract.result is None:
+        return result
+    from werkzeug.wrappers import Response
+
+    return Response(json.dumps(contract.dump_result(result)), mimetype="application/json")
+
+
+__all__ = ["ValidationError", "contract_of", "http_arguments", "http_result", "prepare"]

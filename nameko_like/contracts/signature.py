@@ -166,7 +166,12 @@ class Contract:
         """``result`` as JSON-able data, serialized by its annotated type."""
         if self.result is None:
             return result
-        return self.result.dump_python(result, mode="json", warnings=False)
+        try:
+            return self.result.dump_python(result, mode="json", warnings=False)
+        except Exception:  # noqa: BLE001 - the serializer then reports the value as usual
+            _log.warning("%s returned a value its annotation can't serialize", self.where,
+                         exc_info=True)
+            return result
 
 
 def method_contract(service_cls: type, method_name: str, skip: int = 0,
