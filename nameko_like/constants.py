@@ -65,6 +65,11 @@ DEFAULT_ACCEPT_COMPRESSION = ("zlib", "bzip2", "lzma")
 #: How many times a message is redelivered before it is dead-lettered.
 MAX_REDELIVERIES_CONFIG_KEY = "MAX_REDELIVERIES"
 DEFAULT_MAX_REDELIVERIES = 5
+#: Kind of the durable queues a service consumes: ``classic`` (as Nameko
+#: declares them) or ``quorum`` (replicated on a RabbitMQ cluster; the
+#: broker then enforces ``MAX_REDELIVERIES``).
+QUEUE_TYPE_CONFIG_KEY = "QUEUE_TYPE"
+DEFAULT_QUEUE_TYPE = "classic"
 #: Seconds a graceful stop waits for running workers before killing them.
 SHUTDOWN_GRACE_PERIOD_CONFIG_KEY = "SHUTDOWN_GRACE_PERIOD"
 DEFAULT_SHUTDOWN_GRACE_PERIOD = 30
