@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kombu import Exchange, Queue
 
-from nameko_like import instrumentation, serialization
+from nameko_like import instrumentation, payload_filters, serialization
 from nameko_like.amqp.publish import Publisher as AmqpPublisher
+from nameko_like.amqp.queue_types import owned_queue_options
 from nameko_like.constants import (
     AUTO_DELETE_EVENT_EXCHANGES_CONFIG_KEY,
     DECLARE_EVENT_EXCHANGES_CONFIG_KEY,
@@ -32,6 +33,7 @@ from nameko_like.extensions import DependencyProvider
 from nameko_like.messaging import Consumer, HeaderEncoder
 
 if TYPE_CHECKING:
+    from nameko_like.protocols import DeliveredMessage
     from nameko_like.protocols import ContainerInterface
     from nameko_like.worker_context import WorkerContext
 
@@ -117,13 +119,21 @@ class EventHandler(Consumer):
         broadcast_identifier: distinguishes the queues of BROADCAST
             handlers; a fresh uuid per instance by default. Give a stable one
             to combine BROADCAST with ``reliable_delivery``.
+        retry: a :class:`~nameko_like.retries.Retry`: run the handler again,
+            after a delay, when it raises one of its exceptions.
+        payload_filter: handle only some events: a predicate on the payload,
+            or a dict of expected field values
+            (:mod:`nameko_like.payload_filters`); the others are acknowledged
+            and counted, never handled.
     """
 
     def __init__(self, source_service: str, event_type: str, handler_type: str = SERVICE_POOL,
                  reliable_delivery: bool = True, requeue_on_error: bool = False,
+                 payload_filter: payload_filters.PayloadFilter | None = None,
                  **kwargs: Any) -> None:
         if handler_type not in (SERVICE_POOL, SINGLETON, BROADCAST):
             raise EventHandlerConfigurationError(f"unknown handler_type {handler_type!r}")
+        self.payload_filter = payload_filters.as_predicate(payload_filter)
         self.source_service = source_service
         self.event_type = event_type
         self.handler_type = handler_type
@@ -173,10 +183,33 @@ class EventHandler(Consumer):
         exchange = get_event_exchange(self.source_service, self.container.config)
         # As Nameko: an unreliable BROADCAST queue belongs to its connection
         # alone (exclusive); other unreliable queues go with their consumer.
-        self.queue = Queue(name, exchange=exchange, routing_key=self.event_type, durable=True,
-                           auto_delete=not self.reliable_delivery,
-                           exclusive=self.handler_type == BROADCAST and not self.reliable_delivery)
+        # (QUEUE_TYPE: quorum makes the reliable ones quorum queues)
+        self.queue = Queue(name, exchange=exchange, routing_key=self.event_type,
+                           **owned_queue_options(
+                               self.container.config, service_name,
+                               auto_delete=not self.reliable_delivery,
+                               exclusive=self.handler_type == BROADCAST
+                               and not self.reliable_delivery))
         super().setup()
+
+    def spawn_for(self, message: DeliveredMessage, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> None:
+        """Run a worker for the event, unless its payload doesn't pass the filter."""
+        accepts = self.payload_filter
+        if accepts is not None:
+            try:
+                passes = accepts(args[0])
+            except Exception as exc:  # noqa: BLE001 - a filter's bug is its message's fate
+                self.queue_consumer.dead_letter(
+                    message, f"payload_filter raised {type(exc).__name__}: {exc}")
+                return
+            if not passes:
+                self.queue_consumer.ack(message)
+                if instrumentation.observers:
+                    instrumentation.emit("event_filtered", self.container.service_name,
+                                         self.method_name)
+                return
+        super().spawn_for(message, args, kwargs)
 
 
 event_handler = EventHandler.decorator

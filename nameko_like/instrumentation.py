@@ -109,6 +109,14 @@ class Observer:
         nameko_like's bounded requeue, or (``by_broker``) the broker delivered
         it again after a lost connection or a reject."""
 
+    def message_retry_scheduled(self, service_name: str, queue_name: str, delay: float) -> None:
+        """A message on ``queue_name`` whose handler failed waits ``delay``
+        seconds for its next attempt (``retry=`` of its entrypoint)."""
+
+    def event_filtered(self, service_name: str, method_name: str) -> None:
+        """An event for ``service_name.method_name`` did not pass its handler's
+        ``payload_filter``: it was acknowledged without running the handler."""
+
     def message_publishing(self, exchange: str, routing_key: str, headers: dict[str, Any],
                            correlation_id: str | None) -> None:
         """A message is about to be published from this greenthread; an observer

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from kombu import Exchange, Queue
 from kombu.exceptions import ContentDisallowed, DecodeError
 
-from nameko_like import instrumentation, serialization
+from nameko_like import instrumentation, retries, retry_delays, serialization
 from nameko_like.amqp import dead_letter as dead_letters
 from nameko_like.amqp.connection import Declarable, make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
@@ -218,13 +218,28 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             partial(self._settle_after_copy, message),
         )
 
-    def dead_letter(self, message: DeliveredMessage, reason: str) -> None:
-        """Move ``message`` to the service's dead-letter queue with ``reason``."""
+    def dead_letter(self, message: DeliveredMessage, reason: str,
+                    headers: dict[str, Any] | None = None,
+                    drop_headers: tuple[str, ...] = ()) -> None:
+        """Move ``message`` to the service's dead-letter queue with ``reason``
+        (plus ``headers``, minus ``drop_headers``)."""
         if instrumentation.observers:
             instrumentation.emit("message_dead_lettered", self.container.service_name, reason)
         dead_letters.dead_letter(
             self.container.config, self.container.service_name, message, reason,
-            partial(self._settle_after_copy, message),
+            partial(self._settle_after_copy, message), headers, drop_headers,
+        )
+
+    def delay(self, message: DeliveredMessage, queue_name: str, seconds: float,
+              headers: dict[str, Any]) -> None:
+        """Move ``message`` to the delay topology: it returns to ``queue_name``
+        after ``seconds`` with ``headers`` added (see :mod:`nameko_like.retries`)."""
+        if instrumentation.observers:
+            instrumentation.emit("message_retry_scheduled", self.container.service_name,
+                                 queue_name, seconds)
+        retry_delays.wait_then_return(
+            self.container.config, self.container.service_name, message, queue_name, seconds,
+            headers, partial(self._settle_after_copy, message),
         )
 
     def _dead_letter_after_handler_error(self, message: DeliveredMessage,
@@ -251,17 +266,24 @@ class QueueConsumer(SharedExtension, ProviderCollector):
 class Consumer(Entrypoint, HeaderDecoder):
     """Runs the decorated method with the body of each message on ``queue``.
 
-    The message is acknowledged once the worker finished. With
-    ``requeue_on_error`` a message whose handler raised is requeued
-    (bounded by ``MAX_REDELIVERIES``, then dead-lettered); otherwise it is
-    acknowledged anyway. Messages that can't be decoded are dead-lettered.
+    The message is acknowledged once the worker finished. With ``retry``
+    (a :class:`~nameko_like.retries.Retry`) a message whose handler raised
+    one of its exceptions runs again after a delay, up to its attempts, then
+    is dead-lettered. With ``requeue_on_error`` a message whose handler
+    raised (anything ``retry`` doesn't cover) is requeued at once (bounded by
+    ``MAX_REDELIVERIES``, then dead-lettered); otherwise it is acknowledged
+    anyway. Messages that can't be decoded are dead-lettered.
     """
 
     queue_consumer = QueueConsumer()
+    #: class-level default, for subclasses whose __init__ skips ours
+    retry: retries.Retry | None = None
 
-    def __init__(self, queue: Queue, requeue_on_error: bool = False, **kwargs: Any) -> None:
+    def __init__(self, queue: Queue, requeue_on_error: bool = False,
+                 retry: retries.Retry | None = None, **kwargs: Any) -> None:
         self.queue = queue
         self.requeue_on_error = requeue_on_error
+        self.retry = retries.as_retry(retry)
         super().__init__(**kwargs)
 
     def setup(self) -> None:
@@ -312,7 +334,11 @@ class Consumer(Entrypoint, HeaderDecoder):
                       exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         """Settle ``message`` once its worker finished."""
         self.queue_consumer.worker_finished(message)
-        if exc_info is not None and self.requeue_on_error:
+        if exc_info is not None and retries.after_failure(
+                self.queue_consumer, message, self.queue.name, self.retry,
+                exc_info[1]) is not retries.Outcome.NOT_RETRIED:
+            pass  # settled by the retry: delayed, or dead-lettered after the last attempt
+        elif exc_info is not None and self.requeue_on_error:
             self.queue_consumer.requeue(message, self.queue.name)
         else:
             self.queue_consumer.ack(message)

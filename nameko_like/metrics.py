@@ -119,6 +119,12 @@ class Metrics(instrumentation.Observer):
         self.redelivered = Counter(f"{PREFIX}_messages_redelivered",
                                    "Messages given another attempt (by: broker or requeue)",
                                    ["service", "queue", "by"], registry=reg)
+        self.retried = Counter(f"{PREFIX}_messages_retried",
+                               "Messages sent to wait for another attempt (retry=)",
+                               ["service", "queue"], registry=reg)
+        self.filtered = Counter(f"{PREFIX}_events_filtered",
+                                "Events acknowledged unhandled by a payload_filter",
+                                ["service", "method"], registry=reg)
         self.confirm_latency = Histogram(f"{PREFIX}_publish_confirm_latency_seconds",
                                          "Time from writing a publish to the broker's confirm",
                                          buckets=CONFIRM_BUCKETS, registry=reg)
@@ -203,6 +209,14 @@ class Metrics(instrumentation.Observer):
         """Count a redelivery."""
         self.redelivered.labels(service_name, queue_name,
                                 "broker" if by_broker else "requeue").inc()
+
+    def message_retry_scheduled(self, service_name: str, queue_name: str, delay: float) -> None:
+        """Count a message sent to wait for its next attempt."""
+        self.retried.labels(service_name, queue_name).inc()
+
+    def event_filtered(self, service_name: str, method_name: str) -> None:
+        """Count an event a payload filter left unhandled."""
+        self.filtered.labels(service_name, method_name).inc()
 
     def publish_confirmed(self, latency: float) -> None:
         """Observe a confirm's latency."""

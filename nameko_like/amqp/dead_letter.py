@@ -51,13 +51,15 @@ def _copy_properties(message: DeliveredMessage) -> dict[str, Any]:
 
 def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: str,
               extra_headers: dict[str, Any],
-              on_done: Callable[[BaseException | None], None]) -> None:
+              on_done: Callable[[BaseException | None], None],
+              drop_headers: tuple[str, ...] = ()) -> None:
     """Publish ``message`` unchanged to queue ``routing_key`` via the default exchange.
 
     ``on_done(error)`` is called once the broker confirmed (error None) or
-    refused it.
+    refused it. ``drop_headers`` are left out of the copy.
     """
-    headers = dict(message.headers or {})
+    headers = {key: value for key, value in (message.headers or {}).items()
+               if key not in drop_headers}
     headers.update(extra_headers)
     channel = get_publish_channel(config)
     queue = Queue(routing_key, durable=True, auto_delete=False)
@@ -80,16 +82,22 @@ def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: st
 
 
 def dead_letter(config: dict[str, Any], service_name: str, message: DeliveredMessage, reason: str,
-                on_done: Callable[[BaseException | None], None]) -> None:
-    """Send ``message`` to the service's dead-letter queue with ``reason``."""
+                on_done: Callable[[BaseException | None], None],
+                extra_headers: dict[str, Any] | None = None,
+                drop_headers: tuple[str, ...] = ()) -> None:
+    """Send ``message`` to the service's dead-letter queue with ``reason``
+    (plus ``extra_headers``, minus ``drop_headers``: e.g. the attempts of a
+    retried message, not its bookkeeping while it waited)."""
     headers = dict(origin_headers(message), **{REASON_HEADER: reason,
                                                 TIME_HEADER: int(time.time())})
+    headers.update(extra_headers or {})
     # Header values come from whoever published: escaped and cut short, so a
     # newline in a header cannot forge log lines nor a huge one flood the log.
     _log.warning("dead-lettering a message from %s/%s: %s",
                  _for_log(headers[ORIGINAL_EXCHANGE_HEADER]),
                  _for_log(headers[ORIGINAL_ROUTING_KEY_HEADER]), _for_log(reason))
-    republish(config, message, dead_letter_queue_name(service_name), headers, on_done)
+    republish(config, message, dead_letter_queue_name(service_name), headers, on_done,
+              drop_headers)
 
 
 #: Longest untrusted value written to a log line, in characters.

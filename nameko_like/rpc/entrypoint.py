@@ -21,7 +21,7 @@ from nameko_like.exceptions import (
 )
 from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko_like.contracts import hooks as contracts
-from nameko_like import instrumentation
+from nameko_like import instrumentation, retries
 from nameko_like.messaging import HeaderDecoder, QueueConsumer
 from nameko_like.protocols import DeliveredMessage, ExcInfo
 from nameko_like.rpc import wire
@@ -111,7 +111,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         if not self._by_method:
             self.queue_consumer._settle(message, True)
             return
-        method_name = (message.delivery_info.get("routing_key") or "").rpartition(".")[2]
+        method_name = retries.routing_key_of(message).rpartition(".")[2]
         provider = self._by_method.get(method_name)
         if provider is None:
             error = MethodNotFound(method_name)
@@ -182,6 +182,10 @@ class RpcConsumer(SharedExtension, ProviderCollector):
 class Rpc(Entrypoint, HeaderDecoder):
     """Serves the decorated method over AMQP RPC.
 
+    With ``retry`` (a :class:`~nameko_like.retries.Retry`) a request whose
+    method raised one of its exceptions runs again after a delay; the caller
+    gets the reply of the last attempt (or of the first that succeeded).
+
     Example::
 
         class Greeter:
@@ -193,6 +197,12 @@ class Rpc(Entrypoint, HeaderDecoder):
     """
 
     rpc_consumer = RpcConsumer()
+    #: class-level default, for subclasses whose __init__ skips ours
+    retry: retries.Retry | None = None
+
+    def __init__(self, retry: retries.Retry | None = None, **kwargs: Any) -> None:
+        self.retry = retries.as_retry(retry)
+        super().__init__(**kwargs)
 
     def setup(self) -> None:
         """Register with the container's RPC consumer."""
@@ -234,11 +244,21 @@ class Rpc(Entrypoint, HeaderDecoder):
     def _handle_result(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
                        worker_ctx: WorkerContext, result: Any,
                        exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
-        self.rpc_consumer.queue_consumer.worker_finished(message)
+        queue_consumer = self.rpc_consumer.queue_consumer
+        queue_consumer.worker_finished(message)
         contract = contracts.contract_of(self)
         if contract is not None and exc_info is None:
             result = contract.dump_result(result)
         error = serialize(exc_info[1]) if exc_info is not None else None
+        if exc_info is not None and self.rpc_consumer.queue is not None:
+            outcome = retries.after_failure(queue_consumer, message, self.rpc_consumer.queue.name,
+                                            self.retry, exc_info[1])
+            if outcome is retries.Outcome.RETRYING:
+                return result, exc_info  # no reply: the caller waits for the last attempt
+            if outcome is retries.Outcome.EXHAUSTED:
+                assert self.rpc_consumer.replies is not None
+                self.rpc_consumer.replies.send(reply_to, correlation_id, None, error)
+                return result, exc_info
         self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, result, error)
         return result, exc_info
 
