@@ -61,8 +61,15 @@ def _register_custom(config: dict[str, Any]) -> None:
         )
 
 
-#: Why kombu may not know msgpack: it registers it only when the package is installed.
-MSGPACK_HINT = ": msgpack needs the msgpack package: pip install 'nameko_like[msgpack]'"
+def _check_msgpack(key: str) -> None:
+    # kombu registers "msgpack" even without the package, with an encoder
+    # that fails at the first publish: fail at start-up instead, naming the fix.
+    try:
+        import msgpack  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            f"config key {key!r}: serializer 'msgpack' needs the msgpack package: "
+            "pip install 'nameko_like[msgpack]'") from None
 
 
 def setup(config: dict[str, Any]) -> SerializationConfig:
@@ -77,14 +84,16 @@ def setup(config: dict[str, Any]) -> SerializationConfig:
         raise ConfigurationError(
             f"config key {SERIALIZER_CONFIG_KEY!r}: unknown serializer {serializer!r} "
             f"(known: {', '.join(sorted(known))}; register others under {SERIALIZERS_CONFIG_KEY})"
-            + (MSGPACK_HINT if serializer == "msgpack" else "")
         )
+    if serializer == "msgpack":
+        _check_msgpack(SERIALIZER_CONFIG_KEY)
     accept = list(config.get(ACCEPT_CONFIG_KEY) or [serializer])
+    if "msgpack" in accept:
+        _check_msgpack(ACCEPT_CONFIG_KEY)
     for name in accept:
         if name not in known and "/" not in name:
             raise ConfigurationError(
                 f"config key {ACCEPT_CONFIG_KEY!r}: unknown serializer {name!r}"
-                + (MSGPACK_HINT if name == "msgpack" else "")
             )
     return SerializationConfig(serializer, accept)
 
