@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import importlib
 import json
 
 from kombu import serialization as kombu_serialization
@@ -65,7 +66,7 @@ def _check_msgpack(key: str) -> None:
     # kombu registers "msgpack" even without the package, with an encoder
     # that fails at the first publish: fail at start-up instead, naming the fix.
     try:
-        import msgpack  # noqa: F401
+        importlib.import_module("msgpack")
     except ImportError:
         raise ConfigurationError(
             f"config key {key!r}: serializer 'msgpack' needs the msgpack package: "
