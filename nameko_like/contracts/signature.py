@@ -85,11 +85,14 @@ class Contract:
         body_name: the HTTP parameter that receives the JSON body, if any.
         http: whether the method serves HTTP (results pass through as
             strings, bytes, tuples and responses).
+        summary: one line saying what the method does.
     """
 
     def __init__(self, where: str, signature: inspect.Signature, hints: dict[str, Any],
-                 body_name: str | None = None, http: bool = False) -> None:
+                 body_name: str | None = None, http: bool = False, summary: str = "") -> None:
         self.where = where
+        #: the first line of the method's docstring
+        self.summary = summary
         self.signature = signature
         self.parameters: list[Parameter] = []
         fields: dict[str, Any] = {}
@@ -199,4 +202,6 @@ def method_contract(service_cls: type, method_name: str, skip: int = 0,
                 f"arguments ({', '.join(candidates)}); one receives the JSON body: make the "
                 "others URL arguments or combine them into one type")
         body_name = candidates[0] if candidates else None
-    return Contract(where, signature, hints, body_name=body_name, http=path_names is not None)
+    summary = (inspect.getdoc(method) or "").strip().split("\n")[0]
+    return Contract(where, signature, hints, body_name=body_name, http=path_names is not None,
+                    summary=summary)
