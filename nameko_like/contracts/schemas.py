@@ -51,6 +51,11 @@ class SchemaSet:
             ref_template=REF_TEMPLATE,
             mode="serialization" if mode == "serialization" else "validation")
         self.components.update(schema.pop("$defs", {}))
+        title = schema.get("title")
+        if isinstance(annotation, type) and schema.get("type") == "object" and title:
+            # a model, dataclass or TypedDict: defined once, referred to
+            self.components[title] = schema
+            return {"$ref": REF_TEMPLATE.format(model=title)}
         return schema
 
     def parameter(self, parameter: Parameter) -> dict[str, Any]:
