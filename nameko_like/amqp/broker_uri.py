@@ -26,7 +26,17 @@ from nameko_like.utils import sanitize_url
 SUPPORTED_SCHEMES = ("amqp", "amqps", "pyamqp", "memory")
 
 #: How kombu separates failover alternatives inside one URI.
-_ALTERNATIVES_SEPARATOR = ";"
+ALTERNATIVES_SEPARATOR = ";"
+
+
+def alternatives(uri: str) -> list[str]:
+    """The failover alternatives of ``uri`` (``uri`` alone when it has none)."""
+    return [part.strip() for part in uri.split(ALTERNATIVES_SEPARATOR) if part.strip()]
+
+
+def sanitize_uri(uri: str) -> str:
+    """``uri`` with the password of every failover alternative masked."""
+    return ALTERNATIVES_SEPARATOR.join(sanitize_url(part) for part in alternatives(uri))
 
 
 def uri_scheme(uri: str) -> str | None:
@@ -49,7 +59,7 @@ def check_transport(uri: object) -> str:
         raise ConfigurationError(
             f"{AMQP_URI_CONFIG_KEY} must be a string such as "
             f"'amqp://guest:guest@localhost:5672/', got {type(uri).__name__} {uri!r}")
-    for alternative in uri.split(_ALTERNATIVES_SEPARATOR):
+    for alternative in uri.split(ALTERNATIVES_SEPARATOR):
         scheme = uri_scheme(alternative)
         if scheme is not None and scheme not in SUPPORTED_SCHEMES:
             supported = ", ".join(f"{name}://" for name in SUPPORTED_SCHEMES)
@@ -87,7 +97,7 @@ def explain_connect_failure(exc: BaseException, uri: str, user: str | None,
     ``user`` and ``vhost`` are what the connection used (kombu parses them
     from the URI); ``uri`` is shown with its password masked.
     """
-    shown = sanitize_url(uri)
+    shown = sanitize_uri(uri)
     user = user or "guest"  # kombu logs in as guest when the URI names no user
     reply_text = " ".join(str(getattr(exc, "reply_text", "") or exc).split())
     refused = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)

@@ -1,14 +1,28 @@
-"""Building kombu connections from a nameko_like config."""
+"""Building kombu connections from a nameko_like config.
+
+``AMQP_URI`` may name several brokers, the nodes of a RabbitMQ cluster, as
+kombu's failover alternatives: ``amqp://node1;amqp://node2;amqp://node3``.
+Each new connection starts at a random one of them (so a service's
+connections spread over the nodes) and :func:`connect` tries each in turn
+until one answers.
+"""
 
 from __future__ import annotations
 
+import random
 from typing import Any, TypeAlias
 
 import amqp
 from kombu import Connection, Exchange, Queue
 from kombu.transport.virtual import Channel as VirtualChannel
 
-from nameko_like.amqp.broker_uri import check_transport, explain_connect_failure
+from nameko_like.amqp.broker_uri import (
+    ALTERNATIVES_SEPARATOR,
+    alternatives,
+    check_transport,
+    explain_connect_failure,
+    sanitize_uri,
+)
 from nameko_like.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
@@ -18,7 +32,6 @@ from nameko_like.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     TRANSPORT_OPTIONS_CONFIG_KEY,
 )
-from nameko_like.utils import sanitize_url
 
 #: A channel of a kombu connection: py-amqp's on amqp://, kombu's virtual
 #: channel on memory:// (whose deliveries are kombu Messages).
@@ -70,13 +83,37 @@ def connection_params(config: dict[str, Any], heartbeat: bool = True) -> dict[st
 
 
 def make_connection(config: dict[str, Any], heartbeat: bool = True) -> Connection:
-    """A new, not yet connected, kombu connection for ``config``."""
-    return Connection(**connection_params(config, heartbeat=heartbeat))
+    """A new, not yet connected, kombu connection for ``config``.
+
+    With failover alternatives it starts at a random one and goes round
+    the others from there (kombu's round-robin), so the connections of a
+    service spread over a cluster's nodes and each node is tried.
+    """
+    params = connection_params(config, heartbeat=heartbeat)
+    hosts = alternatives(params["hostname"])
+    if len(hosts) > 1:
+        start = random.randrange(len(hosts))
+        params["hostname"] = ALTERNATIVES_SEPARATOR.join(hosts[start:] + hosts[:start])
+    return Connection(**params)
+
+
+def connect(connection: Connection) -> None:
+    """Connect ``connection``, trying each failover alternative once.
+
+    Raises what the last attempt raised (the transport's own connection
+    error, as ``Connection.connect`` does), at once: whoever calls decides
+    when to try again.
+    """
+    # max_retries counts the attempts after the first; kombu moves on to
+    # the next alternative after each failure and sleeps only once it has
+    # been round them all, which the last attempt never reaches
+    connection.ensure_connection(max_retries=max(len(connection.alt), 1) - 1,
+                                 reraise_as_library_errors=False)
 
 
 def safe_uri(config: dict[str, Any]) -> str:
-    """The broker URI of ``config`` with its password masked, for messages."""
-    return sanitize_url(amqp_uri_from_config(config))
+    """The broker URI of ``config`` with its passwords masked, for messages."""
+    return sanitize_uri(amqp_uri_from_config(config))
 
 
 #: What tells two connections apart: URI, SSL, login method, transport
@@ -108,7 +145,9 @@ def verify_amqp_uri(config: dict[str, Any], timeout: float = 5) -> None:
         return
     connection = make_connection(config, heartbeat=False)
     try:
-        connection.ensure_connection(max_retries=1, timeout=timeout)
+        # twice on a single broker, as before; once each on a cluster's nodes
+        connection.ensure_connection(max_retries=max(len(connection.alt), 2) - 1,
+                                     timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - any failure to connect gets the hint below
         # the message tells a refused login, a missing vhost and a closed port apart
         raise ConnectionError(explain_connect_failure(

@@ -25,7 +25,8 @@ from kombu import Connection, Queue
 
 from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
-from nameko_like.amqp.connection import BrokerChannel, make_connection, safe_uri
+from nameko_like.amqp.connection import BrokerChannel, connect, make_connection, safe_uri
+from nameko_like.amqp.queue_types import dead_letter_target, explain_declaration_error
 from nameko_like.amqp.retry import wait_for_broker
 from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
 from nameko_like.exceptions import ConfigurationError
@@ -75,6 +76,15 @@ _DECLARATION_ERRORS = (
     amqp.exceptions.NotFound,
     amqp.exceptions.AccessRefused,
 )
+
+
+def _node_down(exc: BaseException) -> bool:
+    """Whether ``exc`` is a cluster's refusal to declare a durable classic
+    queue whose node is down (``NOT_FOUND - home node ... is down or
+    inaccessible``): it is usable again once that node is back."""
+    return (isinstance(exc, amqp.exceptions.NotFound)
+            and "is down or inaccessible" in str(getattr(exc, "reply_text", "") or exc))
+
 
 #: Reconnect backoff bounds, in seconds.
 RECONNECT_INTERVAL_START = 0.5
@@ -163,6 +173,10 @@ class ConsumerConnection:
         if channel is None:
             # the connection was lost meanwhile: reconnecting consumes every queue
             return
+        target = dead_letter_target(self.config, queue)
+        if target is not None:
+            # the broker dead-letters there (quorum queues): it must exist first
+            target(channel).declare(nowait=nowait)
         queue(channel).declare(nowait=nowait)
         name = queue.name
         if isinstance(channel, amqp.Channel):
@@ -257,7 +271,7 @@ class ConsumerConnection:
 
     def _connect(self) -> Connection:
         connection = make_connection(self.config)
-        connection.connect()
+        connect(connection)  # the first node of a cluster that answers
         tune_connection(connection, coalesce_writes=True)
         channel = connection.channel()
         if isinstance(channel, amqp.Channel):
@@ -280,13 +294,15 @@ class ConsumerConnection:
             except Exception as exc:
                 self._held = None  # the broker gives them again
                 self._close()
-                if isinstance(exc, _DECLARATION_ERRORS) or not self._is_connection_error(exc):
+                # (a classic queue whose cluster node is down: wait for it as for a broker)
+                if not _node_down(exc) and (isinstance(exc, _DECLARATION_ERRORS)
+                                            or not self._is_connection_error(exc)):
                     # A queue declared with other arguments than the broker
                     # has, a missing exchange, no permission: retrying can't
                     # help. Fail the container (and a start() in progress).
                     error = ConfigurationError(
                         f"{self.container.service_name}: the broker at {safe_uri(self.config)} "
-                        f"refused a declaration: {exc}")
+                        f"refused a declaration: {explain_declaration_error(exc, self.config)}")
                     if not self._ready.ready():
                         self._ready.send_exception(error)
                     raise error from exc

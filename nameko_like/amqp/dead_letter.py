@@ -7,6 +7,9 @@ from in ``x-original-*`` headers; only then is the original acknowledged, so
 nothing is dropped. Explicit publishing is used instead of RabbitMQ's
 ``x-dead-letter-exchange`` queue argument so our queues keep exactly the
 arguments Nameko declares them with, and mixed deployments stay compatible.
+With ``QUEUE_TYPE: quorum`` the broker itself also dead-letters there, a
+message delivered more than ``MAX_REDELIVERIES`` times (see
+:mod:`nameko_like.amqp.queue_types`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 from kombu import Queue
 
 from nameko_like.amqp.publish_channel import get_publish_channel
+from nameko_like.amqp.queue_types import dead_letter_queue, is_quorum
+from nameko_like.amqp.queue_types import dead_letter_queue_name as dead_letter_queue_name
 from nameko_like.protocols import DeliveredMessage
 
 _log = logging.getLogger(__name__)
@@ -34,11 +39,6 @@ ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 REDELIVERY_HEADER = "x-redelivery-count"
 
 
-def dead_letter_queue_name(service_name: str) -> str:
-    """Name of the dead-letter queue of ``service_name``."""
-    return f"{service_name}.dead-letter"
-
-
 #: AMQP properties a moved message keeps (the others are set anew).
 _KEPT_PROPERTIES = ("correlation_id", "reply_to", "priority", "message_id", "timestamp", "type",
                     "app_id", "user_id")
@@ -52,17 +52,21 @@ def _copy_properties(message: DeliveredMessage) -> dict[str, Any]:
 def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: str,
               extra_headers: dict[str, Any],
               on_done: Callable[[BaseException | None], None],
-              drop_headers: tuple[str, ...] = ()) -> None:
+              drop_headers: tuple[str, ...] = (), queue: Queue | None = None) -> None:
     """Publish ``message`` unchanged to queue ``routing_key`` via the default exchange.
 
     ``on_done(error)`` is called once the broker confirmed (error None) or
-    refused it. ``drop_headers`` are left out of the copy.
+    refused it. ``drop_headers`` are left out of the copy. ``queue`` is
+    declared first; by default a durable classic ``routing_key``, but
+    nothing with quorum queues (the queue a message is requeued to exists:
+    it was consumed from; declared as classic, it would be refused).
     """
     headers = {key: value for key, value in (message.headers or {}).items()
                if key not in drop_headers}
     headers.update(extra_headers)
     channel = get_publish_channel(config)
-    queue = Queue(routing_key, durable=True, auto_delete=False)
+    if queue is None and not is_quorum(config):
+        queue = Queue(routing_key, durable=True, auto_delete=False)
     try:
         outcome = channel.publish(
             message.body,
@@ -72,7 +76,7 @@ def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: st
             content_type=message.content_type or "application/data",
             content_encoding=message.content_encoding or "binary",
             delivery_mode=2,
-            declare=(queue,),
+            declare=(queue,) if queue is not None else (),
             **_copy_properties(message),
         )
     except Exception as exc:  # noqa: BLE001 - whatever failed the publish, on_done decides
@@ -96,8 +100,8 @@ def dead_letter(config: dict[str, Any], service_name: str, message: DeliveredMes
     _log.warning("dead-lettering a message from %s/%s: %s",
                  _for_log(headers[ORIGINAL_EXCHANGE_HEADER]),
                  _for_log(headers[ORIGINAL_ROUTING_KEY_HEADER]), _for_log(reason))
-    republish(config, message, dead_letter_queue_name(service_name), headers, on_done,
-              drop_headers)
+    queue = dead_letter_queue(config, service_name)
+    republish(config, message, queue.name, headers, on_done, drop_headers, queue)
 
 
 #: Longest untrusted value written to a log line, in characters.

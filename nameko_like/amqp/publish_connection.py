@@ -47,6 +47,7 @@ from nameko_like.amqp.confirms import ConfirmTracker, Settlements
 from nameko_like.amqp.connection import (
     BrokerChannel,
     Declarable,
+    connect,
     is_memory_uri,
     make_connection,
     safe_uri,
@@ -124,8 +125,9 @@ class PublishConnection:
         # Heartbeats need someone reading all the time: only the reader
         # greenthread does; a plain script's client reads only while it waits.
         connection = make_connection(self.config, heartbeat=self.has_reader)
-        # one attempt: publishers waiting for the broker share the attempts
-        connection.ensure_connection(max_retries=0)
+        # one attempt (on each node of a cluster): publishers waiting for
+        # the broker share the attempts
+        connect(connection)
         tune_connection(connection, coalesce_writes=self._use_reader)
         raw = getattr(connection, "connection", None)
         if raw is not None and hasattr(raw, "on_blocked"):

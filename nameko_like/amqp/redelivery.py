@@ -9,7 +9,9 @@ count, a message whose handling always ends that way loops forever.
 
 :class:`RedeliveryCounter` counts, per process, the redeliveries of each
 message it sees again (by queue, ids and body), and takes the quorum
-queue's count where there is one. Only redelivered messages are counted,
+queue's count, kept by the broker for every consumer, where there is one
+(the broker then also dead-letters past ``MAX_REDELIVERIES`` itself: see
+:mod:`nameko_like.amqp.queue_types`). Only redelivered messages are counted,
 so the hot path pays nothing but one dictionary lookup of the flag.
 """
 
@@ -50,13 +52,17 @@ class RedeliveryCounter:
         """Note a delivery of ``message``; return how many redeliveries it has had."""
         if not (message.delivery_info or {}).get("redelivered"):
             return 0
+        try:
+            quorum = int((message.headers or {}).get(DELIVERY_COUNT_HEADER) or 0)
+        except (TypeError, ValueError):
+            quorum = 0
+        if quorum:
+            # a quorum queue counts for the whole cluster (every instance,
+            # every restart) and enforces its delivery limit: nothing to keep
+            return quorum
         key = _key(queue_name, message)
         count = self._counts.pop(key, 0) + 1
         self._counts[key] = count
         while len(self._counts) > self.size:
             self._counts.popitem(last=False)
-        try:
-            quorum = int((message.headers or {}).get(DELIVERY_COUNT_HEADER) or 0)
-        except (TypeError, ValueError):
-            quorum = 0
-        return max(count, quorum)
+        return count

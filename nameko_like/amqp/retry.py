@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from kombu import Connection
 
@@ -99,28 +100,46 @@ def broker_address(connection: Connection) -> tuple[str, int] | None:
     return connection.hostname, int(port)
 
 
+def broker_addresses(connection: Connection) -> list[tuple[str, int]]:
+    """``(host, port)`` of the broker and of each failover alternative."""
+    addresses = []
+    current = broker_address(connection)
+    if current is not None:
+        addresses.append(current)
+    default_port = getattr(connection.transport, "default_port", None)
+    for alternative in connection.alt:
+        parts = urlsplit(alternative if "://" in alternative else f"amqp://{alternative}")
+        try:
+            port = parts.port or default_port
+        except ValueError:
+            continue  # kombu refuses such a URI before we get here
+        if parts.hostname and port and (parts.hostname, int(port)) not in addresses:
+            addresses.append((parts.hostname, int(port)))
+    return addresses
+
+
 def wait_for_broker(connection: Connection, seconds: float) -> None:
     """Sleep up to ``seconds``, returning early once the broker's port accepts.
 
     Reconnect attempts back off so a long outage does not flood the log;
-    probing the port in between (a refused probe costs nothing) lets the
-    next attempt follow within a fraction of a second of the broker's
-    return instead of at the end of the back-off.
+    probing the port (each node's, for a cluster) in between (a refused
+    probe costs nothing) lets the next attempt follow within a fraction of
+    a second of the broker's return instead of at the end of the back-off.
     """
-    address = broker_address(connection)
+    addresses = broker_addresses(connection)
     deadline = time.monotonic() + seconds
-    was_closed = False
+    was_closed: set[tuple[str, int]] = set()
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
         eventlet.sleep(min(PROBE_INTERVAL, remaining))
-        if address is None:
-            continue
         # only a port that opens counts: one open all along (a broker that
-        # refuses us for another reason) gets the whole back-off
-        if port_open(*address, timeout=min(0.5, max(remaining, 0.05))):
-            if was_closed:
-                return
-        else:
-            was_closed = True
+        # refuses us for another reason) gets the whole back-off; with a
+        # cluster, any node's
+        for address in addresses:
+            if port_open(*address, timeout=min(0.5, max(remaining, 0.05))):
+                if address in was_closed:
+                    return
+            else:
+                was_closed.add(address)

@@ -19,6 +19,7 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from nameko_like.amqp.queue_types import owned_queue_options, reply_queue_durable
 from nameko_like.constants import (
     DEFAULT_RPC_EXCHANGE,
     DEFAULT_RPC_REPLY_QUEUE_TTL,
@@ -35,12 +36,13 @@ def rpc_exchange(config: dict[str, Any]) -> Exchange:
 
 
 def service_queue(config: dict[str, Any], service_name: str) -> Queue:
-    """The queue a service's RPC requests arrive on."""
+    """The queue a service's RPC requests arrive on (a quorum queue with
+    ``QUEUE_TYPE: quorum``)."""
     return Queue(
         f"rpc-{service_name}",
         exchange=rpc_exchange(config),
         routing_key=f"{service_name}.*",
-        durable=True,
+        **owned_queue_options(config, service_name),
     )
 
 
@@ -58,7 +60,9 @@ def reply_queue(config: dict[str, Any], owner: str,
     consumer, that is with the proxy's connection: short-lived proxies
     leave no queues behind. (Its calls fail when their connection drops
     anyway; after a reconnect it is declared again under the same name.)
-    The expiry stays as a backstop for a queue never consumed.
+    The expiry stays as a backstop for a queue never consumed. With
+    ``QUEUE_TYPE: quorum`` (a cluster) it is not durable: it goes away with
+    its node, and is declared again on the node its caller reconnects to.
     """
     routing_key = str(uuid.uuid4())
     ttl = config.get(RPC_REPLY_QUEUE_TTL_CONFIG_KEY, DEFAULT_RPC_REPLY_QUEUE_TTL)
@@ -66,7 +70,7 @@ def reply_queue(config: dict[str, Any], owner: str,
         f"rpc.reply-{owner}-{routing_key}",
         exchange=rpc_exchange(config),
         routing_key=routing_key,
-        durable=True,
+        durable=reply_queue_durable(config),
         auto_delete=auto_delete,
         queue_arguments={"x-expires": int(ttl * 1000)},
     )
