@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from nameko_like import __version__
-from nameko_like.cli import backdoor, dlq, run, shell, show_config, test
+from nameko_like.cli import backdoor, dlq, docs, run, shell, show_config, test
 from nameko_like.exceptions import CommandError, ConfigurationError
 
 
@@ -44,7 +44,7 @@ class CommandModule(Protocol):
 
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS: tuple[CommandModule, ...] = (run, shell, show_config, backdoor, dlq, test)
+COMMANDS: tuple[CommandModule, ...] = (run, shell, show_config, backdoor, dlq, test, docs)
 
 #: Exit status for errors the command explains on one line.
 EXIT_ERROR = 1

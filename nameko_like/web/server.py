@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
+    CONTRACTS_DOCS_PATH_CONFIG_KEY,
     DEFAULT_WEB_IDLE_TIMEOUT,
     DEFAULT_WEB_MAX_CONTENT_LENGTH,
     DEFAULT_WEB_MAX_REQUEST_CHUNKS,
@@ -282,7 +283,13 @@ class WebServer(ProviderCollector, SharedExtension):
                                          reuse_port=False)
         except OSError as exc:
             raise ConfigurationError(listen_error_message(host, port, exc)) from exc
-        self._wsgi_server = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+        wsgi_app = self.get_wsgi_app()
+        docs_path = config.get(CONTRACTS_DOCS_PATH_CONFIG_KEY)
+        if docs_path:  # the service's contract documents, beside its routes
+            from nameko_like.contracts.serving import with_documents
+
+            wsgi_app = with_documents(wsgi_app, self.container.service_cls, config, docs_path)
+        self._wsgi_server = self.get_wsgi_server(self._sock, wsgi_app)
         self._limits = limits = ConnectionLimits.from_config(config, self.container.max_workers)
         # The limits decide who waits; the pool only keeps the greenthreads.
         self._pool = eventlet.GreenPool(limits.max_connections + limits.max_websockets)

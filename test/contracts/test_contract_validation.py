@@ -164,5 +164,5 @@ def test_a_type_pydantic_cannot_check_stops_the_start(container_factory, memory_
             """A socket is no JSON-able type."""
 
     container = container_factory(Broken, memory_config)
-    with pytest.raises(ConfigurationError, match="cannot validate the arguments of broken.take"):
+    with pytest.raises(ConfigurationError, match=r"cannot validate the arguments of broken\.take"):
         container.start()
