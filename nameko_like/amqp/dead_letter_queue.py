@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +30,13 @@ from nameko_like.amqp.dead_letter import (
 )
 from nameko_like.exceptions import CommandError
 
-#: Headers of the dead-lettering itself, dropped from a replayed message.
-BOOKKEEPING_HEADERS = frozenset({REASON_HEADER, TIME_HEADER, ORIGINAL_EXCHANGE_HEADER,
-                                 ORIGINAL_ROUTING_KEY_HEADER, REDELIVERY_HEADER})
+#: Headers of the dead-lettering itself (ours, and the broker's when a
+#: quorum queue dead-letters), dropped from a replayed message.
+BOOKKEEPING_HEADERS = frozenset({
+    REASON_HEADER, TIME_HEADER, ORIGINAL_EXCHANGE_HEADER, ORIGINAL_ROUTING_KEY_HEADER,
+    REDELIVERY_HEADER, "x-death", "x-first-death-exchange", "x-first-death-queue",
+    "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
+    "x-last-death-reason", "x-delivery-count"})
 #: Properties a replayed message keeps (user_id is left out: the broker
 #: refuses a user_id other than the publishing connection's user).
 KEPT_PROPERTIES = ("content_type", "content_encoding", "correlation_id", "reply_to", "priority",
@@ -53,25 +58,41 @@ class DeadLetter:
     delivery_tag: int = field(repr=False)
 
     @property
+    def _death(self) -> dict[str, Any]:
+        """The broker's record of the first dead-lettering (quorum queues), if any."""
+        deaths = self.headers.get("x-death")
+        return dict(deaths[-1]) if isinstance(deaths, list) and deaths and \
+            isinstance(deaths[-1], dict) else {}
+
+    @property
     def reason(self) -> str:
-        """Why it was dead-lettered (``?`` when the header is missing)."""
-        return str(self.headers.get(REASON_HEADER, "?"))
+        """Why it was dead-lettered (``?`` when no header says)."""
+        if REASON_HEADER in self.headers:
+            return str(self.headers[REASON_HEADER])
+        death = self._death
+        if death:
+            return f"{death.get('reason')} (dead-lettered by the broker from {death.get('queue')})"
+        return "?"
 
     @property
     def exchange(self) -> str | None:
         """The exchange it was first published to (None: unknown)."""
-        value = self.headers.get(ORIGINAL_EXCHANGE_HEADER)
+        value = self.headers.get(ORIGINAL_EXCHANGE_HEADER, self._death.get("exchange"))
         return None if value is None else str(value)
 
     @property
     def routing_key(self) -> str:
         """The routing key it was first published with."""
-        return str(self.headers.get(ORIGINAL_ROUTING_KEY_HEADER, ""))
+        keys = self._death.get("routing-keys") or [""]
+        return str(self.headers.get(ORIGINAL_ROUTING_KEY_HEADER, keys[0]))
 
     @property
     def dead_lettered_at(self) -> float | None:
         """When it was dead-lettered (Unix time), if known."""
-        value = self.headers.get(TIME_HEADER, self.properties.get("timestamp"))
+        value = self.headers.get(TIME_HEADER, self._death.get("time"))
+        if isinstance(value, datetime):
+            # AMQP timestamps are UTC; py-amqp gives them naive
+            return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
         try:
             return float(value) if value is not None else None
         except (TypeError, ValueError):

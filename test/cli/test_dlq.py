@@ -171,3 +171,43 @@ def test_purge(cli, rabbit_config, dead_letters):
     result = dlq(cli, rabbit_config, "purge", "inbox", "--yes")
     assert result.returncode == 0
     assert "nothing to purge" in result.stderr
+
+
+def test_a_message_the_broker_dead_lettered_from_a_quorum_queue(cli, rabbit_config):
+    from nameko_like.amqp.queue_types import dead_letter_queue, owned_queue_options
+
+    config = dict(rabbit_config, QUEUE_TYPE="quorum", MAX_REDELIVERIES=1)
+    exchange = Exchange("q_test", type="direct", durable=True)
+    limited = Queue("limited", exchange=exchange, routing_key="limited",
+                    **owned_queue_options(config, "limiter"))
+    with Connection(config["AMQP_URI"]) as connection:
+        channel = connection.channel()
+        dead_letter_queue(config, "limiter")(channel).declare()
+        limited(channel).declare()
+        Producer(channel).publish({"n": 1}, exchange=exchange, routing_key="limited",
+                                  delivery_mode=2)
+        for _ in range(2):  # past the delivery limit: the broker moves it aside
+            message = None
+            for _ in range(100):
+                message = channel.basic_get("limited")
+                if message is not None:
+                    break
+                time.sleep(0.05)
+            channel.basic_reject(message.delivery_tag, requeue=True)
+
+    deadline = time.monotonic() + 10
+    while not (result := dlq(cli, config, "list", "limiter")).stdout and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    (line,) = [text.split(None, 3) for text in result.stdout.splitlines()]
+    assert line[2] == "q_test/limited"
+    assert line[3] == "delivery_limit (dead-lettered by the broker from limited)"
+    assert line[1] != "-"
+
+    result = dlq(cli, config, "replay", "limiter", "--yes")
+    assert result.returncode == 0, result.stderr
+    with Connection(config["AMQP_URI"]) as connection:
+        back = limited(connection.channel()).get(no_ack=True)
+    assert back.payload == {"n": 1}
+    assert "x-death" not in back.headers
+    assert dlq(cli, config, "list", "limiter").stdout == ""
