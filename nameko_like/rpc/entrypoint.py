@@ -200,9 +200,16 @@ class Rpc(Entrypoint, HeaderDecoder):
     #: class-level default, for subclasses whose __init__ skips ours
     retry: retries.Retry | None = None
 
-    def __init__(self, retry: retries.Retry | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        expected_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
+        sensitive_arguments: str | tuple[str, ...] = (),
+        *,
+        retry: retries.Retry | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.retry = retries.as_retry(retry)
-        super().__init__(**kwargs)
+        super().__init__(expected_exceptions, sensitive_arguments, **kwargs)
 
     def setup(self) -> None:
         """Register with the container's RPC consumer."""
