@@ -229,6 +229,8 @@ def test_attempt_header_counts_attempts(container_factory, rabbit_config, manage
     container.start()
     _publish(rabbit_config, SLOW_QUEUE, "counted")
     _wait_for(lambda: _times("counted"), 5)
-    [waiting] = management.wait_for(lambda: management.peek("jobs.retry.3000ms"), timeout=2)
+    # the copy is published once the worker finished: its queue may not exist yet
+    [waiting] = management.wait_for(lambda: management.queue("jobs.retry.3000ms") is not None
+                                    and management.peek("jobs.retry.3000ms"), timeout=2)
     assert waiting["properties"]["headers"][ATTEMPT_HEADER] == 1
     assert waiting["properties"]["delivery_mode"] == 2
