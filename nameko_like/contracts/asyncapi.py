@@ -82,8 +82,8 @@ class _Builder:
             "type": "object",
             "description": "Arguments may be given by position (args) or by name (kwargs)",
             "properties": {
-                "args": {"type": "array", "items": positional,
-                         "maxItems": len(positional)},
+                "args": ({"type": "array", "items": positional, "maxItems": len(positional)}
+                         if positional else {"type": "array", "maxItems": 0}),
                 "kwargs": {"type": "object", "additionalProperties": False,
                            "properties": {p.name: self.schemas.parameter(p)
                                           for p in parameters}},

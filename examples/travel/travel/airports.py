@@ -6,8 +6,10 @@ airport's id and ``get(airport_id)`` its name; beyond the tutorial,
 ``trip_created`` events of the trips service to count them.
 """
 
+from nameko_like.contracts import validated
 from nameko_like.events import event_handler
 from nameko_like.rpc import rpc
+from travel.contracts import AirportStats, TripCreated
 from travel.errors import EXPECTED, InvalidRequest, NotFound
 from travel.storage import Storage
 
@@ -15,6 +17,7 @@ from travel.storage import Storage
 MAX_NAME_LENGTH = 100
 
 
+@validated
 class AirportsService:
     name = "airports"
 
@@ -41,7 +44,7 @@ class AirportsService:
         return record["airport"]
 
     @rpc(expected_exceptions=EXPECTED)
-    def stats(self, airport_id: str) -> dict:
+    def stats(self, airport_id: str) -> AirportStats:
         """How many trips leave from and arrive at the airport."""
         airport = self.get(airport_id)
         counters = self.store.counters(airport_id)
@@ -62,7 +65,7 @@ class AirportsService:
         return "ok"
 
     @event_handler("trips", "trip_created")
-    def count_trip(self, trip: dict) -> None:
+    def count_trip(self, trip: TripCreated) -> None:
         """Count a new trip for both its airports.
 
         Events are delivered at least once: a trip whose event is

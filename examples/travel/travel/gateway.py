@@ -43,6 +43,7 @@ from nameko_like.exceptions import (
 from nameko_like.rpc import RpcProxy
 from nameko_like.web.handlers import HttpRequestHandler
 from nameko_like.web.server import WebServer, WsgiApp
+from travel.contracts import AirportOut, AirportStats, Health, TripOut
 from travel.errors import EXPECTED, InvalidRequest, NotFound
 
 #: Seconds the gateway waits for the airports or trips service to answer.
@@ -126,6 +127,8 @@ class JsonHandler(HttpRequestHandler):
 
     def response_from_result(self, result: Any) -> Response:
         """Text for a string, JSON for anything else; status 200."""
+        if isinstance(result, Response):
+            return result
         if isinstance(result, str):
             return Response(result)  # text/plain; charset=utf-8
         return json_response(200, result)
@@ -185,7 +188,7 @@ class GatewayService:
     trips_rpc = RpcProxy("trips", timeout=RPC_TIMEOUT)
 
     @http("GET", "/airport/<string:airport_id>")
-    def get_airport(self, request: Request, airport_id: str) -> dict:
+    def get_airport(self, request: Request, airport_id: str) -> AirportOut:
         airport = self.airports_rpc.get(airport_id)
         return {"airport": airport}
 
@@ -196,7 +199,7 @@ class GatewayService:
         return airport_id
 
     @http("GET", "/trip/<string:trip_id>")
-    def get_trip(self, request: Request, trip_id: str) -> dict:
+    def get_trip(self, request: Request, trip_id: str) -> TripOut:
         trip = self.trips_rpc.get(trip_id)
         return {"trip": trip}
 
@@ -211,11 +214,11 @@ class GatewayService:
     @http("GET", "/airport/<string:airport_id>/stats")
     def get_airport_stats(
         self, request: Request, airport_id: str
-    ) -> dict:
+    ) -> AirportStats:
         return self.airports_rpc.stats(airport_id)
 
     @http("GET", "/health")
-    def health(self, request: Request) -> dict:
+    def health(self, request: Request) -> Health:
         # Ready only when the services behind it answer too: whoever waits
         # on this can then send real traffic at once. Both calls are in
         # flight together: call_async returns at once, result() waits.

@@ -7,17 +7,22 @@ airports must exist, and each new trip is announced with a
 ``trip_created`` event, which the airports service counts.
 """
 
+from nameko_like.contracts import validated
 from nameko_like.events import EventDispatcher
 from nameko_like.rpc import RpcProxy, rpc
+from travel.airports import AirportsService
+from travel.contracts import Trip
 from travel.errors import EXPECTED, InvalidRequest, NotFound, UnknownAirport
 from travel.storage import Storage
 
 
+@validated
 class TripsService:
     name = "trips"
 
     store = Storage("trips")
-    airports = RpcProxy("airports", timeout=10)
+    # typed: self.airports has AirportsService's signatures
+    airports = RpcProxy(AirportsService, timeout=10)
     dispatch = EventDispatcher()
 
     @rpc(expected_exceptions=EXPECTED)
@@ -45,7 +50,7 @@ class TripsService:
         return trip_id
 
     @rpc(expected_exceptions=EXPECTED)
-    def get(self, trip_id: str) -> dict:
+    def get(self, trip_id: str) -> Trip:
         """``{"from": id, "to": id}``; NotFound for an unknown id."""
         record = self.store.get(trip_id)
         if record is None:
