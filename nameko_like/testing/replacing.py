@@ -70,7 +70,8 @@ def _declared_dependency_type(provider: DependencyProvider) -> type[Any] | None:
         return None
     # dict[str, Any] -> dict: a parametrised annotation specs as its class
     declared = typing.get_origin(hints.get("return")) or hints.get("return")
-    if not isinstance(declared, type) or declared in (object, type(None)):
+    # typing.Any is a class since Python 3.11: it declares nothing
+    if not isinstance(declared, type) or declared in (object, type(None), Any):
         return None
     if hasattr(declared, "__getattr__"):
         # Its attributes are made on demand (an RPC ServiceProxy's methods):

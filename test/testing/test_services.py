@@ -590,3 +590,23 @@ def test_helpers_work_with_any_extension_written_on_the_public_api(container_fac
 
     with entrypoint_hook(container, "method") as method:
         assert method() == "fake"
+
+
+def test_worker_factory_mock_of_a_dependency_typed_any_takes_any_attribute():
+    # typing.Any is a class on Python 3.11+: it must not become the spec
+    from typing import Any as AnyType
+
+    from nameko_like.extensions import DependencyProvider
+    from nameko_like.testing.services import worker_factory
+
+    class Anything(DependencyProvider):
+        def get_dependency(self, worker_ctx) -> AnyType:
+            return object()
+
+    class Service:
+        name = "service_with_anything"
+        thing = Anything()
+
+    service = worker_factory(Service)
+    service.thing.get.side_effect = lambda key: key.upper()
+    assert service.thing.get("x") == "X"
