@@ -10,11 +10,10 @@ until one answers.
 from __future__ import annotations
 
 import random
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import amqp
 from kombu import Connection, Exchange, Queue
-from kombu.transport.virtual import Channel as VirtualChannel
 
 from nameko_like.amqp.broker_uri import (
     ALTERNATIVES_SEPARATOR,
@@ -32,6 +31,13 @@ from nameko_like.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     TRANSPORT_OPTIONS_CONFIG_KEY,
 )
+
+if TYPE_CHECKING:
+    # Only for the type: importing kombu's virtual transport binds its
+    # time.sleep at import, so imported before eventlet's monkey patch (a
+    # script that patches in __main__) it would block the hub while polling
+    # memory://.
+    from kombu.transport.virtual import Channel as VirtualChannel
 
 #: A channel of a kombu connection: py-amqp's on amqp://, kombu's virtual
 #: channel on memory:// (whose deliveries are kombu Messages).
