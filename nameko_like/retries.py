@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from nameko_like import retry_delays
 from nameko_like.amqp import dead_letter as dead_letters
+from nameko_like.exceptions import ConfigurationError
 from nameko_like.protocols import DeliveredMessage
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ LAST_ERROR_HEADER = "x-retry-last-error"
 ERROR_TEXT_LIMIT = 1000
 
 
-class RetryConfigurationError(ValueError):
+class RetryConfigurationError(ConfigurationError, ValueError):
     """A ``Retry`` was given values that can't work."""
 
 

@@ -49,7 +49,7 @@ class PublishRefused(DeliveryError):
         return _SIZE_TEXT.search(self.reply_text) is not None
 
 
-class ChannelClosedByBroker(Exception):
+class ChannelClosedByBroker(DeliveryError):
     """What the broker said when it closed a publish channel."""
 
     def __init__(self, channel: amqp.Channel, reply_code: int, reply_text: str) -> None:

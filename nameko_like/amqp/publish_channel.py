@@ -50,13 +50,13 @@ from nameko_like.amqp.retry import (
     PublishConnectionLost,
     deadline_for,
 )
-from nameko_like.exceptions import RpcTimeout, UndeliverableMessage
+from nameko_like.exceptions import DeliveryError, RpcTimeout, UndeliverableMessage
 
 __all__ = ["DEFAULT_RETRY_POLICY", "PublishBlocked", "PublishChannel", "PublishConnectionLost",
            "get_publish_channel", "reset_publish_channels"]
 
 
-class _NotNow(Exception):
+class _NotNow(DeliveryError):
     """No connection to publish on yet (or publishing is blocked): wait."""
 
 
