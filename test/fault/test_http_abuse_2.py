@@ -191,11 +191,17 @@ def test_idle_connections_from_many_clients_make_room_for_requests(web_target):
     sources = [f"127.0.1.{number}" for number in range(1, 26)]
     sockets = open_idle(port, 2000, sources)
     try:
-        eventlet.sleep(1.0)
+        # Room is made as the server accepts the connections still in its
+        # listen backlog, which on a loaded machine takes a moment.
+        deadline = time.monotonic() + 10
+        closed = count_closed(sockets)
+        while closed < 2000 - 1024 and time.monotonic() < deadline:
+            eventlet.sleep(0.2)
+            closed = count_closed(sockets)
         latencies = [probe(port) or PROBE_PATIENCE for _ in range(5)]
-        print(f"many clients: /ping {latencies}, closed {count_closed(sockets)}")
+        print(f"many clients: /ping {latencies}, closed {closed}")
         assert max(latencies) < 1, latencies
-        assert count_closed(sockets) >= 2000 - 1024
+        assert closed >= 2000 - 1024
         assert process.alive
     finally:
         close_all(sockets)
