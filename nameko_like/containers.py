@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from nameko_like import instrumentation, serialization, tracing
 from nameko_like._eventlet import eventlet
@@ -22,6 +22,7 @@ from nameko_like.constants import (
     SERVICE_CONTAINER_CLS,
     SHUTDOWN_GRACE_PERIOD_CONFIG_KEY,
 )
+from nameko_like.container_lifecycle import exc_info_of, run_on_all
 from nameko_like.exceptions import ContainerBeingKilled
 from nameko_like.extensions import (
     ENTRYPOINT_EXTENSIONS_ATTR,
@@ -38,9 +39,6 @@ from nameko_like.worker_context import WorkerContext
 _log = logging.getLogger(__name__)
 
 __all__ = ["ServiceContainer", "WorkerContext", "get_container_cls", "get_service_name"]
-
-_T = TypeVar("_T")
-
 
 def get_service_name(service_cls: type) -> str:
     """Return the ``name`` a service class declares, or raise a clear error."""
@@ -59,34 +57,6 @@ def get_container_cls(config: dict[str, Any]) -> type[ServiceContainer]:
         container_cls: type[ServiceContainer] = import_from_path(path)
         return container_cls
     return ServiceContainer
-
-
-def _capture(action: Callable[[_T], object], item: _T) -> BaseException | None:
-    """Run ``action(item)``; return its exception instead of raising it.
-
-    A greenthread that dies with an exception gets its traceback printed by
-    eventlet's hub, on top of whatever we log; returning it avoids that.
-    """
-    try:
-        action(item)
-    except Exception as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
-        return exc
-    return None
-
-
-def _run_on_all(extensions: Iterable[_T], action: Callable[[_T], object]) -> None:
-    """Run ``action`` on every item concurrently; re-raise the first error."""
-    items = list(extensions)
-    if not items:
-        return
-    if len(items) == 1:
-        action(items[0])
-        return
-    threads = [eventlet.spawn(_capture, action, item) for item in items]
-    errors = [thread.wait() for thread in threads]
-    first_error = next((error for error in errors if error is not None), None)
-    if first_error is not None:
-        raise first_error
 
 
 class ServiceContainer:
@@ -182,10 +152,10 @@ class ServiceContainer:
 
             operations.attach(self)
         self.started = True
-        _run_on_all(self.extensions, lambda ext: ext.setup())
-        _run_on_all(self.dependencies, lambda ext: ext.start())
-        _run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.start())
-        _run_on_all(self.entrypoints, lambda ext: ext.start())
+        run_on_all(self.extensions, lambda ext: ext.setup())
+        run_on_all(self.dependencies, lambda ext: ext.start())
+        run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.start())
+        run_on_all(self.entrypoints, lambda ext: ext.start())
         _log.debug("started %s", self.service_name)
         if instrumentation.observers:
             instrumentation.emit("container_started", self)
@@ -203,7 +173,7 @@ class ServiceContainer:
             self._wait_for_kill()
             return
         _log.debug("stopping %s", self.service_name)
-        _run_on_all(self.entrypoints, lambda ext: ext.stop())
+        run_on_all(self.entrypoints, lambda ext: ext.stop())
 
         grace = self.config.get(SHUTDOWN_GRACE_PERIOD_CONFIG_KEY, DEFAULT_SHUTDOWN_GRACE_PERIOD)
         if not self._wait_for_workers(grace):
@@ -213,8 +183,8 @@ class ServiceContainer:
             )
             self._kill_worker_threads()
 
-        _run_on_all(self.dependencies, lambda ext: ext.stop())
-        _run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.stop())
+        run_on_all(self.dependencies, lambda ext: ext.stop())
+        run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.stop())
         self._kill_managed_threads()
         self.started = False
         if not self._died.ready():
@@ -250,7 +220,7 @@ class ServiceContainer:
                 _log.warning("extension %r raised while being killed", ext, exc_info=True)
 
         for group in (self.entrypoints, self.dependencies, self.subextensions - self.entrypoints):
-            _run_on_all(group, safely_kill)
+            run_on_all(group, safely_kill)
         self._kill_worker_threads()
         self._kill_managed_threads()
         self.started = False
@@ -325,7 +295,7 @@ class ServiceContainer:
                 # Handled here rather than left to the greenthread, whose
                 # death by exception eventlet's hub would print a second time.
                 _log.error("managed thread %s of %s raised", identifier or fn, self.service_name)
-                self.kill(_exc_info(exc))
+                self.kill(exc_info_of(exc))
                 return None
 
         thread = eventlet.spawn(run)
@@ -348,7 +318,7 @@ class ServiceContainer:
             _log.error("worker %s failed outside its method", worker_ctx.call_id)
             # kill() kills every worker thread, this one included: do it
             # from a thread of its own so it runs to the end.
-            eventlet.spawn_n(self.kill, _exc_info(exc))
+            eventlet.spawn_n(self.kill, exc_info_of(exc))
 
     def _run_worker_lifecycle(
         self, worker_ctx: WorkerContext, handle_result: ResultHandler | None
@@ -373,7 +343,7 @@ class ServiceContainer:
                 result = method(*worker_ctx.args, **worker_ctx.kwargs)
                 outcome = instrumentation.OK
             except Exception as exc:  # noqa: BLE001 - the worker's outcome, passed on
-                exc_info = _exc_info(exc)
+                exc_info = exc_info_of(exc)
                 if isinstance(exc, entrypoint.expected_exceptions or ()):
                     outcome = instrumentation.EXPECTED_ERROR
                     _log.warning("(expected) %s raised %r", worker_ctx.call_id, exc)
@@ -444,8 +414,3 @@ class ServiceContainer:
 
     def __repr__(self) -> str:
         return f"<ServiceContainer {self.service_name} at 0x{id(self):x}>"
-
-
-def _exc_info(exc: BaseException) -> ExcInfo:
-    """What ``sys.exc_info()`` gives while ``exc`` is being handled."""
-    return type(exc), exc, exc.__traceback__

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from nameko_like._eventlet import eventlet
+from nameko_like.container_lifecycle import run_on_all
 from nameko_like.containers import (
     ServiceContainer,
-    _run_on_all,
     get_container_cls,
     get_service_name,
 )
@@ -65,17 +65,17 @@ class ServiceRunner:
     def start(self) -> None:
         """Start every container (concurrently)."""
         _log.info("starting services: %s", ", ".join(self.service_names))
-        _run_on_all(self.containers, lambda container: container.start())
+        run_on_all(self.containers, lambda container: container.start())
 
     def stop(self) -> None:
         """Stop every container gracefully (concurrently)."""
         _log.info("stopping services: %s", ", ".join(self.service_names))
-        _run_on_all(self.containers, lambda container: container.stop())
+        run_on_all(self.containers, lambda container: container.stop())
 
     def kill(self) -> None:
         """Kill every container at once."""
         _log.info("killing services: %s", ", ".join(self.service_names))
-        _run_on_all(self.containers, lambda container: container.kill())
+        run_on_all(self.containers, lambda container: container.kill())
 
     def wait(self) -> None:
         """Wait until every container has stopped.
