@@ -115,6 +115,7 @@ class PublishChannel(PublishConnection):
             error: BaseException | None = None
             with self._lock:
                 try:
+                    self._check_idle_connection()
                     self._try_connect(force=first and not retry)
                     first = False
                     channel, producer = self._channel, self._producer

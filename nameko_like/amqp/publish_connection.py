@@ -11,7 +11,11 @@ which adds publishing on top:
 * **Reading**: in an eventlet monkey-patched process (where services always
   run) a reader greenthread reads the connection for good, with a heartbeat
   greenthread beside it (:func:`~nameko_like.amqp.transport_tuning.start_heartbeats`);
-  in a plain script, whoever waits for an outcome reads (``drain_until``).
+  in a plain script, whoever waits for an outcome reads (``drain_until``),
+  sending and checking heartbeats as it waits; a publish after an idle
+  spell first reads what the broker sent meanwhile and checks its
+  heartbeats, so a connection the broker dropped (or a broker gone silent)
+  is replaced before the publish rather than found out by a call that hangs.
 * **connection.blocked**: while the broker blocks publishing (a memory or
   disk alarm) publishers wait; the error of one that runs out of time says
   so (``PublishBlocked``).
@@ -68,6 +72,19 @@ _log = logging.getLogger(__name__)
 BLOCKED_POLL = 0.05
 
 
+#: Most frames a publish after an idle spell reads before it publishes (a
+#: broker sends one heartbeat each half interval: a handful at most).
+PENDING_READS = 100
+#: Seconds such a read waits for a frame: what is pending is in the socket.
+PENDING_READ_TIMEOUT = 0.001
+
+
+def _heartbeat_of(connection: Connection) -> float:
+    """The heartbeat interval negotiated on ``connection`` (0: none)."""
+    interval: float = getattr(getattr(connection, "connection", None), "heartbeat", 0) or 0
+    return interval
+
+
 def _green_process() -> bool:
     patched: bool = eventlet.patcher.is_monkey_patched("socket")
     return patched
@@ -98,6 +115,8 @@ class PublishConnection:
         self._blocked: str | None = None
         self._sleep: Callable[[float], None] = eventlet.sleep if self._use_reader else time.sleep
         self._declared: set[Declarable] = set()
+        #: when a plain script's client last checked heartbeats (monotonic)
+        self._last_beat_check = 0.0
         #: called with each new (connection, publish channel) right after
         #: connecting, before the reader starts: clients add consumers here
         self.on_connected: list[Callable[[Connection, BrokerChannel], object]] = []
@@ -122,9 +141,10 @@ class PublishConnection:
     # -- connecting ----------------------------------------------------------------
 
     def _connect(self) -> None:
-        # Heartbeats need someone reading all the time: only the reader
-        # greenthread does; a plain script's client reads only while it waits.
-        connection = make_connection(self.config, heartbeat=self.has_reader)
+        # Heartbeats in either kind of process: the reader greenthread keeps
+        # them; a plain script's client checks them while it waits and
+        # before a publish after an idle spell (_check_idle_connection).
+        connection = make_connection(self.config)
         # one attempt (on each node of a cluster): publishers waiting for
         # the broker share the attempts
         connect(connection)
@@ -138,6 +158,7 @@ class PublishConnection:
         if not self._memory:
             self._prepare_channel(channel)
         self._connection, self._channel = connection, channel
+        self._last_beat_check = time.monotonic()
         self._producer = Producer(channel, auto_declare=False)
         self._confirms.new_channel()
         self._declared.clear()
@@ -311,7 +332,11 @@ class PublishConnection:
         """Read from the connection until ``done()`` is true; False on timeout.
 
         For processes without a reader greenthread: whoever waits reads, one
-        at a time, and what it reads settles everyone's outcomes.
+        at a time, and what it reads settles everyone's outcomes. Where a
+        heartbeat was negotiated, reads wait at most half an interval, and
+        heartbeats are sent and checked between them: a broker that went
+        silent fails the wait (and every waiting call) as a lost connection
+        after two missed heartbeats, instead of leaving it to its timeout.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not done():
@@ -321,20 +346,78 @@ class PublishConnection:
             connection = self._connection
             if connection is None:
                 return done()
+            interval = _heartbeat_of(connection)
+            read_timeout = remaining
+            if interval:
+                read_timeout = interval / 2 if remaining is None else min(remaining, interval / 2)
             with self._drain_lock:
                 if done():
                     return True
                 try:
-                    # no timeout unless there is a deadline: each timeout
-                    # costs socket-option system calls around every read
-                    connection.drain_events(timeout=remaining)
-                except TimeoutError:
-                    continue
+                    try:
+                        # no timeout unless there is a deadline or heartbeats:
+                        # each timeout costs socket-option system calls
+                        connection.drain_events(timeout=read_timeout)
+                    except TimeoutError:
+                        pass
+                    if interval:
+                        self._beat(connection, interval)
                 except self._connection_errors() as exc:
                     with self._lock:
                         if self._connection is connection:
                             self._lost(exc)
         return True
+
+    def _beat(self, connection: Connection, interval: float) -> None:
+        """Send a heartbeat if due; raise if the broker missed two (plain scripts)."""
+        now = time.monotonic()
+        if now - self._last_beat_check < interval / 4:
+            return
+        self._last_beat_check = now
+        # the lock: another thread of the script may be writing a publish
+        with self._lock:
+            connection.heartbeat_check(rate=2)
+
+    def check_connection(self) -> None:
+        """In a plain script: drop the connection if the broker dropped it or went silent.
+
+        Publishing does this by itself; clients that fail their waiting
+        calls when the connection is lost call it before they register a
+        new call, so a connection found dead does not take the new call
+        with it. Does nothing where a reader greenthread keeps watch.
+        """
+        with self._lock:
+            self._check_idle_connection()
+
+    def _check_idle_connection(self) -> None:
+        """Before a publish in a plain script: is the connection still alive?
+
+        Called with the lock held. Nobody read the connection while the
+        script was idle: read what the broker sent meanwhile (its
+        heartbeats, or the end of a connection it dropped because ours were
+        missing), then check heartbeats. A dead or silent connection is
+        dropped here, so the publish reconnects instead of writing into it.
+        """
+        connection = self._connection
+        if connection is None or self._use_reader or self._memory:
+            return
+        interval = _heartbeat_of(connection)
+        if not interval or time.monotonic() - self._last_beat_check < interval / 2:
+            return
+        if not self._drain_lock.acquire(blocking=False):
+            return  # another thread is reading, and checking heartbeats as it does
+        try:
+            for _ in range(PENDING_READS):
+                try:
+                    connection.drain_events(timeout=PENDING_READ_TIMEOUT)
+                except TimeoutError:
+                    break
+            self._beat(connection, interval)
+        except self._connection_errors() as exc:
+            if self._connection is connection:
+                self._lost(exc)
+        finally:
+            self._drain_lock.release()
 
     def _read_forever(self, connection: Connection) -> None:
         heartbeats = start_heartbeats(connection, self._lock)

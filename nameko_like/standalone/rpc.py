@@ -115,6 +115,9 @@ class StandaloneReplyRouter:
 
     def register(self, correlation_id: str, reply: RpcReply) -> None:
         """Expect a reply for ``correlation_id``."""
+        # before the call is pending: a connection found dead here (after
+        # an idle spell) fails the calls waiting on it, not this new one
+        self.publish_channel.check_connection()
         self._pending[correlation_id] = reply
 
     def unregister(self, correlation_id: str) -> None:
