@@ -63,26 +63,18 @@ from nameko_like.amqp.retry import (
     PublishConnectionLost,
     deadline_for,
 )
-from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
+from nameko_like.amqp.transport_tuning import (
+    heartbeat_interval,
+    read_pending,
+    start_heartbeats,
+    tune_connection,
+)
 from nameko_like.exceptions import DeliveryError
 
 _log = logging.getLogger(__name__)
 
 #: Seconds between checks of a blocked connection by a waiting publisher.
 BLOCKED_POLL = 0.05
-
-
-#: Most frames a publish after an idle spell reads before it publishes (a
-#: broker sends one heartbeat each half interval: a handful at most).
-PENDING_READS = 100
-#: Seconds such a read waits for a frame: what is pending is in the socket.
-PENDING_READ_TIMEOUT = 0.001
-
-
-def _heartbeat_of(connection: Connection) -> float:
-    """The heartbeat interval negotiated on ``connection`` (0: none)."""
-    interval: float = getattr(getattr(connection, "connection", None), "heartbeat", 0) or 0
-    return interval
 
 
 def _green_process() -> bool:
@@ -346,7 +338,7 @@ class PublishConnection:
             connection = self._connection
             if connection is None:
                 return done()
-            interval = _heartbeat_of(connection)
+            interval = heartbeat_interval(connection)
             read_timeout = remaining
             if interval:
                 read_timeout = interval / 2 if remaining is None else min(remaining, interval / 2)
@@ -401,17 +393,13 @@ class PublishConnection:
         connection = self._connection
         if connection is None or self._use_reader or self._memory:
             return
-        interval = _heartbeat_of(connection)
+        interval = heartbeat_interval(connection)
         if not interval or time.monotonic() - self._last_beat_check < interval / 2:
             return
         if not self._drain_lock.acquire(blocking=False):
             return  # another thread is reading, and checking heartbeats as it does
         try:
-            for _ in range(PENDING_READS):
-                try:
-                    connection.drain_events(timeout=PENDING_READ_TIMEOUT)
-                except TimeoutError:
-                    break
+            read_pending(connection)
             self._beat(connection, interval)
         except self._connection_errors() as exc:
             if self._connection is connection:

@@ -170,6 +170,33 @@ def tune_connection(connection: Connection, coalesce_writes: bool = False) -> No
         transport._write = _CoalescingWriter(transport)
 
 
+#: Most frames :func:`read_pending` reads (a broker sends one heartbeat each
+#: half interval: an idle spell leaves a handful at most).
+PENDING_READS = 100
+#: Seconds such a read waits for a frame: what is pending is in the socket.
+PENDING_READ_TIMEOUT = 0.001
+
+
+def heartbeat_interval(connection: Connection) -> float:
+    """The heartbeat interval negotiated on ``connection`` (0: none)."""
+    interval: float = getattr(getattr(connection, "connection", None), "heartbeat", 0) or 0
+    return interval
+
+
+def read_pending(connection: Connection) -> None:
+    """Handle the frames that arrived while nobody read ``connection``.
+
+    For a plain script's client after an idle spell: the broker's
+    heartbeats (so they count as received), or the end of a connection it
+    dropped (raised as the transport's error).
+    """
+    for _ in range(PENDING_READS):
+        try:
+            connection.drain_events(timeout=PENDING_READ_TIMEOUT)
+        except TimeoutError:
+            return
+
+
 class Heartbeats:
     """The heartbeat greenthread and its OS-thread stand-in; ``kill()`` ends both."""
 
