@@ -21,17 +21,23 @@ TICKS = 6
 
 
 def _ticks(records, since: float, until: float) -> dict[int, list[int]]:
-    """tick second -> pids that fired it, for the ticks in [since, until)."""
+    """tick second -> pids that fired it, for the ticks strictly between since and until."""
     fired = collections.defaultdict(list)
     for record in records.read("tick"):
-        if since <= int(record.id) < until:
+        if since < int(record.id) < until:
             fired[int(record.id)].append(record.pid)
     return fired
 
 
 def _expected(since: float, until: float) -> list[int]:
+    """The ticks strictly between since and until (the same window as ``_ticks``)."""
     first = int(since // TICK_SECONDS + 1) * TICK_SECONDS
-    return list(range(first, int(until), TICK_SECONDS))
+    return [tick for tick in range(first, int(until) + 1, TICK_SECONDS) if since < tick < until]
+
+
+def _window_end() -> float:
+    """Now, less half a tick: the last tick counted fired at least that long ago."""
+    return time.time() - TICK_SECONDS / 2
 
 
 @pytest.mark.timeout(120)
@@ -42,8 +48,9 @@ def test_one_fire_per_tick_across_three_instances_and_after_kill_9_of_the_leader
 
     ready = time.time()
     time.sleep(TICKS * TICK_SECONDS + 0.5)
-    before = _ticks(records, ready, time.time() - 0.5)
-    expected = _expected(ready, time.time() - 0.5)
+    until = _window_end()
+    before = _ticks(records, ready, until)
+    expected = _expected(ready, until)
     print(f"before the kill: {len(before)} of {len(expected)} ticks fired, by "
           f"{collections.Counter(pid for pids in before.values() for pid in pids)}")
     assert sorted(before) == expected
@@ -60,8 +67,9 @@ def test_one_fire_per_tick_across_three_instances_and_after_kill_9_of_the_leader
     assert victim.wait(timeout=5) == -9
 
     time.sleep(TICKS * TICK_SECONDS + 0.5)
-    after = _ticks(records, killed, time.time() - 0.5)
-    expected = _expected(killed, time.time() - 0.5)
+    until = _window_end()
+    after = _ticks(records, killed, until)
+    expected = _expected(killed, until)
     firsts = [record.time for record in records.read("tick") if record.time > killed]
     print(f"after the kill: {len(after)} of {len(expected)} ticks fired, by "
           f"{collections.Counter(pid for pids in after.values() for pid in pids)}; first "
