@@ -112,6 +112,9 @@ class PublishChannel(PublishConnection):
             deadline = deadline_for(retry, retry_policy)
         first = True
         while True:
+            if self.closed:
+                # final: no broker coming back will reopen it, so don't wait
+                raise PublishConnectionLost("publisher is closed")
             error: BaseException | None = None
             with self._lock:
                 try:
