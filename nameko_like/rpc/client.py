@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nameko_like import instrumentation
 from nameko_like.amqp.outcome import PublishOutcome
@@ -27,6 +27,9 @@ from nameko_like.messaging import encode_context_headers
 from nameko_like.protocols import ReplyRouter
 from nameko_like.rpc import wire
 from nameko_like.worker_context import unique_id
+
+if TYPE_CHECKING:
+    from nameko_like.rpc.streaming import RpcStream
 
 _NOT_SET = object()
 
@@ -58,7 +61,12 @@ class RpcReply:
         """Whether the reply (or a failure) has arrived."""
         return self._ready.is_set()
 
-    def set_body(self, body: Any) -> None:
+    def takes_more(self, headers: dict[str, Any] | None) -> bool:
+        """Whether replies after the one with ``headers`` belong to this call
+        (never: one call, one reply; see :class:`~nameko_like.rpc.streaming.RpcStream`)."""
+        return False
+
+    def set_body(self, body: Any, headers: dict[str, Any] | None = None) -> None:
         """Record the reply message body (first one wins)."""
         if not self._ready.is_set():
             self._body = body
@@ -119,6 +127,9 @@ class RpcReply:
         return body.get("result")
 
 
+_ReplyT = TypeVar("_ReplyT", bound=RpcReply)
+
+
 class MethodProxy:
     """Calls one remote method: ``proxy(*args)`` or ``proxy.call_async(*args)``."""
 
@@ -141,10 +152,21 @@ class MethodProxy:
 
     def call_async(self, *args: Any, **kwargs: Any) -> RpcReply:
         """Send the request and return its :class:`RpcReply` without waiting."""
+        return self._send(RpcReply, args, kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> RpcStream:
+        """Call a streaming method (``@rpc(stream=True)``); iterate over the
+        :class:`~nameko_like.rpc.streaming.RpcStream` returned for its items."""
+        from nameko_like.rpc.streaming import RpcStream
+
+        return self._send(RpcStream, args, kwargs)
+
+    def _send(self, reply_type: type[_ReplyT], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> _ReplyT:
         started = time.monotonic()
         correlation_id = unique_id()
-        reply = RpcReply(self.router, correlation_id, self.service_name, self.method_name,
-                         self.timeout)
+        reply = reply_type(self.router, correlation_id, self.service_name, self.method_name,
+                           self.timeout)
         if instrumentation.observers:
             # before publishing: the reply may arrive before publish() returns
             reply._sent_at = time.perf_counter()
@@ -153,6 +175,10 @@ class MethodProxy:
         self.router.register(correlation_id, reply)
         routing_key = f"{self.service_name}.{self.method_name}"
         headers = encode_context_headers(self.context_data)
+        if reply_type is not RpcReply:
+            from nameko_like.rpc.streaming import STREAM_REQUEST_HEADER
+
+            headers[STREAM_REQUEST_HEADER] = 1
         try:
             with (instrumentation.publishing(self.exchange, routing_key, headers, correlation_id)
                   if instrumentation.observers else instrumentation.UNOBSERVED):

@@ -20,11 +20,12 @@ from nameko_like.exceptions import (
     serialize,
 )
 from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko_like.container_lifecycle import exc_info_of
 from nameko_like.contracts import hooks as contracts
 from nameko_like import instrumentation, retries
 from nameko_like.messaging import HeaderDecoder, QueueConsumer
 from nameko_like.protocols import DeliveredMessage, ExcInfo
-from nameko_like.rpc import wire
+from nameko_like.rpc import streaming, wire
 from nameko_like.rpc.replies import ReplyPublisher
 from nameko_like.worker_context import WorkerContext
 
@@ -133,7 +134,12 @@ class RpcConsumer(SharedExtension, ProviderCollector):
                       result: Any, error: dict[str, Any] | None) -> None:
         """Send a reply; acknowledge the request once the broker has the reply."""
         assert self.replies is not None
-        outcome = self.replies.send(reply_to, correlation_id, result, error)
+        self.settle_after(message, reply_to, correlation_id,
+                          self.replies.send(reply_to, correlation_id, result, error))
+
+    def settle_after(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
+                     outcome: PublishOutcome | None) -> None:
+        """Acknowledge the request once the broker has its (last) reply."""
         if outcome is None:
             # the reply could not be published: leave the request to be redelivered
             self.queue_consumer._settle(message, True)
@@ -197,8 +203,9 @@ class Rpc(Entrypoint, HeaderDecoder):
     """
 
     rpc_consumer = RpcConsumer()
-    #: class-level default, for subclasses whose __init__ skips ours
+    #: class-level defaults, for subclasses whose __init__ skips ours
     retry: retries.Retry | None = None
+    stream = False
 
     def __init__(
         self,
@@ -206,9 +213,16 @@ class Rpc(Entrypoint, HeaderDecoder):
         sensitive_arguments: str | tuple[str, ...] = (),
         *,
         retry: retries.Retry | None = None,
+        stream: bool = False,
         **kwargs: Any,
     ) -> None:
         self.retry = retries.as_retry(retry)
+        if stream and self.retry is not None:
+            raise TypeError("@rpc(stream=True) cannot take retry=: items already sent "
+                            "can't be taken back to run the method again")
+        #: whether the method's result is an iterable streamed item by item
+        #: (see :mod:`nameko_like.rpc.streaming`)
+        self.stream = stream
         super().__init__(expected_exceptions, sensitive_arguments, **kwargs)
 
     def setup(self) -> None:
@@ -223,6 +237,11 @@ class Rpc(Entrypoint, HeaderDecoder):
     def handle_request(self, message: DeliveredMessage, args: list[Any], kwargs: dict[str, Any],
                        reply_to: str, correlation_id: Any) -> None:
         """Run a worker for one request; its reply is sent when it finishes."""
+        if self.stream and not streaming.stream_requested(message.headers):
+            self.rpc_consumer.reply_and_ack(
+                message, reply_to, correlation_id, None,
+                streaming.not_requested_error(self.container.service_name, _bound_name(self)))
+            return
         contract = contracts.contract_of(self)
         if contract is not None:
             try:
@@ -253,6 +272,8 @@ class Rpc(Entrypoint, HeaderDecoder):
                        exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         queue_consumer = self.rpc_consumer.queue_consumer
         queue_consumer.worker_finished(message)
+        if self.stream and exc_info is None:
+            return self._stream_result(message, reply_to, correlation_id, result)
         contract = contracts.contract_of(self)
         if contract is not None and exc_info is None:
             result = contract.dump_result(result)
@@ -268,6 +289,16 @@ class Rpc(Entrypoint, HeaderDecoder):
                 return result, exc_info
         self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, result, error)
         return result, exc_info
+
+    def _stream_result(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
+                       result: Any) -> tuple[Any, ExcInfo | None]:
+        # In the worker's greenthread: the worker is busy while it streams,
+        # so max_workers also bounds the streams in progress.
+        assert self.rpc_consumer.replies is not None
+        end, error, count = streaming.send_stream(self.rpc_consumer.replies, reply_to,
+                                                  correlation_id, result)
+        self.rpc_consumer.settle_after(message, reply_to, correlation_id, end)
+        return count, exc_info_of(error) if error is not None else None
 
 
 rpc = Rpc.decorator

@@ -28,9 +28,12 @@ class ReplyPublisher:
         self.config = config
         self.exchange = wire.rpc_exchange(config)
         self.serializer = serialization.setup(config).serializer
+        #: seconds a streaming worker waits for a reply's confirm
+        self.confirm_timeout = REPLY_RETRY_SECONDS
 
     def send(self, reply_to: str, correlation_id: Any, result: Any,
-             error: dict[str, Any] | None) -> PublishOutcome | None:
+             error: dict[str, Any] | None,
+             headers: dict[str, Any] | None = None) -> PublishOutcome | None:
         """Publish a reply; return its outcome, or None if it could not be sent.
 
         A result the serializer can't encode becomes an
@@ -43,7 +46,7 @@ class ReplyPublisher:
         delay = 0.2
         while True:
             try:
-                return self._publish(reply_to, correlation_id, body)
+                return self._publish(reply_to, correlation_id, body, headers)
             except (EncodeError, TypeError, ValueError) as exc:
                 _log.warning("result of call %s cannot be serialized: %s", correlation_id, exc)
                 body = wire.reply_body(None, serialize(UnserializableValueError(result)))
@@ -57,12 +60,14 @@ class ReplyPublisher:
                 eventlet.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def _publish(self, reply_to: str, correlation_id: Any, body: dict[str, Any]) -> PublishOutcome:
+    def _publish(self, reply_to: str, correlation_id: Any, body: dict[str, Any],
+                 headers: dict[str, Any] | None) -> PublishOutcome:
         return get_publish_channel(self.config).publish(
             body,
             exchange=self.exchange.name,
             routing_key=reply_to,
             correlation_id=correlation_id,
+            headers=headers,
             serializer=self.serializer,
             delivery_mode=2,
             retry=True,
