@@ -208,6 +208,10 @@ class ReplyRouter(Protocol):
         """Routing key of the reply queue (the requests' ``reply_to``)."""
 
     @property
+    def config(self) -> dict[str, Any]:
+        """The caller's config."""
+
+    @property
     def publish_channel(self) -> PublishChannel:
         """The channel requests are published on."""
 

@@ -57,16 +57,20 @@ class RpcReply:
         self._ready = threading.Event()
 
     @property
+    def reply_to(self) -> str | None:
+        """Routing key of the queue the reply goes to (the request's ``reply_to``)."""
+        return self._router.routing_key
+
+    def discard(self) -> None:
+        """Stop expecting the reply (the request was not sent)."""
+        self._router.unregister(self.correlation_id)
+
+    @property
     def ready(self) -> bool:
         """Whether the reply (or a failure) has arrived."""
         return self._ready.is_set()
 
-    def takes_more(self, headers: dict[str, Any] | None) -> bool:
-        """Whether replies after the one with ``headers`` belong to this call
-        (never: one call, one reply; see :class:`~nameko_like.rpc.streaming.RpcStream`)."""
-        return False
-
-    def set_body(self, body: Any, headers: dict[str, Any] | None = None) -> None:
+    def set_body(self, body: Any) -> None:
         """Record the reply message body (first one wins)."""
         if not self._ready.is_set():
             self._body = body
@@ -172,7 +176,9 @@ class MethodProxy:
             reply._sent_at = time.perf_counter()
             instrumentation.emit("rpc_call_sent", self.service_name, self.method_name)
         # registered before publishing, so even an instant reply finds it
-        self.router.register(correlation_id, reply)
+        # (a stream's replies go to a queue of its own, not the router's)
+        if reply_type is RpcReply:
+            self.router.register(correlation_id, reply)
         routing_key = f"{self.service_name}.{self.method_name}"
         headers = encode_context_headers(self.context_data)
         if reply_type is not RpcReply:
@@ -187,7 +193,7 @@ class MethodProxy:
                     exchange=self.exchange,
                     routing_key=routing_key,
                     mandatory=True,
-                    reply_to=self.router.routing_key,
+                    reply_to=reply.reply_to,
                     correlation_id=correlation_id,
                     headers=headers,
                     serializer=self.serializer,
@@ -196,7 +202,7 @@ class MethodProxy:
                     retry_policy=self._retry_policy,
                 )
         except PublishConnectionLost as exc:
-            self.router.unregister(correlation_id)
+            reply.discard()
             error = RpcConnectionError(
                 f"cannot send {self.service_name}.{self.method_name}: {exc}")
             if instrumentation.observers:
@@ -204,7 +210,7 @@ class MethodProxy:
                                      error)
             raise error from None
         except BaseException:
-            self.router.unregister(correlation_id)
+            reply.discard()
             raise
         reply.send_seconds = time.monotonic() - started
         outcome.add_callback(reply.on_publish_outcome)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kombu import Queue
 
@@ -50,6 +50,11 @@ class ReplyListener(SharedExtension):
         self.queue_consumer.unregister_provider(self)
 
     @property
+    def config(self) -> dict[str, Any]:
+        """The container's config."""
+        return self.container.config
+
+    @property
     def publish_channel(self) -> PublishChannel:
         """The process's shared publish channel for this broker."""
         return get_publish_channel(self.container.config)
@@ -71,15 +76,12 @@ class ReplyListener(SharedExtension):
         self.queue_consumer.ack(message)
         correlation_id = message.properties.get("correlation_id")
         # only str ids are registered; a malformed one finds nothing, as any unknown id
-        reply = self._pending.get(correlation_id) if isinstance(correlation_id, str) else None
+        reply = self._pending.pop(correlation_id, None) if isinstance(correlation_id, str) else None
         if reply is None:
             _log.debug("reply for unknown or expired call %s dropped", correlation_id)
             return
-        headers = message.headers
-        if not reply.takes_more(headers):  # a stream's items keep it registered
-            self._pending.pop(reply.correlation_id, None)
         try:
-            reply.set_body(self.queue_consumer.decode(message), headers)
+            reply.set_body(self.queue_consumer.decode(message))
         except Exception as exc:  # noqa: BLE001 - a reply we can't read still ends the call
             reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
 

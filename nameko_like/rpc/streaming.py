@@ -12,20 +12,23 @@ A caller that does not ask for a stream (a Nameko client, or a plain call)
 gets one error reply, :class:`StreamNotRequested`, at once: it expects
 exactly one reply, and the method is not run.
 
-Memory stays bounded on the serving side: it publishes with confirms and
-waits for them whenever :data:`STREAM_WINDOW` items are unconfirmed. The
-caller keeps what has arrived and not yet been taken in a local buffer.
+Memory stays bounded on both sides: the serving side publishes with
+confirms and waits for them whenever :data:`STREAM_WINDOW` items are
+unconfirmed; the caller's items go to a queue of the stream's own, consumed
+with a prefetch of :data:`STREAM_PREFETCH` and acknowledged as taken, so
+what the caller has not taken yet waits in the broker.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from nameko_like.exceptions import RpcConnectionError, RpcTimeout, deserialize, serialize
 from nameko_like.rpc.client import RpcReply
+from nameko_like.rpc.stream_queue import StreamQueue
 
 if TYPE_CHECKING:
     from nameko_like.amqp.outcome import PublishOutcome
@@ -42,6 +45,8 @@ STREAM_SEQ_HEADER = "nameko_like.stream_seq"
 STREAM_END_HEADER = "nameko_like.stream_end"
 #: Unconfirmed item replies a streaming worker allows before it waits.
 STREAM_WINDOW = 100
+#: Items the broker may send a caller before it takes them.
+STREAM_PREFETCH = 50
 
 _END = object()
 
@@ -72,49 +77,62 @@ class RpcStream(RpcReply):
 
     ``timeout`` applies to each item: ``RpcTimeout`` if the next one takes
     longer. An error the method raised part way is raised where the
-    stream reached it. ``close()`` stops expecting items.
+    stream reached it. ``close()`` stops the stream early.
+
+    Items arrive on a :class:`~nameko_like.rpc.stream_queue.StreamQueue` of
+    the stream's own, each acknowledged when taken: at most
+    :data:`STREAM_PREFETCH` wait here, the rest in the broker.
     """
 
-    __slots__ = ("_finished", "_items", "_next_seq")
+    __slots__ = ("_finished", "_items", "_next_seq", "_queue")
 
     def __init__(self, router: ReplyRouter, correlation_id: str, service_name: str,
                  method_name: str, timeout: float | None) -> None:
         super().__init__(router, correlation_id, service_name, method_name, timeout)
-        self._items: collections.deque[Any] = collections.deque()
+        self._items: collections.deque[tuple[Any, Callable[[], None] | None]] = (
+            collections.deque())
         self._next_seq = 0
         self._finished = False
+        self._queue: StreamQueue | None = StreamQueue(router.config, STREAM_PREFETCH,
+                                                      self._on_reply)
 
-    def takes_more(self, headers: dict[str, Any] | None) -> bool:
-        """Whether replies after the one with ``headers`` belong to this call."""
-        return (headers is not None and STREAM_SEQ_HEADER in headers
-                and not headers.get(STREAM_END_HEADER))
+    @property
+    def reply_to(self) -> str | None:
+        """Routing key of the stream's own queue."""
+        return self._queue.routing_key if self._queue is not None else None
 
-    def set_body(self, body: Any, headers: dict[str, Any] | None = None) -> None:
-        """Take one reply of the stream."""
+    def discard(self) -> None:
+        """Close the stream's queue (the request was not sent)."""
+        self.close()
+
+    def _on_reply(self, body: Any, headers: dict[str, Any], ack: Callable[[], None]) -> None:
         if self._finished:
+            ack()
             return
-        headers = headers or {}
+        if isinstance(body, Exception):
+            ack()
+            self._finish(RpcConnectionError(f"unreadable stream item: {body}"))
+            return
         if STREAM_SEQ_HEADER not in headers:
+            ack()
             self._finish(self._single_reply_error(body))
             return
         seq = headers[STREAM_SEQ_HEADER]
         if seq != self._next_seq:
+            ack()
             self._finish(RpcConnectionError(
                 f"stream from {self.service_name}.{self.method_name} broke: reply {seq} "
                 f"arrived where {self._next_seq} was due (was the request redelivered?)"))
             return
         self._next_seq += 1
-        if headers.get(STREAM_END_HEADER):
+        if headers.get(STREAM_END_HEADER) or not isinstance(body, dict) or body.get("error"):
+            ack()
+            # the end; or an item the service could not serialize, which ends it too
             error = body.get("error") if isinstance(body, dict) else None
-            self._finish(deserialize(error) if error else None)
+            self._finish(deserialize(error) if error else None if isinstance(body, dict)
+                         else RpcConnectionError(f"malformed stream item: {body!r}"))
             return
-        if not isinstance(body, dict) or body.get("error"):
-            # an item the service could not serialize ends the stream
-            self._finish(self._single_reply_error(body) if isinstance(body, dict) else
-                         RpcConnectionError(f"malformed stream item: {body!r}"))
-            return
-        self._items.append(body.get("result"))
-        self._ready.set()
+        self._items.append((body.get("result"), ack))
 
     def _single_reply_error(self, body: Any) -> BaseException:
         error = body.get("error") if isinstance(body, dict) else None
@@ -127,7 +145,7 @@ class RpcStream(RpcReply):
     def _finish(self, error: BaseException | None) -> None:
         self._finished = True
         self._error = error
-        self._items.append(_END)
+        self._items.append((_END, None))
         self._ready.set()
 
     def fail(self, error: BaseException) -> None:
@@ -140,17 +158,28 @@ class RpcStream(RpcReply):
 
     def __next__(self) -> Any:
         if not self._items:
-            self._ready.clear()
-            if not self._items and not self._router.wait(self, self.timeout):
-                self.close()
-                raise RpcTimeout(f"{self.service_name}.{self.method_name} sent no item "
-                                 f"within {self.timeout}s")
-        item = self._items.popleft()
-        if item is _END:
-            self._items.append(_END)  # iterating again ends again
+            queue = self._queue
+            try:
+                arrived = queue is not None and queue.wait(lambda: bool(self._items),
+                                                           self.timeout)
+            except Exception as exc:  # noqa: BLE001 - any connection failure ends the stream
+                self._finish(RpcConnectionError(
+                    f"connection lost while streaming {self.service_name}."
+                    f"{self.method_name}: {exc}"))
+            else:
+                if not arrived:
+                    self.close()
+                    raise RpcTimeout(f"{self.service_name}.{self.method_name} sent no item "
+                                     f"within {self.timeout}s")
+        item, ack = self._items[0]
+        if item is _END:  # left in place: iterating again ends again
+            self._close_queue()
             if self._error is not None:
                 raise self._error
             raise StopIteration
+        self._items.popleft()
+        if ack is not None:
+            ack()
         return item
 
     def result(self) -> list[Any]:
@@ -158,17 +187,21 @@ class RpcStream(RpcReply):
         return list(self)
 
     def close(self) -> None:
-        """Stop expecting items; those still coming are dropped on arrival."""
-        self._router.unregister(self.correlation_id)
+        """Stop the stream; items still coming are dropped with its queue."""
         if not self._finished:
-            self._finish(None)
             self._items.clear()
-            self._items.append(_END)
+            self._finish(None)
+        self._close_queue()
+
+    def _close_queue(self) -> None:
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.close()
 
     @property
     def buffered(self) -> int:
         """Items received and not yet taken."""
-        return sum(1 for item in self._items if item is not _END)
+        return sum(1 for item, _ in self._items if item is not _END)
 
 
 def send_stream(replies: ReplyPublisher, reply_to: str, correlation_id: Any,

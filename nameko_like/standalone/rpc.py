@@ -95,17 +95,14 @@ class StandaloneReplyRouter:
     def _on_reply(self, message: DeliveredMessage, compressed: bool = False) -> None:
         correlation_id = message.properties.get("correlation_id")
         # only str ids are registered; a malformed one finds nothing, as any unknown id
-        reply = self._pending.get(correlation_id) if isinstance(correlation_id, str) else None
+        reply = self._pending.pop(correlation_id, None) if isinstance(correlation_id, str) else None
         if reply is None:
             return
-        if not reply.takes_more(message.headers):  # a stream's items keep it registered
-            self._pending.pop(reply.correlation_id, None)
         try:
             # kombu's own messages arrive decompressed already
             headers = message.headers if compressed else None
             reply.set_body(serialization.decode(message.body, message.content_type,
-                                                message.content_encoding, self.accept, headers),
-                           message.headers)
+                                                message.content_encoding, self.accept, headers))
         except Exception as exc:  # noqa: BLE001 - an unreadable reply still ends the call
             reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
 

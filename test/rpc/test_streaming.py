@@ -11,7 +11,7 @@ import pytest
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import RemoteError, RpcTimeout
 from nameko_like.rpc import RpcProxy, rpc
-from nameko_like.rpc.streaming import STREAM_WINDOW, StreamNotRequested
+from nameko_like.rpc.streaming import STREAM_PREFETCH, StreamNotRequested
 from nameko_like.standalone.rpc import ClusterRpcProxy
 from nameko_like.testing.services import entrypoint_hook
 
@@ -150,24 +150,30 @@ def test_retry_cannot_combine_with_stream():
 
 def test_ten_thousand_items_with_bounded_memory(source, rabbit_config):
     """Service and caller share this process: the peak of what it holds must
-    stay far below the stream's total size (10,000 x ~1 kB = ~10 MB)."""
+    stay far below the stream's total size (10,000 x ~1 kB = ~10 MB), even
+    when the caller pauses and the service runs thousands of items ahead."""
     n, size = 10_000, 1000
     with ClusterRpcProxy(rabbit_config, timeout=10) as cluster:
         list(cluster.source.count.stream(10))  # connections and queues set up
         tracemalloc.start()
         try:
             stream = cluster.source.count.stream(n, size)
-            received = max_buffered = max_ahead = 0
+            assert next(stream)["i"] == 0
+            eventlet.sleep(1.5)  # a slow caller: the backlog waits in the broker
+            ahead_after_pause = Source.produced - 1
+            buffered_after_pause = stream.buffered
+            received = 1
+            max_buffered = buffered_after_pause
             for item in stream:
                 assert item["i"] == received
                 received += 1
                 max_buffered = max(max_buffered, stream.buffered)
-                max_ahead = max(max_ahead, Source.produced - received)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    print(f"peak {peak / 1e6:.2f} MB, buffered <= {max_buffered}, "
-          f"produced ahead <= {max_ahead}")
+    print(f"peak {peak / 1e6:.2f} MB; service ahead by {ahead_after_pause} after the pause; "
+          f"caller held <= {max_buffered}")
     assert received == n
+    assert ahead_after_pause > 2000  # the pause did build a backlog...
+    assert max_buffered <= STREAM_PREFETCH  # ...that the caller never held
     assert peak < 3e6, peak
-    assert max_buffered <= 2 * STREAM_WINDOW
