@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from nameko_like import instrumentation
 from nameko_like.exceptions import RpcConnectionError, RpcTimeout, deserialize, serialize
 from nameko_like.rpc.client import RpcReply
 from nameko_like.rpc.stream_queue import StreamQueue
@@ -131,6 +133,7 @@ class RpcStream(RpcReply):
             error = body.get("error") if isinstance(body, dict) else None
             self._finish(deserialize(error) if error else None if isinstance(body, dict)
                          else RpcConnectionError(f"malformed stream item: {body!r}"))
+            self._emit("rpc_call_replied", time.perf_counter() - self._sent_at)
             return
         self._items.append((body.get("result"), ack))
 
@@ -152,6 +155,12 @@ class RpcStream(RpcReply):
         """End the stream with ``error`` (after the items already received)."""
         if not self._finished:
             self._finish(error)
+            self._emit("rpc_call_errored", error)
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        # only for calls sent while observers were registered, as RpcReply does
+        if self._sent_at and instrumentation.observers:
+            instrumentation.emit(hook, self.service_name, self.method_name, *args)
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -163,12 +172,13 @@ class RpcStream(RpcReply):
                 arrived = queue is not None and queue.wait(lambda: bool(self._items),
                                                            self.timeout)
             except Exception as exc:  # noqa: BLE001 - any connection failure ends the stream
-                self._finish(RpcConnectionError(
+                self.fail(RpcConnectionError(
                     f"connection lost while streaming {self.service_name}."
                     f"{self.method_name}: {exc}"))
             else:
                 if not arrived:
                     self.close()
+                    self._emit("rpc_call_timed_out")
                     raise RpcTimeout(f"{self.service_name}.{self.method_name} sent no item "
                                      f"within {self.timeout}s")
         item, ack = self._items[0]

@@ -177,3 +177,32 @@ def test_ten_thousand_items_with_bounded_memory(source, rabbit_config):
     assert ahead_after_pause > 2000  # the pause did build a backlog...
     assert max_buffered <= STREAM_PREFETCH  # ...that the caller never held
     assert peak < 3e6, peak
+
+
+def test_observers_see_a_stream_as_one_call(source, rabbit_config):
+    from nameko_like import instrumentation
+
+    class Calls(instrumentation.Observer):
+        def __init__(self):
+            self.seen = []
+
+        def rpc_call_sent(self, service_name, method_name):
+            self.seen.append(("sent", method_name))
+
+        def rpc_call_replied(self, service_name, method_name, duration):
+            self.seen.append(("replied", method_name))
+
+        def rpc_call_timed_out(self, service_name, method_name):
+            self.seen.append(("timed_out", method_name))
+
+    calls = Calls()
+    instrumentation.register(calls)
+    try:
+        with ClusterRpcProxy(rabbit_config, timeout=0.5) as cluster:
+            assert len(list(cluster.source.count.stream(120))) == 120
+            with pytest.raises(RpcTimeout):
+                list(cluster.source.slow.stream(2, 2))
+    finally:
+        instrumentation.unregister(calls)
+    assert calls.seen == [("sent", "count"), ("replied", "count"),
+                          ("sent", "slow"), ("timed_out", "slow")]
