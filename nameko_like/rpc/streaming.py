@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from nameko_like import instrumentation
-from nameko_like.exceptions import RpcConnectionError, RpcTimeout, deserialize, serialize
+from nameko_like.exceptions import RpcConnectionError, RpcError, RpcTimeout, deserialize, serialize
 from nameko_like.rpc.client import RpcReply
 from nameko_like.rpc.stream_queue import StreamQueue
 
@@ -53,7 +53,7 @@ STREAM_PREFETCH = 50
 _END = object()
 
 
-class StreamNotRequested(Exception):
+class StreamNotRequested(RpcError):
     """A streaming method was called for a single result.
 
     The reply to a caller (such as a Nameko client) that did not ask for a
