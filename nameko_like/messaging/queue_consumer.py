@@ -1,7 +1,8 @@
-"""Generic AMQP extensions: ``Publisher``, ``@consume`` and the shared consumer.
+"""``QueueConsumer``: the container's one AMQP consumer, shared by its entrypoints.
 
-These are the building blocks RPC and events are made of, and the ones to
-use for plain messaging with queues and exchanges of your own.
+``@consume``, ``@event_handler``, ``@rpc`` and the RPC reply listener all
+register their queues with it. It also settles their messages: ack after the
+work, bounded requeue, delay for a retry, dead-letter with a reason.
 """
 
 from __future__ import annotations
@@ -9,38 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from kombu import Exchange, Queue
-from kombu.exceptions import ContentDisallowed, DecodeError
-
-from nameko_like import instrumentation, retries, retry_delays, serialization
+from nameko_like import instrumentation, retry_delays, serialization
 from nameko_like.amqp import dead_letter as dead_letters
-from nameko_like.amqp.connection import Declarable, make_connection
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
-from nameko_like.amqp.context_headers import decode_context_headers as decode_context_headers
-from nameko_like.amqp.context_headers import encode_context_headers as encode_context_headers
-from nameko_like.amqp.publish import Publisher as _AmqpPublisher
 from nameko_like.amqp.redelivery import RedeliveryCounter
-from nameko_like.contracts import hooks as contracts
 from nameko_like.constants import (
     DEFAULT_MAX_REDELIVERIES,
     MAX_REDELIVERIES_CONFIG_KEY,
     PREFETCH_COUNT_CONFIG_KEY,
 )
 from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
-from nameko_like.exceptions import ContainerBeingKilled, IncorrectSignature
-from nameko_like.extensions import (
-    DependencyProvider,
-    Entrypoint,
-    Extension,
-    ProviderCollector,
-    SharedExtension,
-)
-from nameko_like.protocols import DeliveredMessage, ExcInfo, MessageProvider
-
-if TYPE_CHECKING:
-    from nameko_like.worker_context import WorkerContext
+from nameko_like.extensions import Extension, ProviderCollector, SharedExtension
+from nameko_like.protocols import DeliveredMessage, MessageProvider
 
 _log = logging.getLogger(__name__)
 
@@ -52,22 +35,6 @@ def _as_extension(provider: MessageProvider) -> Extension:
     ProviderCollector only keeps providers to know when all are gone.
     """
     return cast("Extension", provider)
-
-
-class HeaderEncoder:
-    """Mixin giving extensions Nameko's header-encoding method name."""
-
-    def get_message_headers(self, worker_ctx: WorkerContext) -> dict[str, Any]:
-        """Headers that propagate ``worker_ctx``'s context data."""
-        return encode_context_headers(worker_ctx.context_data)
-
-
-class HeaderDecoder:
-    """Mixin giving extensions Nameko's header-decoding method name."""
-
-    def unpack_message_headers(self, message: DeliveredMessage) -> dict[str, Any]:
-        """Context data carried by ``message``'s headers."""
-        return decode_context_headers(message.headers)
 
 
 class QueueConsumer(SharedExtension, ProviderCollector):
@@ -261,161 +228,3 @@ class QueueConsumer(SharedExtension, ProviderCollector):
     def _settle(self, message: DeliveredMessage, requeue: bool | None) -> None:
         if self._connection is not None:
             self._connection.settle(message, requeue)
-
-
-class Consumer(Entrypoint, HeaderDecoder):
-    """Runs the decorated method with the body of each message on ``queue``.
-
-    The message is acknowledged once the worker finished. With ``retry``
-    (a :class:`~nameko_like.retries.Retry`) a message whose handler raised
-    one of its exceptions runs again after a delay, up to its attempts, then
-    is dead-lettered. With ``requeue_on_error`` a message whose handler
-    raised (anything ``retry`` doesn't cover) is requeued at once (bounded by
-    ``MAX_REDELIVERIES``, then dead-lettered); otherwise it is acknowledged
-    anyway. Messages that can't be decoded are dead-lettered.
-    """
-
-    queue_consumer = QueueConsumer()
-    #: class-level default, for subclasses whose __init__ skips ours
-    retry: retries.Retry | None = None
-
-    def __init__(self, queue: Queue, requeue_on_error: bool = False,
-                 retry: retries.Retry | None = None, **kwargs: Any) -> None:
-        self.queue = queue
-        self.requeue_on_error = requeue_on_error
-        self.retry = retries.as_retry(retry)
-        super().__init__(**kwargs)
-
-    def setup(self) -> None:
-        """Register this entrypoint's queue with the container's consumer."""
-        contracts.prepare(self)
-        self.queue_consumer.register_provider(self)
-
-    def stop(self) -> None:
-        """Stop consuming this entrypoint's queue."""
-        self.queue_consumer.unregister_provider(self)
-
-    def handle_message(self, message: DeliveredMessage) -> None:
-        """Decode ``message`` and run a worker for it."""
-        try:
-            body = self.queue_consumer.decode(message)
-        except (ContentDisallowed, DecodeError) as exc:
-            self.queue_consumer.dead_letter(message, f"cannot decode message: {exc}")
-            return
-        self.spawn_for(message, (body,), {})
-
-    def spawn_for(self, message: DeliveredMessage, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> None:
-        """Spawn a worker for ``message``, settling it when the worker is done."""
-        contract = contracts.contract_of(self)
-        if contract is not None:
-            try:
-                args, kwargs = contract.validate_arguments(args, kwargs)
-            except contracts.ValidationError as exc:
-                self.queue_consumer.dead_letter(message, f"ValidationError: {exc}")
-                return
-        self.queue_consumer.worker_started(message)
-        try:
-            worker_ctx = self.container.spawn_worker(
-                self, args, kwargs,
-                context_data=self.unpack_message_headers(message),
-                handle_result=partial(self.handle_result, message),
-            )
-            if instrumentation.observers:
-                instrumentation.emit("worker_spawned", worker_ctx, message)
-        except IncorrectSignature as exc:
-            self.queue_consumer.worker_finished(message)
-            self.queue_consumer.dead_letter(message, f"{type(exc).__name__}: {exc}")
-        except ContainerBeingKilled:
-            self.queue_consumer.worker_finished(message)
-            self.queue_consumer._settle(message, True)
-
-    def handle_result(self, message: DeliveredMessage, worker_ctx: WorkerContext, result: Any,
-                      exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
-        """Settle ``message`` once its worker finished."""
-        self.queue_consumer.worker_finished(message)
-        if exc_info is not None and retries.after_failure(
-                self.queue_consumer, message, self.queue.name, self.retry,
-                exc_info[1]) is not retries.Outcome.NOT_RETRIED:
-            pass  # settled by the retry: delayed, or dead-lettered after the last attempt
-        elif exc_info is not None and self.requeue_on_error:
-            self.queue_consumer.requeue(message, self.queue.name)
-        else:
-            self.queue_consumer.ack(message)
-        return result, exc_info
-
-
-consume = Consumer.decorator
-
-
-class Publisher(DependencyProvider, HeaderEncoder):
-    """Injects a ``publish(payload, **kwargs)`` function.
-
-    Messages carry the worker's context data as headers and are confirmed by
-    the broker before ``publish`` returns.
-
-    Args:
-        exchange: exchange to publish to (declared on first use).
-        queue: a queue to declare (and publish to, if no exchange is given).
-        declare: more exchanges or queues to declare.
-        **options: publisher options: delivery_mode, priority, expiration,
-            compression, serializer, retry, retry_policy, use_confirms,
-            mandatory.
-    """
-
-    def __init__(self, exchange: Exchange | None = None, queue: Queue | None = None,
-                 declare: list[Declarable] | None = None, **options: Any) -> None:
-        self.exchange = exchange
-        self.queue = queue
-        self.declare = list(declare or [])
-        self.options = options
-        self.publisher: _AmqpPublisher | None = None
-
-    def setup(self) -> None:
-        """Build the publisher from the container config."""
-        declare = list(self.declare)
-        if self.exchange is not None:
-            declare.append(self.exchange)
-        if self.queue is not None:
-            declare.append(self.queue)
-            queue_exchange = self.queue.exchange
-            if self.exchange is None and queue_exchange is not None and queue_exchange.name:
-                self.exchange = queue_exchange
-        config = self.container.config
-        options = dict(self.options)
-        options.setdefault("serializer", serialization.setup(config).serializer)
-        # Declared now, as Nameko does, so that queues exist (and collect
-        # messages) from start-up even if nothing is ever published.
-        _declare_now(config, declare)
-        self.publisher = _AmqpPublisher(config=config, declare=declare, **options)
-
-    def get_dependency(self, worker_ctx: WorkerContext) -> Callable[..., None]:
-        """A ``publish`` function bound to this worker's context data."""
-        headers = self.get_message_headers(worker_ctx)
-        exchange = self.exchange.name if self.exchange is not None else ""
-        default_key = self.queue.name if (self.queue is not None and not exchange) else ""
-        publisher = self.publisher
-        assert publisher is not None
-
-        def publish(payload: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("exchange", exchange)
-            kwargs.setdefault("routing_key", default_key)
-            extra = kwargs.pop("extra_headers", None) or {}
-            merged = dict(headers)
-            merged.update(extra)
-            merged.update(kwargs.pop("headers", None) or {})
-            with (instrumentation.publishing(kwargs["exchange"], kwargs["routing_key"], merged)
-                  if instrumentation.observers else instrumentation.UNOBSERVED):
-                publisher.publish(payload, headers=merged, **kwargs)
-
-        return publish
-
-
-def _declare_now(config: dict[str, Any], entities: list[Declarable]) -> None:
-    """Declare exchanges and queues (with their bindings) on a short-lived connection."""
-    if not entities:
-        return
-    with make_connection(config, heartbeat=False) as connection:
-        channel = connection.channel()
-        for entity in entities:
-            entity(channel).declare()
