@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kombu import Queue
 from kombu.exceptions import ContentDisallowed, DecodeError
 
-from nameko_like import instrumentation, retries
+from nameko_like import retries
 from nameko_like.contracts import hooks as contracts
-from nameko_like.exceptions import ContainerBeingKilled, IncorrectSignature
 from nameko_like.extensions import Entrypoint
 from nameko_like.messaging.headers import HeaderDecoder
 from nameko_like.messaging.queue_consumer import QueueConsumer
@@ -63,42 +61,16 @@ class Consumer(Entrypoint, HeaderDecoder):
 
     def spawn_for(self, message: DeliveredMessage, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> None:
-        """Spawn a worker for ``message``, settling it when the worker is done."""
-        contract = contracts.contract_of(self)
-        if contract is not None:
-            try:
-                args, kwargs = contract.validate_arguments(args, kwargs)
-            except contracts.ValidationError as exc:
-                self.queue_consumer.dead_letter(message, f"ValidationError: {exc}")
-                return
-        self.queue_consumer.worker_started(message)
-        try:
-            worker_ctx = self.container.spawn_worker(
-                self, args, kwargs,
-                context_data=self.unpack_message_headers(message),
-                handle_result=partial(self.handle_result, message),
-            )
-            if instrumentation.observers:
-                instrumentation.emit("worker_spawned", worker_ctx, message)
-        except IncorrectSignature as exc:
-            self.queue_consumer.worker_finished(message)
-            self.queue_consumer.dead_letter(message, f"{type(exc).__name__}: {exc}")
-        except ContainerBeingKilled:
-            self.queue_consumer.worker_finished(message)
-            self.queue_consumer._settle(message, True)
+        """Run a worker for ``message``, settling it when the worker is done."""
+        self.queue_consumer.run_worker(self, message, args, kwargs, self.handle_result,
+                                       context_data=self.unpack_message_headers(message))
 
     def handle_result(self, message: DeliveredMessage, worker_ctx: WorkerContext, result: Any,
                       exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
-        """Settle ``message`` once its worker finished."""
-        self.queue_consumer.worker_finished(message)
-        if exc_info is not None and retries.after_failure(
-                self.queue_consumer, message, self.queue.name, self.retry,
-                exc_info[1]) is not retries.Outcome.NOT_RETRIED:
-            pass  # settled by the retry: delayed, or dead-lettered after the last attempt
-        elif exc_info is not None and self.requeue_on_error:
-            self.queue_consumer.requeue(message, self.queue.name)
-        else:
-            self.queue_consumer.ack(message)
+        """Settle ``message`` once its worker finished (see the class docstring)."""
+        self.queue_consumer.settle_after_worker(
+            message, self.queue.name, exc_info[1] if exc_info is not None else None,
+            self.retry, self.requeue_on_error)
         return result, exc_info
 
 

@@ -10,22 +10,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from nameko_like import instrumentation, retry_delays, serialization
+from nameko_like import instrumentation, retries, retry_delays, serialization
 from nameko_like.amqp import dead_letter as dead_letters
 from nameko_like.amqp.consume import ConsumerConnection, Delivery
+from nameko_like.amqp.context_headers import decode_context_headers
 from nameko_like.amqp.redelivery import RedeliveryCounter
 from nameko_like.constants import (
     DEFAULT_MAX_REDELIVERIES,
     MAX_REDELIVERIES_CONFIG_KEY,
     PREFETCH_COUNT_CONFIG_KEY,
 )
+from nameko_like.contracts import hooks as contracts
 from nameko_like.decoding_limits import DEFAULT_LIMITS, DecodingLimits
+from nameko_like.exceptions import ContainerBeingKilled, IncorrectSignature
 from nameko_like.extensions import Extension, ProviderCollector, SharedExtension
-from nameko_like.protocols import DeliveredMessage, MessageProvider
+from nameko_like.protocols import DeliveredMessage, ExcInfo, MessageProvider
+
+if TYPE_CHECKING:
+    from nameko_like.extensions import Entrypoint
+    from nameko_like.worker_context import WorkerContext
 
 _log = logging.getLogger(__name__)
+
+#: ``handle_result(message, worker_ctx, result, exc_info)``, given to
+#: :meth:`QueueConsumer.run_worker`: runs in the worker once the method
+#: returned (``exc_info`` None) or raised, settles ``message``, and returns
+#: the ``(result, exc_info)`` the dependencies then see.
+MessageResultHandler = Callable[
+    [DeliveredMessage, "WorkerContext", Any, "ExcInfo | None"],
+    tuple[Any, "ExcInfo | None"],
+]
+
+#: ``on_refused(message, error)``, given to :meth:`QueueConsumer.run_worker`:
+#: settles a message whose arguments don't fit the method.
+RefusalHandler = Callable[[DeliveredMessage, Exception], None]
 
 
 def _as_extension(provider: MessageProvider) -> Extension:
@@ -84,7 +104,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         # the broker now instead of waiting for an ack that can't come.
         abandoned, self._in_workers = list(self._in_workers.values()), {}
         for message in abandoned:
-            self._settle(message, True)
+            self.give_back(message)
         if self._connection is not None:
             self._connection.stop()
 
@@ -152,17 +172,107 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         return serialization.decode(message.body, message.content_type, message.content_encoding,
                                     self.accept, headers, self.decoding_limits)
 
-    def worker_started(self, message: DeliveredMessage) -> None:
-        """Note that a worker now handles ``message`` (see ``worker_finished``)."""
-        self._in_workers[id(message)] = message
+    # -- workers ----------------------------------------------------------------
 
-    def worker_finished(self, message: DeliveredMessage) -> None:
-        """Note that the worker handling ``message`` finished (or never started)."""
+    def run_worker(self, entrypoint: Entrypoint, message: DeliveredMessage,
+                   args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any],
+                   handle_result: MessageResultHandler | None = None, *,
+                   context_data: dict[str, Any] | None = None,
+                   on_refused: RefusalHandler | None = None) -> WorkerContext | None:
+        """Run ``entrypoint``'s method for ``message`` in a worker, then settle it.
+
+        ``handle_result(message, worker_ctx, result, exc_info)`` settles the
+        message once the method returned or raised (see
+        :data:`MessageResultHandler`; :meth:`settle_after_worker` is the
+        usual way); without it the message is acknowledged whatever the
+        outcome. Until then the message counts as in a worker: if the
+        container stops before the worker settles it, it goes back to its
+        queue. ``context_data`` defaults to what the message's headers carry.
+
+        Arguments that don't fit the method (its signature, or its contract
+        if it has one) run no worker: ``on_refused(message, error)`` settles
+        the message; by default it is dead-lettered with the error as
+        reason. A container being killed runs no worker either: the message
+        goes back to its queue. Returns the worker's context, or None when
+        no worker runs.
+        """
+        contract = contracts.contract_of(entrypoint)
+        if contract is not None:
+            try:
+                args, kwargs = contract.validate_arguments(args, kwargs)
+            except contracts.ValidationError as exc:
+                (on_refused or self._dead_letter_refused)(message, exc)
+                return None
+        self._in_workers[id(message)] = message
+        settle = handle_result or self._ack_anyway
+        try:
+            worker_ctx = self.container.spawn_worker(
+                entrypoint, args, kwargs,
+                context_data=(decode_context_headers(message.headers) if context_data is None
+                              else context_data),
+                handle_result=partial(self._worker_done, message, settle),
+            )
+        except IncorrectSignature as exc:
+            self._worker_finished(message)
+            (on_refused or self._dead_letter_refused)(message, exc)
+            return None
+        except ContainerBeingKilled:
+            self._worker_finished(message)
+            self.give_back(message)
+            return None
+        if instrumentation.observers:
+            instrumentation.emit("worker_spawned", worker_ctx, message)
+        return worker_ctx
+
+    def _worker_done(self, message: DeliveredMessage, handle_result: MessageResultHandler,
+                     worker_ctx: WorkerContext, result: Any,
+                     exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
+        self._worker_finished(message)
+        return handle_result(message, worker_ctx, result, exc_info)
+
+    def _ack_anyway(self, message: DeliveredMessage, _worker_ctx: WorkerContext, result: Any,
+                    exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
+        self.ack(message)
+        return result, exc_info
+
+    def _dead_letter_refused(self, message: DeliveredMessage, error: Exception) -> None:
+        self.dead_letter(message, f"{type(error).__name__}: {error}")
+
+    def settle_after_worker(self, message: DeliveredMessage, queue_name: str,
+                            error: BaseException | None, retry: retries.Retry | None = None,
+                            requeue_on_error: bool = False) -> None:
+        """Settle ``message`` once its worker finished, ``error`` being what it raised.
+
+        Acknowledged after a success. After a failure: with ``retry`` (a
+        :class:`~nameko_like.retries.Retry` covering ``error``) it runs again
+        after a delay, and is dead-lettered after the last attempt; else
+        with ``requeue_on_error`` it is requeued to ``queue_name`` (see
+        :meth:`requeue`); else acknowledged anyway.
+        """
+        if error is not None and retries.after_failure(
+                self, message, queue_name, retry, error) is not retries.Outcome.NOT_RETRIED:
+            return  # settled by the retry: delayed, or dead-lettered after the last attempt
+        if error is not None and requeue_on_error:
+            self.requeue(message, queue_name)
+        else:
+            self.ack(message)
+
+    def _worker_finished(self, message: DeliveredMessage) -> None:
+        # the worker handling ``message`` finished (or never started)
         self._in_workers.pop(id(message), None)
 
     def ack(self, message: DeliveredMessage) -> None:
         """Acknowledge ``message``."""
         self._settle(message, None)
+
+    def give_back(self, message: DeliveredMessage) -> None:
+        """Return ``message`` to its queue unsettled, for the broker to redeliver.
+
+        For messages nothing went wrong with (no entrypoint to take them
+        now, a reply the broker did not confirm): unlike :meth:`requeue` it
+        is not counted as a failure of the handler.
+        """
+        self._settle(message, True)
 
     def requeue(self, message: DeliveredMessage, queue_name: str) -> None:
         """Put ``message`` back on ``queue_name``, at most ``MAX_REDELIVERIES`` times.
@@ -214,7 +324,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         # An entrypoint's handle_message raised where it should have settled
         # the message itself: a bug, or a message no check foresaw. Either
         # way it must not loop back to the queue nor stop the reader.
-        self.worker_finished(message)
+        self._worker_finished(message)
         self.dead_letter(message, f"{type(error).__name__} while handling the message: {error}")
 
     def _settle_after_copy(self, message: DeliveredMessage, error: BaseException | None) -> None:

@@ -12,8 +12,6 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from nameko_like.amqp.channel_errors import PublishRefused
 from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.exceptions import (
-    ContainerBeingKilled,
-    IncorrectSignature,
     MalformedRequest,
     MethodNotFound,
     ResultTooLarge,
@@ -22,7 +20,7 @@ from nameko_like.exceptions import (
 from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko_like.container_lifecycle import exc_info_of
 from nameko_like.contracts import hooks as contracts
-from nameko_like import instrumentation, retries
+from nameko_like import retries
 from nameko_like.messaging import HeaderDecoder, QueueConsumer
 from nameko_like.protocols import DeliveredMessage, ExcInfo
 from nameko_like.rpc import streaming, wire
@@ -110,7 +108,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             return
 
         if not self._by_method:
-            self.queue_consumer._settle(message, True)
+            self.queue_consumer.give_back(message)
             return
         method_name = retries.routing_key_of(message).rpartition(".")[2]
         provider = self._by_method.get(method_name)
@@ -142,7 +140,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         """Acknowledge the request once the broker has its (last) reply."""
         if outcome is None:
             # the reply could not be published: leave the request to be redelivered
-            self.queue_consumer._settle(message, True)
+            self.queue_consumer.give_back(message)
             return
         outcome.add_callback(
             partial(self._settle_after_reply, message, reply_to, correlation_id))
@@ -159,7 +157,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             self._reply_refused(message, reply_to, correlation_id, error)
         else:
             _log.warning("reply not confirmed (%s); the request will be redelivered", error)
-            self.queue_consumer._settle(message, True)
+            self.queue_consumer.give_back(message)
 
     def _reply_refused(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
                        refusal: PublishRefused) -> None:
@@ -242,36 +240,22 @@ class Rpc(Entrypoint, HeaderDecoder):
                 message, reply_to, correlation_id, None,
                 streaming.not_requested_error(self.container.service_name, _bound_name(self)))
             return
-        contract = contracts.contract_of(self)
-        if contract is not None:
-            try:
-                args, kwargs = contract.validate_arguments(args, kwargs)  # type: ignore[assignment]
-            except contracts.ValidationError as exc:
-                self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None,
-                                                serialize(exc))
-                return
-        queue_consumer = self.rpc_consumer.queue_consumer
-        queue_consumer.worker_started(message)
-        try:
-            worker_ctx = self.container.spawn_worker(
-                self, args, kwargs,
-                context_data=self.unpack_message_headers(message),
-                handle_result=partial(self._handle_result, message, reply_to, correlation_id),
-            )
-            if instrumentation.observers:
-                instrumentation.emit("worker_spawned", worker_ctx, message)
-        except IncorrectSignature as exc:
-            queue_consumer.worker_finished(message)
-            self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None, serialize(exc))
-        except ContainerBeingKilled:
-            queue_consumer.worker_finished(message)
-            queue_consumer._settle(message, True)
+        self.rpc_consumer.queue_consumer.run_worker(
+            self, message, args, kwargs,
+            partial(self._handle_result, reply_to, correlation_id),
+            context_data=self.unpack_message_headers(message),
+            on_refused=partial(self._refuse, reply_to, correlation_id),
+        )
 
-    def _handle_result(self, message: DeliveredMessage, reply_to: str, correlation_id: Any,
+    def _refuse(self, reply_to: str, correlation_id: Any, message: DeliveredMessage,
+                error: Exception) -> None:
+        # arguments that don't fit the method: the caller hears why at once
+        self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None, serialize(error))
+
+    def _handle_result(self, reply_to: str, correlation_id: Any, message: DeliveredMessage,
                        worker_ctx: WorkerContext, result: Any,
                        exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
         queue_consumer = self.rpc_consumer.queue_consumer
-        queue_consumer.worker_finished(message)
         if self.stream and exc_info is None:
             return self._stream_result(message, reply_to, correlation_id, result)
         contract = contracts.contract_of(self)

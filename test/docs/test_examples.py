@@ -235,3 +235,32 @@ def test_migrated_services_run(runner_factory, rabbit_config, web_config, web_se
     with entrypoint_waiter(container, "on_priced") as priced:
         assert web_session.get("/price/tea").text == "3"
     assert priced.get() == "tea"
+
+
+@pytest.mark.integration
+def test_audit_entrypoint(container_factory, rabbit_config, take_messages):
+    from audit_entrypoint import AuditService, audit_exchange
+    from kombu import Connection
+
+    config = dict(rabbit_config, MAX_REDELIVERIES=1)
+    container = container_factory(AuditService, config)
+    container.start()
+    with Connection(config["AMQP_URI"]) as connection:
+        producer = connection.Producer(exchange=audit_exchange)
+        with entrypoint_waiter(container, "record") as recorded:
+            producer.publish({"order": 7, "amount": 30}, routing_key="orders.paid")
+        assert recorded.get() == "orders.paid: order 7, 30"
+        producer.publish({"order": 8, "amount": -1}, routing_key="orders.refunded")
+        producer.publish(b"\x00", routing_key="orders.paid", content_type="application/x-bad")
+        producer.publish({"order": 9}, routing_key="orders.paid")
+    dead = take_messages(config, "audit.dead-letter", count=3, timeout=10)
+    reasons = sorted(message.headers["x-dead-letter-reason"] for message in dead)
+    assert reasons == [
+        "cannot decode the audit entry: Refusing to deserialize untrusted content of type "
+        "application/x-bad (application/x-bad)",
+        "handler failed 2 times (MAX_REDELIVERIES=1)",
+        "handler failed 2 times (MAX_REDELIVERIES=1)",
+    ]
+    failed = [message for message in dead
+              if message.headers["x-dead-letter-reason"].startswith("handler failed")]
+    assert sorted(message.decode()["order"] for message in failed) == [8, 9]
