@@ -28,9 +28,11 @@ The seams:
 
 :class:`ReplyRouter`
     What an RPC proxy sends its calls through and receives replies from:
-    a container's ``ReplyListener`` or a standalone proxy's router. It has
-    the reply queue's ``routing_key``, a ``publish_channel``, and
-    ``register``/``unregister``/``wait`` for pending replies.
+    an :class:`~nameko_like.rpc.reply_router.RpcReplyRouter` (a container's,
+    fed by its ``ReplyListener``, or a standalone proxy's). It has the reply
+    queue's ``routing_key``, a ``publish_channel``, ``register`` and
+    ``unregister`` for pending replies, and ``wait_until`` for a reply's
+    ``wait``.
 
 Also the aliases :data:`ExcInfo` (what ``sys.exc_info()`` gives inside an
 ``except``) and :data:`ResultHandler` (the ``handle_result`` callback of
@@ -47,6 +49,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import threading
+
     from kombu import Queue
 
     from nameko_like.amqp.publish_channel import PublishChannel
@@ -221,5 +225,5 @@ class ReplyRouter(Protocol):
     def unregister(self, correlation_id: str) -> None:
         """Stop expecting a reply for ``correlation_id``."""
 
-    def wait(self, reply: RpcReply, timeout: float | None) -> bool:
-        """Wait until ``reply`` is ready; False if ``timeout`` passed first."""
+    def wait_until(self, ready: threading.Event, timeout: float | None) -> bool:
+        """Block until ``ready`` (a reply's) is set; False if ``timeout`` passed first."""

@@ -2,9 +2,9 @@
 
 ``ServiceProxy(router, "svc").method(...)`` publishes a request and waits for
 its reply; ``.call_async(...)`` returns an :class:`RpcReply` at once. The
-*router* is whatever receives replies: a container's ``ReplyListener`` or a
-standalone client. It provides ``routing_key``, ``publish_channel``,
-``register``, ``unregister`` and ``wait``.
+*router* (an :class:`~nameko_like.rpc.reply_router.RpcReplyRouter`: a
+container's, fed by its ``ReplyListener``, or a standalone client's) sends
+the requests and hands each reply to its ``RpcReply``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ class RpcReply:
         """Whether the reply (or a failure) has arrived."""
         return self._ready.is_set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the reply (or a failure) has arrived; False if ``timeout`` passed first.
+
+        ``result()`` then returns (or raises) at once.
+        """
+        return self._ready.is_set() or self._router.wait_until(self._ready, timeout)
+
     def set_body(self, body: Any) -> None:
         """Record the reply message body (first one wins)."""
         if not self._ready.is_set():
@@ -112,7 +119,7 @@ class RpcReply:
             timeout = self.timeout
             if timeout is not None:
                 timeout = max(0.0, timeout - self.send_seconds)
-            if not self._router.wait(self, timeout):
+            if not self.wait(timeout):
                 self._router.unregister(self.correlation_id)
                 if self._sent_at and instrumentation.observers:
                     instrumentation.emit("rpc_call_timed_out", self.service_name,

@@ -9,18 +9,13 @@ from typing import Any
 from kombu import Queue
 from kombu.exceptions import ContentDisallowed, DecodeError
 
+from nameko_like import retries
 from nameko_like.amqp.channel_errors import PublishRefused
 from nameko_like.amqp.outcome import PublishOutcome
-from nameko_like.exceptions import (
-    MalformedRequest,
-    MethodNotFound,
-    ResultTooLarge,
-    serialize,
-)
-from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko_like.container_lifecycle import exc_info_of
 from nameko_like.contracts import hooks as contracts
-from nameko_like import retries
+from nameko_like.exceptions import MalformedRequest, MethodNotFound, ResultTooLarge, serialize
+from nameko_like.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko_like.messaging import HeaderDecoder, QueueConsumer
 from nameko_like.protocols import DeliveredMessage, ExcInfo
 from nameko_like.rpc import streaming, wire

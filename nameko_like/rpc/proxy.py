@@ -89,7 +89,7 @@ class RpcProxy(DependencyProvider, Generic[_S]):
     def get_dependency(self, worker_ctx: WorkerContext) -> Any:
         """A proxy carrying this worker's context data to the callee."""
         proxy = ServiceProxy(
-            self.rpc_reply_listener,
+            self.rpc_reply_listener.router,
             self.target_service,
             context_data=worker_ctx.context_data,
             timeout=self.timeout,

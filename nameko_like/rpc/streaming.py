@@ -165,22 +165,25 @@ class RpcStream(RpcReply):
     def __iter__(self) -> Iterator[Any]:
         return self
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the next item (or the end) has arrived; False if ``timeout`` passed first."""
+        if self._items:
+            return True
+        queue = self._queue
+        try:
+            return queue is not None and queue.wait(lambda: bool(self._items), timeout)
+        except Exception as exc:  # noqa: BLE001 - any connection failure ends the stream
+            self.fail(RpcConnectionError(
+                f"connection lost while streaming {self.service_name}."
+                f"{self.method_name}: {exc}"))
+            return True
+
     def __next__(self) -> Any:
-        if not self._items:
-            queue = self._queue
-            try:
-                arrived = queue is not None and queue.wait(lambda: bool(self._items),
-                                                           self.timeout)
-            except Exception as exc:  # noqa: BLE001 - any connection failure ends the stream
-                self.fail(RpcConnectionError(
-                    f"connection lost while streaming {self.service_name}."
-                    f"{self.method_name}: {exc}"))
-            else:
-                if not arrived:
-                    self.close()
-                    self._emit("rpc_call_timed_out")
-                    raise RpcTimeout(f"{self.service_name}.{self.method_name} sent no item "
-                                     f"within {self.timeout}s")
+        if not self.wait(self.timeout):
+            self.close()
+            self._emit("rpc_call_timed_out")
+            raise RpcTimeout(f"{self.service_name}.{self.method_name} sent no item "
+                             f"within {self.timeout}s")
         item, ack = self._items[0]
         if item is _END:  # left in place: iterating again ends again
             self._close_queue()

@@ -11,6 +11,7 @@ broker restarts: calls caught by the outage fail with
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Generic, TypeVar
 
 import amqp
@@ -29,6 +30,7 @@ from nameko_like.exceptions import RpcConnectionError
 from nameko_like.protocols import DeliveredMessage
 from nameko_like.rpc import wire
 from nameko_like.rpc.client import RpcReply, ServiceProxy
+from nameko_like.rpc.reply_router import RpcReplyRouter
 from nameko_like.worker_context import unique_id
 
 _log = logging.getLogger(__name__)
@@ -37,21 +39,26 @@ _log = logging.getLogger(__name__)
 STANDALONE_OWNER = "standalone_rpc_proxy"
 
 
-class StandaloneReplyRouter:
-    """A connection that publishes requests and consumes their replies."""
+class StandaloneReplyRouter(RpcReplyRouter):
+    """A reply router with a connection of its own, which publishes the
+    requests and consumes their replies."""
 
     def __init__(self, config: dict[str, Any], owner: str = STANDALONE_OWNER) -> None:
-        self.config = config
+        super().__init__(config)
         self.owner = owner
         self.accept = serialization.content_types(serialization.setup(config).accept)
-        self._pending: dict[str, RpcReply] = {}
         #: whether stop() closed the current publish channel (closing is final)
         self._stopped = False
         self._open_channel()
 
+    @property
+    def publish_channel(self) -> PublishChannel:
+        """The channel of this router's own connection."""
+        return self._publish_channel
+
     def _open_channel(self) -> None:
         """A new connection with a new reply queue, as Nameko sets up on every start."""
-        self.publish_channel = PublishChannel(self.config)
+        self._publish_channel = PublishChannel(self.config)
         # auto-delete: the queue goes away with the proxy (see wire.reply_queue)
         self.queue, self.routing_key = wire.reply_queue(self.config, self.owner, auto_delete=True)
         self.publish_channel.on_connected.append(self._consume_replies)
@@ -93,42 +100,37 @@ class StandaloneReplyRouter:
                      on_message=self._on_reply).consume()
 
     def _on_reply(self, message: DeliveredMessage, compressed: bool = False) -> None:
-        correlation_id = message.properties.get("correlation_id")
-        # only str ids are registered; a malformed one finds nothing, as any unknown id
-        reply = self._pending.pop(correlation_id, None) if isinstance(correlation_id, str) else None
-        if reply is None:
-            return
-        try:
-            # kombu's own messages arrive decompressed already
-            headers = message.headers if compressed else None
-            reply.set_body(serialization.decode(message.body, message.content_type,
-                                                message.content_encoding, self.accept, headers))
-        except Exception as exc:  # noqa: BLE001 - an unreadable reply still ends the call
-            reply.fail(RpcConnectionError(f"unreadable reply: {exc}"))
+        self.route(message, self._decode_compressed if compressed else self._decode)
+
+    def _decode(self, message: DeliveredMessage) -> Any:
+        # kombu's own messages arrive decompressed already
+        return serialization.decode(message.body, message.content_type,
+                                    message.content_encoding, self.accept, None)
+
+    def _decode_compressed(self, message: DeliveredMessage) -> Any:
+        return serialization.decode(message.body, message.content_type,
+                                    message.content_encoding, self.accept, message.headers)
 
     def _fail_pending(self, exc: BaseException) -> None:
-        pending, self._pending = self._pending, {}
-        error = exc if isinstance(exc, RpcConnectionError) else RpcConnectionError(
-            f"connection to the broker lost while waiting for the reply: {exc}")
-        for reply in pending.values():
-            reply.fail(error)
+        self.fail_pending(exc if isinstance(exc, RpcConnectionError) else RpcConnectionError(
+            f"connection to the broker lost while waiting for the reply: {exc}"))
 
     def register(self, correlation_id: str, reply: RpcReply) -> None:
         """Expect a reply for ``correlation_id``."""
         # before the call is pending: a connection found dead here (after
         # an idle spell) fails the calls waiting on it, not this new one
         self.publish_channel.check_connection()
-        self._pending[correlation_id] = reply
+        super().register(correlation_id, reply)
 
-    def unregister(self, correlation_id: str) -> None:
-        """Stop expecting a reply for ``correlation_id``."""
-        self._pending.pop(correlation_id, None)
+    def wait_until(self, ready: threading.Event, timeout: float | None) -> bool:
+        """Block until ``ready`` is set, or ``timeout``; False on timeout.
 
-    def wait(self, reply: RpcReply, timeout: float | None) -> bool:
-        """Wait for ``reply``; False on timeout."""
+        Without a reader greenthread (a plain script) the replies arrive
+        only while someone reads the connection: the waiting caller does.
+        """
         if self.publish_channel.has_reader:
-            return reply._ready.wait(timeout)
-        return self.publish_channel.drain_until(lambda: reply.ready, timeout)
+            return ready.wait(timeout)
+        return self.publish_channel.drain_until(ready.is_set, timeout)
 
 
 class ClusterProxy:

@@ -43,5 +43,5 @@ class SoakGateway:
                 except UnknownService:
                     unknown += 1
         # white-box: the reply listener's table of calls awaiting a reply
-        pending = len(self.backend._router._pending)
+        pending = self.backend._router.waiting
         return {"ok": ok, "unknown": unknown, "pending": pending}

@@ -99,7 +99,7 @@ def test_standalone_proxy_soak(fault_broker, fault_config, spawn_service, wait_r
 
         assert pipelined(cluster, SOAK_CALLS) == (SOAK_CALLS // 2, SOAK_CALLS // 2)
         # white-box: the router's table of calls awaiting a reply
-        pending = len(cluster._router._pending)
+        pending = cluster._router.waiting
         caller_after, backend_after = own_rss_mb(), rss_mb(backend.pid)
     soak_seconds = time.monotonic() - started
 

@@ -22,7 +22,7 @@ from nameko_like.events import event_handler
 from nameko_like.messaging import consume
 from nameko_like.protocols import ContainerInterface, DeliveredMessage, ReplyRouter
 from nameko_like.rpc import rpc
-from nameko_like.rpc.reply_listener import ReplyListener
+from nameko_like.rpc.reply_router import RpcReplyRouter
 from nameko_like.standalone.rpc import StandaloneReplyRouter
 from nameko_like.timer import timer
 from nameko_like.testing.services import once
@@ -101,9 +101,9 @@ def deliver(raw_delivery: Delivery, kombu_message: Message) -> None:
     handle("not a message")  # E: arg-type
 
 
-# A container's reply listener and a standalone proxy's router both route replies.
-def routers(listener: ReplyListener, standalone: StandaloneReplyRouter) -> list[ReplyRouter]:
-    return [listener, standalone]
+# A container's reply router and a standalone proxy's (one of its kind) route replies.
+def routers(router: RpcReplyRouter, standalone: StandaloneReplyRouter) -> list[ReplyRouter]:
+    return [router, standalone]
 
 
 class Tested:
