@@ -13,7 +13,7 @@ import pytest
 from eventlet.green import subprocess
 
 from nameko_like._eventlet import eventlet
-from nameko_like.exceptions import RpcConnectionError
+from nameko_like.exceptions import RemoteError, RpcConnectionError
 from nameko_like.extensions import DependencyProvider
 from nameko_like.rpc import rpc
 from nameko_like.standalone.rpc import ClusterRpcProxy, ServiceRpcProxy
@@ -84,6 +84,9 @@ UNPATCHED_CLIENT = textwrap.dedent("""
             out["timeout_seconds"] = time.monotonic() - started
         # the late reply arrives while this call waits, and is not taken for it
         out["after_timeout"] = target.slow(0.3, "prompt")
+        # waiting without taking the result: a plain script reads the connection meanwhile
+        reply = target.slow.call_async(0.3, "waited")
+        out["wait"] = [reply.wait(0.05), reply.wait(5), reply.result()]
 
     print(json.dumps(out))
 """)
@@ -116,6 +119,7 @@ def test_cluster_and_service_proxies_in_an_unpatched_process(
     assert out["threads_ok"] is True
     assert 0.55 < out["timeout_seconds"] < 1.5
     assert out["after_timeout"] == "prompt"
+    assert out["wait"] == [False, True, "waited"]
 
 
 def test_fifty_greenthreads_share_one_cluster_proxy(container_factory, backend):
@@ -143,6 +147,21 @@ def test_greenthreads_share_one_service_proxy_with_call_async(container_factory,
         threads = [pool.spawn(caller, target, number) for number in range(50)]
         results = [thread.wait() for thread in threads]
     assert results == [[[number, n] for n in range(4)] for number in range(50)]
+
+
+def test_a_reply_can_be_waited_for_before_its_result_is_taken(container_factory, backend):
+    container_factory(Target, dict(backend)).start()
+    with ServiceRpcProxy("target", backend, timeout=10) as target:
+        reply = target.slow.call_async(0.3, "waited")
+        assert reply.wait(0.05) is False  # not yet, and still expected
+        assert reply.wait(5) is True
+        assert reply.ready
+        assert reply.result() == "waited"
+        assert reply.wait(0) is True
+        failing = target.fail.call_async("no")
+        assert failing.wait(5) is True
+        with pytest.raises(RemoteError):
+            failing.result()
 
 
 class CallerContext(DependencyProvider):
