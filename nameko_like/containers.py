@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko_like import instrumentation, serialization, tracing
 from nameko_like._eventlet import eventlet
@@ -35,6 +35,9 @@ from nameko_like.extensions import (
 from nameko_like.protocols import ExcInfo, ResultHandler
 from nameko_like.utils import import_from_path
 from nameko_like.worker_context import WorkerContext
+
+if TYPE_CHECKING:
+    from nameko_like.amqp.publish_pool import PublishPool
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +111,35 @@ class ServiceContainer:
         # eventlet's greenlets and greenthreads (eventlet ships no types)
         self._worker_threads: dict[WorkerContext, Any] = {}
         self._managed_threads: dict[Any, str | None] = {}
+        #: the publish pool extensions publish through: the runner's, or
+        #: this container's own (made on first use, closed when it stops)
+        self._publish_pool: PublishPool | None = None
+        self._owns_publish_pool = True
+
+    @property
+    def publish_pool(self) -> PublishPool:
+        """The publish connections of this container's extensions.
+
+        A runner shares its own with its containers (``use_publish_pool``);
+        a container run alone has one of its own, closed when it stops or
+        is killed.
+        """
+        pool = self._publish_pool
+        if pool is None:
+            # imported here: a container that never publishes needs none of it
+            from nameko_like.amqp.publish_pool import PublishPool
+
+            pool = self._publish_pool = PublishPool()
+        return pool
+
+    def use_publish_pool(self, pool: PublishPool) -> None:
+        """Publish through ``pool``, which its owner (a runner) closes; call before ``start``."""
+        self._publish_pool = pool
+        self._owns_publish_pool = False
+
+    def _close_publish_pool(self) -> None:
+        if self._owns_publish_pool and self._publish_pool is not None:
+            self._publish_pool.close()
 
     @property
     def extensions(self) -> set[Extension]:
@@ -186,6 +218,8 @@ class ServiceContainer:
         run_on_all(self.dependencies, lambda ext: ext.stop())
         run_on_all(self.subextensions - self.entrypoints, lambda ext: ext.stop())
         self._kill_managed_threads()
+        # after every extension stopped: replies and events were confirmed
+        self._close_publish_pool()
         self.started = False
         if not self._died.ready():
             self._died.send(None)
@@ -223,6 +257,7 @@ class ServiceContainer:
             run_on_all(group, safely_kill)
         self._kill_worker_threads()
         self._kill_managed_threads()
+        self._close_publish_pool()
         self.started = False
         if instrumentation.observers:
             instrumentation.emit("container_stopped", self)

@@ -33,6 +33,7 @@ from nameko_like.extensions import DependencyProvider
 from nameko_like.messaging import Consumer, HeaderEncoder
 
 if TYPE_CHECKING:
+    from nameko_like.amqp.publish_pool import PublishPool
     from nameko_like.protocols import DeliveredMessage
     from nameko_like.protocols import ContainerInterface
     from nameko_like.worker_context import WorkerContext
@@ -55,10 +56,12 @@ def get_event_exchange(service_name: str, config: dict[str, Any] | None = None) 
                     auto_delete=auto_delete, delivery_mode=2)
 
 
-def event_publisher(config: dict[str, Any], **options: Any) -> AmqpPublisher:
-    """A Publisher set up to dispatch events with ``config``'s serializer."""
+def event_publisher(config: dict[str, Any], pool: PublishPool | None = None,
+                    **options: Any) -> AmqpPublisher:
+    """A Publisher set up to dispatch events with ``config``'s serializer,
+    through ``pool`` (its own pool if None: see ``Publisher``)."""
     options.setdefault("serializer", serialization.setup(config).serializer)
-    return AmqpPublisher(config=config, **options)
+    return AmqpPublisher(config=config, pool=pool, **options)
 
 
 def dispatch_options(config: dict[str, Any], service_name: str, event_type: str) -> dict[str, Any]:
@@ -83,7 +86,8 @@ class EventDispatcher(DependencyProvider, HeaderEncoder):
 
     def setup(self) -> None:
         """Build the publisher from the container config."""
-        self.publisher = event_publisher(self.container.config, **self.options)
+        self.publisher = event_publisher(self.container.config,
+                                         pool=self.container.publish_pool, **self.options)
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Callable[..., None]:
         """A ``dispatch`` function carrying the worker's context data."""

@@ -321,3 +321,11 @@ class MalformedRequest(BadRequest):
 
 class UndeliverableMessage(DeliveryError):
     """A mandatory publish was returned by the broker as unroutable."""
+
+
+class PublishConfirmTimeout(DeliveryError, TimeoutError):
+    """The broker did not confirm (nor refuse) a publish within the time waited.
+
+    The message may still have been taken: the broker had not answered yet.
+    A delivery error, not an ``RpcTimeout``: no RPC reply was being waited for.
+    """

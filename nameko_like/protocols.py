@@ -26,6 +26,14 @@ The seams:
     ``handle_message(message)`` to call for each delivery (``@consume``
     entrypoints, the RPC consumer, the RPC reply listener).
 
+:class:`Transport`
+    How nameko_like talks to one kind of broker: py-amqp for RabbitMQ
+    (:mod:`nameko_like.amqp.pyamqp_transport`) or kombu's in-process
+    ``memory://`` (:mod:`nameko_like.amqp.memory_transport`), picked once by
+    :func:`nameko_like.amqp.transport.transport_for`. Consuming, wrapping a
+    delivery, declaring and publishing go through it; nothing else asks
+    which broker it is on.
+
 :class:`ReplyRouter`
     What an RPC proxy sends its calls through and receives replies from:
     an :class:`~nameko_like.rpc.reply_router.RpcReplyRouter` (a container's,
@@ -53,6 +61,10 @@ if TYPE_CHECKING:
 
     from kombu import Queue
 
+    from nameko_like.amqp.confirms import ConfirmTracker
+    from nameko_like.amqp.outcome import PublishOutcome
+    from nameko_like.amqp.publish_pool import PublishPool
+
     from nameko_like.amqp.publish_channel import PublishChannel
     from nameko_like.extensions import Entrypoint, Extension
     from nameko_like.rpc.client import RpcReply
@@ -65,6 +77,7 @@ __all__ = [
     "MessageProvider",
     "ReplyRouter",
     "ResultHandler",
+    "Transport",
 ]
 
 #: ``sys.exc_info()`` inside an ``except`` block (never the all-None triple).
@@ -121,6 +134,10 @@ class ContainerInterface(Protocol):
     @property
     def running(self) -> bool:
         """Whether the container has started and not yet died."""
+
+    @property
+    def publish_pool(self) -> PublishPool:
+        """The publish connections the container's extensions publish through."""
 
     @property
     def free_worker_slots(self) -> int:
@@ -227,3 +244,56 @@ class ReplyRouter(Protocol):
 
     def wait_until(self, ready: threading.Event, timeout: float | None) -> bool:
         """Block until ``ready`` (a reply's) is set; False if ``timeout`` passed first."""
+
+
+class Transport(Protocol):
+    """How nameko_like talks to one kind of broker (see the module docstring).
+
+    ``channel`` arguments are channels of a kombu connection to that broker
+    (py-amqp's ``Channel``, or kombu's virtual channel); they stay ``Any``
+    here because each implementation knows its own.
+    """
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the broker lives inside this process (nothing outlives it, no
+        other process shares its queues): embedded mode."""
+
+    @property
+    def confirms(self) -> bool:
+        """Whether publishes are confirmed later by the broker, over a socket that
+        someone must read (a reader greenthread, or the caller as it waits);
+        without, a publish is settled when ``publish`` returns."""
+
+    def connection_params(self, uri: str, config: dict[str, Any],
+                          transport_options: dict[str, Any],
+                          heartbeat: bool) -> dict[str, Any]:
+        """Keyword arguments for ``kombu.Connection`` to ``uri``."""
+
+    def verify(self, config: dict[str, Any], timeout: float) -> None:
+        """Check the broker of ``config`` answers; raise ``ConnectionError`` naming the fix."""
+
+    def prepare_consumer_channel(self, channel: Any, prefetch_count: int) -> None:
+        """Set up a fresh channel for consuming (prefetch, raw bodies)."""
+
+    def consume(self, channel: Any, queue_name: str, on_message: Callable[[DeliveredMessage], None],
+                *, no_ack: bool = False, nowait: bool = False,
+                on_cancel: Callable[[str], None] | None = None) -> str:
+        """Consume ``queue_name``, each delivery wrapped and passed to ``on_message``;
+        return the consumer tag. ``on_cancel(tag)`` hears of a broker's cancel."""
+
+    def cancel(self, channel: Any, consumer_tag: str) -> None:
+        """Stop a consumer without waiting for the broker's answer."""
+
+    def wrap(self, raw: Any) -> DeliveredMessage:
+        """A delivery of this transport as handlers see it; its ``headers`` name a
+        ``compression`` only when the body is still compressed."""
+
+    def declare(self, config: dict[str, Any], channel: Any, entities: Iterable[Any]) -> None:
+        """Declare exchanges and queues for publishing on ``channel``'s connection
+        (on a connection of its own where a reader owns that one's socket)."""
+
+    def publish(self, channel: Any, confirms: ConfirmTracker, body: Any, exchange: str,
+                routing_key: str, mandatory: bool, properties: dict[str, Any]) -> PublishOutcome:
+        """Write one publish; its outcome settles with the broker's answer
+        (tracked by ``confirms`` where the broker confirms later)."""

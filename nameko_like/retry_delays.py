@@ -34,8 +34,8 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from nameko_like._eventlet import eventlet
-from nameko_like.amqp.connection import amqp_uri_from_config, is_memory_uri
-from nameko_like.amqp.publish_channel import get_publish_channel
+from nameko_like.amqp.publish_pool import PublishPool
+from nameko_like.amqp.transport import transport_of
 from nameko_like.protocols import DeliveredMessage
 
 _log = logging.getLogger(__name__)
@@ -88,8 +88,10 @@ def _properties(message: DeliveredMessage) -> dict[str, Any]:
 
 def wait_then_return(config: dict[str, Any], service_name: str, message: DeliveredMessage,
                      queue_name: str, seconds: float, extra_headers: dict[str, Any],
-                     on_done: Callable[[BaseException | None], None]) -> None:
-    """Put a copy of ``message`` aside; it comes back to ``queue_name`` after ``seconds``.
+                     on_done: Callable[[BaseException | None], None], *,
+                     pool: PublishPool) -> None:
+    """Put a copy of ``message`` aside; it comes back to ``queue_name`` after ``seconds``
+    (published through ``pool``, the container's).
 
     ``on_done(error)`` is called once the broker has the copy (error None),
     or could not take it; only then may the original be settled.
@@ -106,8 +108,8 @@ def wait_then_return(config: dict[str, Any], service_name: str, message: Deliver
         delivery_mode=2,
         **_properties(message),
     )
-    channel = get_publish_channel(config)
-    if is_memory_uri(amqp_uri_from_config(config)):
+    channel = pool.get(config)
+    if transport_of(config).in_process:
         _wait_in_memory(channel, message.body, queue_name, millis, publish)
         on_done(None)
         return

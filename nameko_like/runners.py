@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from nameko_like._eventlet import eventlet
+from nameko_like.amqp.publish_pool import PublishPool
 from nameko_like.container_lifecycle import run_on_all
 from nameko_like.containers import (
     ServiceContainer,
@@ -21,6 +22,10 @@ _log = logging.getLogger(__name__)
 class ServiceRunner:
     """Hosts one container per service class and drives them as one.
 
+    The runner owns the publish connections its containers share (a
+    :class:`~nameko_like.amqp.publish_pool.PublishPool`) and closes them once
+    every container has stopped or been killed.
+
     Example::
 
         runner = ServiceRunner(config)
@@ -33,6 +38,7 @@ class ServiceRunner:
         self.config = config
         self.service_map: dict[str, ServiceContainer] = {}
         self.container_cls = get_container_cls(config)
+        self.publish_pool = PublishPool()
 
     @property
     def service_names(self) -> list[str]:
@@ -60,7 +66,9 @@ class ServiceRunner:
             raise ValueError(
                 f"a different service class named {name!r} ({existing.service_cls.__qualname__}) "
                 f"was already added to this runner; give {cls.__qualname__} another `name`")
-        self.service_map[name] = self.container_cls(cls, self.config)
+        container = self.container_cls(cls, self.config)
+        container.use_publish_pool(self.publish_pool)
+        self.service_map[name] = container
 
     def start(self) -> None:
         """Start every container (concurrently)."""
@@ -70,12 +78,18 @@ class ServiceRunner:
     def stop(self) -> None:
         """Stop every container gracefully (concurrently)."""
         _log.info("stopping services: %s", ", ".join(self.service_names))
-        run_on_all(self.containers, lambda container: container.stop())
+        try:
+            run_on_all(self.containers, lambda container: container.stop())
+        finally:
+            self.publish_pool.close()
 
     def kill(self) -> None:
         """Kill every container at once."""
         _log.info("killing services: %s", ", ".join(self.service_names))
-        run_on_all(self.containers, lambda container: container.kill())
+        try:
+            run_on_all(self.containers, lambda container: container.kill())
+        finally:
+            self.publish_pool.close()
 
     def wait(self) -> None:
         """Wait until every container has stopped.

@@ -17,8 +17,6 @@ import pytest
 from kombu import Connection, Queue
 from kombu.transport import memory
 
-from nameko_like.amqp.publish_channel import reset_publish_channels
-
 MEMORY_CONFIG = {"AMQP_URI": "memory://"}
 
 
@@ -36,8 +34,6 @@ def memory_config() -> Iterator[dict]:
     """A config for the in-process broker, emptied before and after the test."""
     _reset_memory_transport()
     yield dict(MEMORY_CONFIG)
-    # the process-wide publish connection remembers what it declared
-    reset_publish_channels()
     _reset_memory_transport()
 
 

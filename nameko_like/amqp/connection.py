@@ -19,16 +19,12 @@ from nameko_like.amqp.broker_uri import (
     ALTERNATIVES_SEPARATOR,
     alternatives,
     check_transport,
-    explain_connect_failure,
     sanitize_uri,
 )
+from nameko_like.amqp.transport import transport_for
 from nameko_like.constants import (
-    AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
     DEFAULT_AMQP_URI,
-    DEFAULT_HEARTBEAT,
-    HEARTBEAT_CONFIG_KEY,
-    LOGIN_METHOD_CONFIG_KEY,
     TRANSPORT_OPTIONS_CONFIG_KEY,
 )
 
@@ -46,46 +42,23 @@ BrokerChannel: TypeAlias = "amqp.Channel | VirtualChannel"
 #: What publishers and consumers declare on the broker.
 Declarable: TypeAlias = Exchange | Queue
 
-#: The in-memory transport polls; a short interval keeps embedded-mode RPC
-#: latency in the low milliseconds instead of kombu's default second.
-MEMORY_POLLING_INTERVAL = 0.001
-
-
 def amqp_uri_from_config(config: dict[str, Any]) -> str:
     """The broker URI of ``config`` (the local RabbitMQ when unset)."""
     uri: str = config.get(AMQP_URI_CONFIG_KEY) or DEFAULT_AMQP_URI
     return uri
 
 
-def is_memory_uri(uri: str) -> bool:
-    """Whether ``uri`` names kombu's in-process ``memory://`` transport."""
-    return uri.startswith("memory:")
-
-
 def connection_params(config: dict[str, Any], heartbeat: bool = True) -> dict[str, Any]:
     """Keyword arguments for ``kombu.Connection`` taken from ``config``.
 
     ``heartbeat`` is left out where nobody would send heartbeats (a client
-    that only talks while the user calls it).
+    that only talks while the user calls it). What else goes in is the
+    transport's business (SSL and login for RabbitMQ, a polling interval
+    in-process).
     """
     uri = check_transport(amqp_uri_from_config(config))
     transport_options = dict(config.get(TRANSPORT_OPTIONS_CONFIG_KEY) or {})
-    params: dict[str, Any] = {"hostname": uri, "transport_options": transport_options}
-    if is_memory_uri(uri):
-        transport_options.setdefault("polling_interval", MEMORY_POLLING_INTERVAL)
-        return params
-    ssl = config.get(AMQP_SSL_CONFIG_KEY)
-    if ssl:
-        # a copy: kombu fills in server_hostname in the dict it is given
-        params["ssl"] = dict(ssl) if isinstance(ssl, dict) else ssl
-    login_method = config.get(LOGIN_METHOD_CONFIG_KEY)
-    if login_method:
-        params["login_method"] = login_method
-    if heartbeat:
-        params["heartbeat"] = config.get(HEARTBEAT_CONFIG_KEY, DEFAULT_HEARTBEAT)
-    # Fail a connect attempt within seconds so reconnect loops stay lively.
-    transport_options.setdefault("connect_timeout", 5)
-    return params
+    return transport_for(uri).connection_params(uri, config, transport_options, heartbeat)
 
 
 def make_connection(config: dict[str, Any], heartbeat: bool = True) -> Connection:
@@ -147,16 +120,4 @@ def verify_amqp_uri(config: dict[str, Any], timeout: float = 5) -> None:
     cannot use is a ``ConfigurationError``, raised before connecting.
     """
     uri = check_transport(amqp_uri_from_config(config))
-    if is_memory_uri(uri):
-        return
-    connection = make_connection(config, heartbeat=False)
-    try:
-        # twice on a single broker, as before; once each on a cluster's nodes
-        connection.ensure_connection(max_retries=max(len(connection.alt), 2) - 1,
-                                     timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect gets the hint below
-        # the message tells a refused login, a missing vhost and a closed port apart
-        raise ConnectionError(explain_connect_failure(
-            exc, uri, connection.userid, connection.virtual_host)) from None
-    finally:
-        connection.release()
+    transport_for(uri).verify(config, timeout)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +25,10 @@ from kombu import Connection, Queue
 from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import BrokerChannel, connect, make_connection, safe_uri
+from nameko_like.amqp.pyamqp_transport import Delivery as Delivery  # where it used to live
 from nameko_like.amqp.queue_types import dead_letter_target, explain_declaration_error
 from nameko_like.amqp.retry import wait_for_broker
+from nameko_like.amqp.transport import transport_of
 from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
 from nameko_like.exceptions import ConfigurationError
 from nameko_like.protocols import ContainerInterface, DeliveredMessage
@@ -36,37 +37,6 @@ _log = logging.getLogger(__name__)
 
 #: What a consumed queue's messages are handed to, in delivery order.
 MessageHandler = Callable[[DeliveredMessage], None]
-
-class Delivery:
-    """A message delivered by py-amqp, with the interface handlers use.
-
-    ``body`` (bytes), ``properties``, ``headers``, ``content_type``,
-    ``content_encoding``, ``delivery_info``, ``channel``, ``ack()`` and
-    ``reject(requeue)``, as kombu's messages have them.
-    """
-
-    __slots__ = ("body", "channel", "content_encoding", "content_type", "delivery_info",
-                 "delivery_tag", "headers", "properties")
-
-    def __init__(self, raw: amqp.Message) -> None:
-        properties: dict[str, Any] = raw.properties
-        self.body: bytes = raw.body
-        self.properties = properties
-        self.headers: dict[str, Any] = properties.get("application_headers") or {}
-        self.content_type: str | None = properties.get("content_type")
-        self.content_encoding: str | None = properties.get("content_encoding")
-        self.delivery_info: dict[str, Any] = raw.delivery_info
-        self.delivery_tag: int = raw.delivery_info["delivery_tag"]
-        self.channel: amqp.Channel = raw.channel
-
-    def ack(self) -> None:
-        """Acknowledge the message."""
-        self.channel.basic_ack(self.delivery_tag)
-
-    def reject(self, requeue: bool = False) -> None:
-        """Reject the message, back to its queue if ``requeue``."""
-        self.channel.basic_reject(self.delivery_tag, requeue)
-
 
 #: Broker answers to a declaration that no reconnect can fix. (Not
 #: RESOURCE_LOCKED: an exclusive queue held by our own previous connection
@@ -105,6 +75,7 @@ class ConsumerConnection:
         self.container = container
         self.config = config
         self.prefetch_count = prefetch_count
+        self._transport = transport_of(config)
         self._handlers: dict[str, tuple[Queue, MessageHandler]] = {}
         #: queues whose handler never spawns a worker: no backlog for them
         self._workerless: set[str] = set()
@@ -158,13 +129,8 @@ class ConsumerConnection:
         if tag is not None and channel is not None:
             try:
                 with self._write_lock:
-                    if isinstance(channel, amqp.Channel):
-                        # nowait: the cancel-ok would have to be read from
-                        # the socket the reader owns; deliveries already on
-                        # their way are requeued by _handle
-                        channel.basic_cancel(tag, nowait=True)
-                    else:
-                        channel.basic_cancel(tag)
+                    # deliveries already on their way are requeued by _handle
+                    self._transport.cancel(channel, tag)
             except Exception as exc:  # noqa: BLE001 - a dead connection cancels by itself
                 _log.debug("cancel of %s failed: %s", queue_name, exc)
 
@@ -179,23 +145,15 @@ class ConsumerConnection:
             target(channel).declare(nowait=nowait)
         queue(channel).declare(nowait=nowait)
         name = queue.name
-        if isinstance(channel, amqp.Channel):
-            # py-amqp straight, without kombu's Consumer/Message layers: they
-            # cost more per message than everything else we do with it
-            def on_delivery(raw: amqp.Message) -> None:
-                self._on_message(name, Delivery(raw))
 
-            def on_cancel(consumer_tag: str) -> None:
-                self._on_cancelled(name, consumer_tag)
+        def on_message(message: DeliveredMessage) -> None:
+            self._on_message(name, message)
 
-            tag = f"{name}-{uuid.uuid4().hex}"
-            channel.basic_consume(name, consumer_tag=tag, callback=on_delivery, no_ack=False,
-                                  nowait=nowait, on_cancel=on_cancel)
-        else:
-            # kombu's virtual transports (memory://) deliver kombu Messages,
-            # which already offer what Delivery does
-            tag = f"{name}-{uuid.uuid4().hex}"
-            channel.basic_consume(name, False, lambda message: self._on_message(name, message), tag)
+        def on_cancel(consumer_tag: str) -> None:
+            self._on_cancelled(name, consumer_tag)
+
+        tag = self._transport.consume(channel, name, on_message, nowait=nowait,
+                                      on_cancel=on_cancel)
         self._consumers[name] = tag
 
     def _on_cancelled(self, queue_name: str, consumer_tag: str) -> None:
@@ -274,10 +232,7 @@ class ConsumerConnection:
         connect(connection)  # the first node of a cluster that answers
         tune_connection(connection, coalesce_writes=True)
         channel = connection.channel()
-        if isinstance(channel, amqp.Channel):
-            # bodies stay bytes; the serializer decodes them by content type
-            channel.auto_decode = False
-        channel.basic_qos(0, self.prefetch_count, False)
+        self._transport.prepare_consumer_channel(channel, self.prefetch_count)
         self._connection, self._channel = connection, channel
         for queue, _handler in list(self._handlers.values()):
             self._consume(queue)

@@ -21,7 +21,7 @@ from typing import Any
 
 from kombu import Queue
 
-from nameko_like.amqp.publish_channel import get_publish_channel
+from nameko_like.amqp.publish_pool import PublishPool
 from nameko_like.amqp.queue_types import dead_letter_queue, is_quorum
 from nameko_like.amqp.queue_types import dead_letter_queue_name as dead_letter_queue_name
 from nameko_like.protocols import DeliveredMessage
@@ -52,8 +52,10 @@ def _copy_properties(message: DeliveredMessage) -> dict[str, Any]:
 def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: str,
               extra_headers: dict[str, Any],
               on_done: Callable[[BaseException | None], None],
-              drop_headers: tuple[str, ...] = (), queue: Queue | None = None) -> None:
-    """Publish ``message`` unchanged to queue ``routing_key`` via the default exchange.
+              drop_headers: tuple[str, ...] = (), queue: Queue | None = None, *,
+              pool: PublishPool) -> None:
+    """Publish ``message`` unchanged to queue ``routing_key`` via the default exchange,
+    through ``pool`` (the container's).
 
     ``on_done(error)`` is called once the broker confirmed (error None) or
     refused it. ``drop_headers`` are left out of the copy. ``queue`` is
@@ -64,7 +66,7 @@ def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: st
     headers = {key: value for key, value in (message.headers or {}).items()
                if key not in drop_headers}
     headers.update(extra_headers)
-    channel = get_publish_channel(config)
+    channel = pool.get(config)
     if queue is None and not is_quorum(config):
         queue = Queue(routing_key, durable=True, auto_delete=False)
     try:
@@ -88,7 +90,7 @@ def republish(config: dict[str, Any], message: DeliveredMessage, routing_key: st
 def dead_letter(config: dict[str, Any], service_name: str, message: DeliveredMessage, reason: str,
                 on_done: Callable[[BaseException | None], None],
                 extra_headers: dict[str, Any] | None = None,
-                drop_headers: tuple[str, ...] = ()) -> None:
+                drop_headers: tuple[str, ...] = (), *, pool: PublishPool) -> None:
     """Send ``message`` to the service's dead-letter queue with ``reason``
     (plus ``extra_headers``, minus ``drop_headers``: e.g. the attempts of a
     retried message, not its bookkeeping while it waited)."""
@@ -101,7 +103,7 @@ def dead_letter(config: dict[str, Any], service_name: str, message: DeliveredMes
                  _for_log(headers[ORIGINAL_EXCHANGE_HEADER]),
                  _for_log(headers[ORIGINAL_ROUTING_KEY_HEADER]), _for_log(reason))
     queue = dead_letter_queue(config, service_name)
-    republish(config, message, queue.name, headers, on_done, drop_headers, queue)
+    republish(config, message, queue.name, headers, on_done, drop_headers, queue, pool=pool)
 
 
 #: Longest untrusted value written to a log line, in characters.

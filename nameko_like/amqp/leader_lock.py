@@ -31,8 +31,8 @@ import amqp
 from kombu import Queue
 
 from nameko_like._eventlet import eventlet
-from nameko_like.amqp.connection import amqp_uri_from_config, is_memory_uri, make_connection, \
-    safe_uri
+from nameko_like.amqp.connection import make_connection, safe_uri
+from nameko_like.amqp.transport import transport_of
 from nameko_like.amqp.transport_tuning import start_heartbeats
 
 _log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class LeaderLock:
         self._channel: Any = None
         self._token_tag: int | None = None
         self._write_lock = eventlet.semaphore.Semaphore()
-        self._memory = is_memory_uri(amqp_uri_from_config(config))
+        #: one process on an in-process broker: no broker-held lock needed
+        self._memory = transport_of(config).in_process
 
     def held_since(self) -> float | None:
         """When (``clock`` time) this instance became the leader; None if it is not."""

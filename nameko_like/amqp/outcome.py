@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from nameko_like.exceptions import RpcTimeout
+from nameko_like.exceptions import PublishConfirmTimeout
 
 
 class PublishOutcome:
@@ -62,7 +62,8 @@ class PublishOutcome:
 
     def wait(self, timeout: float | None = None,
              drain: Callable[[float | None], None] | None = None) -> None:
-        """Block until settled; raise the publish error, if any.
+        """Block until settled; raise the publish error, if any, or
+        ``PublishConfirmTimeout`` once ``timeout`` passed unsettled.
 
         ``drain`` is used by publishers without a reader thread: it is called
         to read from the connection until this outcome settles.
@@ -74,7 +75,7 @@ class PublishOutcome:
                 if self._waiter is None:
                     self._waiter = threading.Event()
                 if not self._waiter.wait(timeout):
-                    raise RpcTimeout(f"no confirm from the broker within {timeout}s")
+                    raise PublishConfirmTimeout(f"no confirm from the broker within {timeout}s")
         if self._error is not None:
             raise self._error
 

@@ -13,10 +13,10 @@ from nameko_like.amqp.publish_channel import (
     DEFAULT_RETRY_POLICY,
     PublishChannel,
     PublishConnectionLost,
-    get_publish_channel,
 )
+from nameko_like.amqp.publish_pool import PublishPool, close_when_collected
 from nameko_like.amqp.retry import deadline_for
-from nameko_like.exceptions import RpcTimeout
+from nameko_like.exceptions import PublishConfirmTimeout
 
 #: Seconds between checks, while waiting for a confirm, whether the broker
 #: blocked publishing.
@@ -37,6 +37,10 @@ class Publisher:
         amqp_uri: the broker URI.
         config: a full config dict (SSL, heartbeat, transport options);
             ``amqp_uri`` wins over its ``AMQP_URI`` when both are given.
+        pool: the :class:`~nameko_like.amqp.publish_pool.PublishPool` to
+            publish through (an extension passes its container's). Without
+            one the publisher has its own, closed by ``close()`` (or the
+            end of a ``with`` block, or once the publisher is collected).
     """
 
     use_confirms = True
@@ -65,6 +69,7 @@ class Publisher:
         ssl: bool | dict[str, Any] | None = None,
         login_method: str | None = None,
         config: dict[str, Any] | None = None,
+        pool: PublishPool | None = None,
         **publish_kwargs: Any,
     ) -> None:
         config = dict(config or {})
@@ -85,11 +90,26 @@ class Publisher:
                 setattr(self, name, value)
         self.declare = list(declare or [])
         self.publish_kwargs = publish_kwargs
+        self._owns_pool = pool is None
+        self.pool = PublishPool() if pool is None else pool
+        if self._owns_pool:
+            close_when_collected(self, self.pool)
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the publisher's own connection (not a pool it was given)."""
+        if self._owns_pool:
+            self.pool.close()
 
     @property
     def channel(self) -> PublishChannel:
-        """The shared PublishChannel this publisher writes to."""
-        return get_publish_channel(self.config)
+        """The PublishChannel of this publisher's pool for its broker."""
+        return self.pool.get(self.config)
 
     def publish_async(self, payload: Any, **kwargs: Any) -> PublishOutcome:
         """Publish without waiting; return the outcome to wait on later."""
@@ -100,8 +120,10 @@ class Publisher:
         """Publish ``payload``; with confirms on, return once the broker has it.
 
         Raises ``UndeliverableMessage`` for a ``mandatory`` message no queue
-        takes, and ``ConnectionError`` when the broker can't be reached
-        within the retry policy. As in Nameko, a publish whose connection
+        takes, ``ConnectionError`` when the broker can't be reached
+        within the retry policy, and ``PublishConfirmTimeout`` when a
+        ``timeout`` passed before the broker confirmed (all of them
+        ``DeliveryError``). As in Nameko, a publish whose connection
         dropped before the broker confirmed it is sent again (so it may
         arrive twice) for as long as the policy allows.
         """
@@ -136,7 +158,7 @@ class Publisher:
             try:
                 channel.wait(outcome, max(step, 0.0))
                 return
-            except RpcTimeout:
+            except PublishConfirmTimeout:
                 now = time.monotonic()
                 if channel.blocked and now >= deadline:
                     raise channel.unavailable() from None

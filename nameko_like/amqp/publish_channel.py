@@ -13,9 +13,12 @@ whoever waits for an outcome.
 
 The parts:
 
-* this module: publishing (:class:`PublishChannel`) and the process-wide
-  channels, one per broker and connection settings
-  (:func:`get_publish_channel`);
+* this module: publishing (:class:`PublishChannel`);
+* :mod:`nameko_like.amqp.publish_pool`: the channels of one owner (a
+  runner, a container run alone, a standalone client), one per broker and
+  connection settings, closed with their owner;
+* the transport (:mod:`nameko_like.amqp.transport`): how a publish is
+  written and declared on the broker in use;
 * :mod:`nameko_like.amqp.publish_connection`: the connection underneath,
   its reconnects, reader, heartbeats, blocked state and channel errors;
 * :mod:`nameko_like.amqp.confirms`: matching confirms, nacks and returns to
@@ -26,23 +29,13 @@ The parts:
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from typing import Any
 
-from kombu import Exchange, Producer
+from kombu import Exchange
 
-from nameko_like.amqp.channel_errors import SentPublish
-from nameko_like.amqp.connection import (
-    BrokerChannel,
-    ConnectionKey,
-    Declarable,
-    connection_key,
-    make_connection,
-)
-from nameko_like.amqp.encode import build_message, send_publish
-from nameko_like.amqp.outcome import PublishOutcome, settled_outcome
+from nameko_like.amqp.connection import BrokerChannel, Declarable
+from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.amqp.publish_connection import BLOCKED_POLL, PublishConnection
 from nameko_like.amqp.retry import (
     DEFAULT_RETRY_POLICY,
@@ -50,10 +43,10 @@ from nameko_like.amqp.retry import (
     PublishConnectionLost,
     deadline_for,
 )
-from nameko_like.exceptions import DeliveryError, RpcTimeout, UndeliverableMessage
+from nameko_like.exceptions import DeliveryError, PublishConfirmTimeout
 
-__all__ = ["DEFAULT_RETRY_POLICY", "PublishBlocked", "PublishChannel", "PublishConnectionLost",
-           "get_publish_channel", "reset_publish_channels"]
+__all__ = ["DEFAULT_RETRY_POLICY", "PublishBlocked", "PublishChannel", "PublishConfirmTimeout",
+           "PublishConnectionLost"]
 
 
 class _NotNow(DeliveryError):
@@ -64,23 +57,11 @@ class PublishChannel(PublishConnection):
     """A connection and a confirm-mode channel shared by many publishers."""
 
     def _declare(self, entities: tuple[Declarable, ...], channel: BrokerChannel) -> None:
-        """Declare exchanges/queues not yet declared on this connection.
-
-        Declaring waits for the broker's answer, which would mean reading
-        the socket the reader greenthread owns; so it happens on a
-        short-lived connection of its own. It is rare: once per entity.
-        """
+        """Declare exchanges/queues not yet declared on this connection (once each)."""
         todo = [entity for entity in entities if entity not in self._declared]
         if not todo:
             return
-        if self._memory:
-            for entity in todo:
-                entity(channel).declare()
-        else:
-            with make_connection(self.config, heartbeat=False) as connection:
-                declaring = connection.channel()
-                for entity in todo:
-                    entity(declaring).declare()
+        self._transport.declare(self.config, channel, todo)
         self._declared.update(todo)
 
     def publish(
@@ -121,23 +102,13 @@ class PublishChannel(PublishConnection):
                     self._check_idle_connection()
                     self._try_connect(force=first and not retry)
                     first = False
-                    channel, producer = self._channel, self._producer
-                    if (self._connection is None or channel is None or producer is None
-                            or self._blocked is not None):
+                    channel = self._channel
+                    if self._connection is None or channel is None or self._blocked is not None:
                         raise _NotNow()
                     if declare:
                         self._declare(declare, channel)
-                    if self._memory:
-                        return self._publish_in_memory(channel, producer, body, exchange_name,
-                                                       routing_key, mandatory, properties)
-                    message = build_message(body, **properties)
-                    send_publish(channel, message, exchange_name, routing_key, mandatory)
-                    # Tracked only once written: a body that fails to
-                    # serialize must not take a delivery tag. Nothing can
-                    # be confirmed between the write and this line, as
-                    # they don't yield.
-                    return self._confirms.sent(
-                        SentPublish(message, exchange_name, routing_key, mandatory))
+                    return self._transport.publish(channel, self._confirms, body, exchange_name,
+                                                   routing_key, mandatory, properties)
                 except _NotNow:
                     pass
                 except self._connection_errors() as exc:
@@ -150,25 +121,12 @@ class PublishChannel(PublishConnection):
                 self._next_attempt_at - time.monotonic(), BLOCKED_POLL)
             self._sleep(min(wait, remaining))
 
-    @staticmethod
-    def _publish_in_memory(channel: BrokerChannel, producer: Producer, body: Any, exchange: str,
-                           routing_key: str, mandatory: bool,
-                           properties: dict[str, Any]) -> PublishOutcome:
-        if mandatory and exchange:
-            try:
-                routes = channel.typeof(exchange).lookup(channel.get_table(exchange), exchange,
-                                                         routing_key, None)
-            except KeyError:
-                routes = []
-            if not routes:
-                return settled_outcome(UndeliverableMessage(
-                    f"no queue bound to exchange {exchange!r} with routing key {routing_key!r}"))
-        producer.publish(body, exchange=exchange, routing_key=routing_key, retry=False,
-                         **properties)
-        return settled_outcome()
-
     def wait(self, outcome: PublishOutcome, timeout: float | None = None) -> None:
-        """Wait for ``outcome`` to settle, reading confirms if nobody else does."""
+        """Wait for ``outcome`` to settle, reading confirms if nobody else does.
+
+        Raises the publish's error, or ``PublishConfirmTimeout`` (a delivery
+        error) if the broker did not answer within ``timeout``.
+        """
         if self._use_reader or outcome.settled:
             outcome.wait(timeout)
             return
@@ -176,69 +134,4 @@ class PublishChannel(PublishConnection):
 
     def _drain_until(self, outcome: PublishOutcome, timeout: float | None) -> None:
         if not self.drain_until(lambda: outcome.settled, timeout):
-            raise RpcTimeout(f"no confirm from the broker within {timeout}s")
-
-
-# -- the process-wide channels ------------------------------------------------------
-
-_channels: dict[ConnectionKey, PublishChannel] = {}
-_channels_lock = threading.Lock()
-
-
-_keys: dict[int, tuple[dict[str, Any], ConnectionKey]] = {}
-#: Most config dicts whose connection key is remembered. Services use a
-#: handful; a program making a standalone dispatcher per event brings a new
-#: dict each time, and the cache must not keep them all alive.
-_KEYS_CACHE_SIZE = 64
-
-
-def get_publish_channel(config: dict[str, Any]) -> PublishChannel:
-    """The process-wide PublishChannel for the broker of ``config``.
-
-    One pipelined connection per broker and connection settings is the
-    bounded pool: a publisher never waits for a connection to be free.
-    Called for every reply and event, so the connection key is worked out
-    once per config dict (config is not expected to change once services
-    run).
-    """
-    cached = _keys.get(id(config))
-    if cached is not None and cached[0] is config:
-        key = cached[1]
-    else:
-        key = connection_key(config)
-        if len(_keys) >= _KEYS_CACHE_SIZE:
-            _keys.clear()
-        _keys[id(config)] = (config, key)
-    channel = _channels.get(key)
-    if channel is not None and not channel.closed:
-        return channel
-    with _channels_lock:
-        channel = _channels.get(key)
-        if channel is None or channel.closed:
-            channel = _channels[key] = PublishChannel(config)
-        return channel
-
-
-def _forget_after_fork() -> None:
-    """In a forked child, drop the parent's publish connections unclosed.
-
-    Their sockets are shared with the parent: closing them (or publishing
-    on them) from the child would corrupt the parent's AMQP stream. The
-    child connects afresh on its first publish.
-    """
-    _channels.clear()
-    _keys.clear()
-    global _channels_lock
-    _channels_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def reset_publish_channels() -> None:
-    """Close every shared publish channel (tests, forked processes)."""
-    with _channels_lock:
-        channels = list(_channels.values())
-        _channels.clear()
-    for channel in channels:
-        channel.close()
+            raise PublishConfirmTimeout(f"no confirm from the broker within {timeout}s")

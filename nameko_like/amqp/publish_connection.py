@@ -36,7 +36,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import amqp
-from kombu import Connection, Producer
+from kombu import Connection
 from kombu.exceptions import OperationalError
 
 from nameko_like import instrumentation
@@ -52,7 +52,6 @@ from nameko_like.amqp.connection import (
     BrokerChannel,
     Declarable,
     connect,
-    is_memory_uri,
     make_connection,
     safe_uri,
 )
@@ -63,6 +62,7 @@ from nameko_like.amqp.retry import (
     PublishConnectionLost,
     deadline_for,
 )
+from nameko_like.amqp.transport import transport_of
 from nameko_like.amqp.transport_tuning import (
     heartbeat_interval,
     read_pending,
@@ -87,7 +87,9 @@ class PublishConnection:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self._memory = is_memory_uri(config.get("AMQP_URI") or "")
+        self._transport = transport_of(config)
+        #: whether the broker confirms later, over a socket someone must read
+        self._confirmed = self._transport.confirms
         self._use_reader = _green_process()
         # Green locks where greenthreads share the channel, OS locks in a
         # plain (possibly threaded) script.
@@ -96,7 +98,6 @@ class PublishConnection:
         self._drain_lock = threading.Lock()
         self._connection: Connection | None = None
         self._channel: BrokerChannel | None = None
-        self._producer: Producer | None = None
         self._confirms = ConfirmTracker()
         self._reader: Any = None  # eventlet's GreenThread (eventlet ships no types)
         self._closed = False
@@ -123,7 +124,7 @@ class PublishConnection:
     @property
     def has_reader(self) -> bool:
         """Whether a reader greenthread reads this connection."""
-        return self._use_reader and not self._memory
+        return self._use_reader and self._confirmed
 
     @property
     def blocked(self) -> bool:
@@ -147,16 +148,15 @@ class PublishConnection:
             raw.on_unblocked = self._on_unblocked
         self._blocked = None
         channel = connection.channel()
-        if not self._memory:
+        if self._confirmed:
             self._prepare_channel(channel)
         self._connection, self._channel = connection, channel
         self._last_beat_check = time.monotonic()
-        self._producer = Producer(channel, auto_declare=False)
         self._confirms.new_channel()
         self._declared.clear()
         for callback in self.on_connected:
             callback(connection, channel)
-        if self._use_reader and not self._memory:
+        if self._use_reader and self._confirmed:
             self._reader = eventlet.spawn(self._read_forever, connection)
 
     def _prepare_channel(self, channel: amqp.Channel, confirm: bool = True) -> None:
@@ -272,7 +272,6 @@ class PublishConnection:
         channel = open_channel_nowait(connection.connection)
         self._prepare_channel(channel, confirm=False)
         self._channel = channel
-        self._producer = Producer(channel, auto_declare=False)
         settle, resend = self._confirms.split_at_close(closed)
         self._confirms.new_channel()
         # the publishes the broker discarded go out again first, in order
@@ -288,7 +287,7 @@ class PublishConnection:
     def _lost(self, exc: BaseException, expected: bool = False) -> None:
         """Drop the connection and fail every unconfirmed publish."""
         connection, self._connection = self._connection, None
-        self._channel = self._producer = None
+        self._channel = None
         pending = self._confirms.drop_all()
         self._blocked = None
         if connection is not None and not expected:
@@ -391,7 +390,7 @@ class PublishConnection:
         dropped here, so the publish reconnects instead of writing into it.
         """
         connection = self._connection
-        if connection is None or self._use_reader or self._memory:
+        if connection is None or self._use_reader or not self._confirmed:
             return
         interval = heartbeat_interval(connection)
         if not interval or time.monotonic() - self._last_beat_check < interval / 2:

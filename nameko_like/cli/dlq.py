@@ -214,11 +214,12 @@ def _confirm(question: str, args: argparse.Namespace) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the dlq action of ``args``; return the exit status."""
-    from nameko_like.amqp.connection import amqp_uri_from_config, is_memory_uri, verify_amqp_uri
+    from nameko_like.amqp.connection import verify_amqp_uri
+    from nameko_like.amqp.transport import transport_of
     from nameko_like.amqp.dead_letter_queue import DeadLetterQueue
 
     config = load_cli_config(args)
-    if is_memory_uri(amqp_uri_from_config(config)):
+    if transport_of(config).in_process:
         raise CommandError("dlq needs a RabbitMQ broker: memory:// exists only inside "
                            "the process that runs the services")
     verify_amqp_uri(config)

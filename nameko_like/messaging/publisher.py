@@ -56,7 +56,8 @@ class Publisher(DependencyProvider, HeaderEncoder):
         # Declared now, as Nameko does, so that queues exist (and collect
         # messages) from start-up even if nothing is ever published.
         _declare_now(config, declare)
-        self.publisher = _AmqpPublisher(config=config, declare=declare, **options)
+        self.publisher = _AmqpPublisher(config=config, declare=declare,
+                                        pool=self.container.publish_pool, **options)
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Callable[..., None]:
         """A ``publish`` function bound to this worker's context data."""

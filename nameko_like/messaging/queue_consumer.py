@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from nameko_like import instrumentation, retries, retry_delays, serialization
 from nameko_like.amqp import dead_letter as dead_letters
-from nameko_like.amqp.consume import ConsumerConnection, Delivery
+from nameko_like.amqp.consume import ConsumerConnection
 from nameko_like.amqp.context_headers import decode_context_headers
 from nameko_like.amqp.redelivery import RedeliveryCounter
 from nameko_like.constants import (
@@ -167,10 +167,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
 
     def decode(self, message: DeliveredMessage) -> Any:
         """The message body, decoded; refuses content types not accepted."""
-        # kombu's own messages (memory://) arrive decompressed already
-        headers = message.headers if isinstance(message, Delivery) else None
         return serialization.decode(message.body, message.content_type, message.content_encoding,
-                                    self.accept, headers, self.decoding_limits)
+                                    self.accept, message.headers, self.decoding_limits)
 
     # -- workers ----------------------------------------------------------------
 
@@ -292,7 +290,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         headers[dead_letters.REDELIVERY_HEADER] = count + 1
         dead_letters.republish(
             self.container.config, message, queue_name, headers,
-            partial(self._settle_after_copy, message),
+            partial(self._settle_after_copy, message), pool=self.container.publish_pool,
         )
 
     def dead_letter(self, message: DeliveredMessage, reason: str,
@@ -305,6 +303,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         dead_letters.dead_letter(
             self.container.config, self.container.service_name, message, reason,
             partial(self._settle_after_copy, message), headers, drop_headers,
+            pool=self.container.publish_pool,
         )
 
     def delay(self, message: DeliveredMessage, queue_name: str, seconds: float,
@@ -316,7 +315,7 @@ class QueueConsumer(SharedExtension, ProviderCollector):
                                  queue_name, seconds)
         retry_delays.wait_then_return(
             self.container.config, self.container.service_name, message, queue_name, seconds,
-            headers, partial(self._settle_after_copy, message),
+            headers, partial(self._settle_after_copy, message), pool=self.container.publish_pool,
         )
 
     def _dead_letter_after_handler_error(self, message: DeliveredMessage,

@@ -58,7 +58,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         if self.queue is None:
             config = self.container.config
             self.queue = wire.service_queue(config, self.container.service_name)
-            self.replies = ReplyPublisher(config)
+            self.replies = ReplyPublisher(config, self.container.publish_pool)
             self.queue_consumer.register_provider(self)
             self._consuming = True
 

@@ -11,7 +11,7 @@ from kombu.exceptions import EncodeError
 from nameko_like import serialization
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.outcome import PublishOutcome
-from nameko_like.amqp.publish_channel import get_publish_channel
+from nameko_like.amqp.publish_pool import PublishPool
 from nameko_like.exceptions import UnserializableValueError, serialize
 from nameko_like.rpc import wire
 
@@ -22,10 +22,11 @@ REPLY_RETRY_SECONDS = 30.0
 
 
 class ReplyPublisher:
-    """Publishes RPC replies on the process's shared publish channel."""
+    """Publishes RPC replies through a publish pool (the container's)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], pool: PublishPool) -> None:
         self.config = config
+        self.pool = pool
         self.exchange = wire.rpc_exchange(config)
         self.serializer = serialization.setup(config).serializer
         #: seconds a streaming worker waits for a reply's confirm
@@ -62,7 +63,7 @@ class ReplyPublisher:
 
     def _publish(self, reply_to: str, correlation_id: Any, body: dict[str, Any],
                  headers: dict[str, Any] | None) -> PublishOutcome:
-        return get_publish_channel(self.config).publish(
+        return self.pool.get(self.config).publish(
             body,
             exchange=self.exchange.name,
             routing_key=reply_to,

@@ -39,7 +39,7 @@ class ReplyListener(SharedExtension):
         """Create the reply queue's identity and register it for consuming."""
         config = self.container.config
         self.queue, self.routing_key = wire.reply_queue(config, self.container.service_name)
-        self._router = RpcReplyRouter(config, self.routing_key)
+        self._router = RpcReplyRouter(config, self.routing_key, self.container.publish_pool)
         # Replies need no worker, and the workers waiting for them can only
         # finish once they arrive: never hold them back for a free worker.
         self.queue_consumer.register_provider(self, needs_worker=False)

@@ -17,11 +17,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nameko_like.amqp.publish_channel import PublishChannel, get_publish_channel
+from nameko_like.amqp.publish_channel import PublishChannel
 from nameko_like.exceptions import RpcConnectionError
 from nameko_like.protocols import DeliveredMessage
 
 if TYPE_CHECKING:
+    from nameko_like.amqp.publish_pool import PublishPool
     from nameko_like.rpc.client import RpcReply
 
 _log = logging.getLogger(__name__)
@@ -34,17 +35,22 @@ class RpcReplyRouter:
         config: the caller's config.
         routing_key: routing key of the reply queue (the requests'
             ``reply_to``); the owner may set it later, once the queue exists.
+        pool: the publish pool requests go through (a container's); a
+            router with a connection of its own overrides ``publish_channel``.
     """
 
-    def __init__(self, config: dict[str, Any], routing_key: str | None = None) -> None:
+    def __init__(self, config: dict[str, Any], routing_key: str | None = None,
+                 pool: PublishPool | None = None) -> None:
         self.config = config
         self.routing_key = routing_key
+        self.pool = pool
         self._pending: dict[str, RpcReply] = {}
 
     @property
     def publish_channel(self) -> PublishChannel:
-        """The channel requests are published on: the process's shared one for ``config``."""
-        return get_publish_channel(self.config)
+        """The channel requests are published on: the pool's for ``config``."""
+        assert self.pool is not None, "a router without a pool has a channel of its own"
+        return self.pool.get(self.config)
 
     @property
     def waiting(self) -> int:

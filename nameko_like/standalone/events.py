@@ -16,7 +16,11 @@ class StandaloneEventDispatcher:
     ``dispatch_async`` returns at once with a
     :class:`~nameko_like.amqp.outcome.PublishOutcome`, so that a program
     sending many events shares confirm round trips; ``wait`` on each
-    outcome (or ``flush``) before relying on them.
+    outcome before relying on them.
+
+    The dispatcher owns its connection: ``close()`` it (or use it as a
+    context manager) when done; one that is garbage collected closes it too.
+    Keep one dispatcher for many events rather than one per event.
     """
 
     def __init__(self, config: dict[str, Any], headers: dict[str, Any] | None = None,
@@ -24,6 +28,16 @@ class StandaloneEventDispatcher:
         self.config = config
         self.headers = dict(headers or {})
         self.publisher = event_publisher(config, **publisher_options)
+
+    def __enter__(self) -> StandaloneEventDispatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the dispatcher's connection; events not yet confirmed fail."""
+        self.publisher.close()
 
     def __call__(self, service_name: str, event_type: str, event_data: Any, **kwargs: Any) -> None:
         """Dispatch one event and wait for the broker's confirm."""
@@ -36,7 +50,8 @@ class StandaloneEventDispatcher:
             event_data, **self._options(service_name, event_type, kwargs))
 
     def wait(self, outcome: PublishOutcome, timeout: float | None = None) -> None:
-        """Wait until ``outcome`` is confirmed; raise if the broker refused it."""
+        """Wait until ``outcome`` is confirmed; raise if the broker refused it, or
+        ``PublishConfirmTimeout`` (a ``DeliveryError``) after ``timeout`` seconds."""
         self.publisher.channel.wait(outcome, timeout)
 
     def _options(self, service_name: str, event_type: str,

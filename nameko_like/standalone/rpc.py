@@ -14,13 +14,12 @@ import logging
 import threading
 from typing import Any, Generic, TypeVar
 
-import amqp
-from kombu import Connection, Consumer
+from kombu import Connection
 
 from nameko_like import serialization
 from nameko_like.amqp.connection import BrokerChannel
-from nameko_like.amqp.consume import Delivery
 from nameko_like.amqp.publish_channel import PublishChannel
+from nameko_like.amqp.transport import transport_of
 from nameko_like.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
     DEFAULT_PARENT_CALLS_TRACKED,
@@ -88,26 +87,13 @@ class StandaloneReplyRouter(RpcReplyRouter):
         bound.declare()
         # no_ack: replies are read by the thread that also publishes, and
         # a reply lost with a connection fails its call anyway (see on_lost)
-        if isinstance(channel, amqp.Channel):
-            # py-amqp straight: kombu's Consumer and Message layers would
-            # cost more per reply than the rest of the call on this side
-            channel.auto_decode = False
-            channel.basic_consume(
-                self.queue.name, no_ack=True,
-                callback=lambda raw: self._on_reply(Delivery(raw), compressed=True))
-        else:
-            Consumer(channel, queues=[bound], no_ack=True, auto_declare=False,
-                     on_message=self._on_reply).consume()
+        transport_of(self.config).consume(channel, self.queue.name, self._on_reply, no_ack=True)
 
-    def _on_reply(self, message: DeliveredMessage, compressed: bool = False) -> None:
-        self.route(message, self._decode_compressed if compressed else self._decode)
+    def _on_reply(self, message: DeliveredMessage) -> None:
+        self.route(message, self._decode)
 
     def _decode(self, message: DeliveredMessage) -> Any:
-        # kombu's own messages arrive decompressed already
-        return serialization.decode(message.body, message.content_type,
-                                    message.content_encoding, self.accept, None)
-
-    def _decode_compressed(self, message: DeliveredMessage) -> Any:
+        # the transport's deliveries name a compression only while the body has it
         return serialization.decode(message.body, message.content_type,
                                     message.content_encoding, self.accept, message.headers)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from nameko_like.amqp.connection import make_connection, verify_amqp_uri
-from nameko_like.amqp.publish_channel import get_publish_channel
 from nameko_like.rpc import rpc
 from nameko_like.standalone.rpc import ClusterRpcProxy
 from nameko_like.testing.private_broker import PrivateBroker, rabbitmq_available
@@ -52,9 +51,8 @@ def call_echo(container_factory, config: dict, value: str) -> str:
 
 @pytest.fixture
 def shared_config(rabbit_config: dict) -> Iterator[dict]:
+    # the container's and the proxy's publish connections close with them
     yield rabbit_config
-    # a proxy's process-wide publish connection to this vhost
-    get_publish_channel(rabbit_config).close()
 
 
 @pytest.mark.parametrize("login_method", ["AMQPLAIN", "PLAIN"])
@@ -170,12 +168,10 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
 
 @pytest.fixture
 def tls_configs() -> Iterator[list[dict]]:
-    """Configs a test adds here get their publish connection closed after it
-    (before the node goes away at the end of the module)."""
+    """Configs a test uses (their publish connections close with the
+    containers and proxies that opened them, before the node goes away)."""
     made: list[dict] = []
     yield made
-    for config in made:
-        get_publish_channel(config).close()
 
 
 @pytest.mark.parametrize("extra", [

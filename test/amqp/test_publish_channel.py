@@ -112,28 +112,33 @@ def test_settled_mandatory_publishes_are_not_kept(rabbit_config):
 
 
 def test_connection_keys_cache_stays_bounded(rabbit_config):
-    from nameko_like.amqp import publish_channel
+    from nameko_like.amqp import publish_pool
 
-    channels = {publish_channel.get_publish_channel(dict(rabbit_config)) for _ in range(5000)}
+    pool = publish_pool.PublishPool()
+    channels = {pool.get(dict(rabbit_config)) for _ in range(5000)}
     # one connection for one broker, and a bounded memory of config dicts
     assert len(channels) == 1
-    assert len(publish_channel._keys) <= publish_channel._KEYS_CACHE_SIZE
+    assert len(pool._keys) <= publish_pool._KEYS_CACHE_SIZE
+    pool.close()
+    assert pool.channels == []
+    assert all(channel.closed for channel in channels)
 
 
 FORK_SCRIPT = """
 import os, sys, json
 from nameko_like._eventlet import eventlet
 eventlet.monkey_patch()
-from nameko_like.amqp import publish_channel
+from nameko_like.amqp.publish_pool import PublishPool
 from nameko_like.worker_context import unique_id
 
 config = {"AMQP_URI": sys.argv[1]}
-parent_channel = publish_channel.get_publish_channel(config)
+pool = PublishPool()
+parent_channel = pool.get(config)
 parent_channel.wait(parent_channel.publish("parent-before", routing_key="kept"), 10)
 reader, writer = os.pipe()
 pid = os.fork()
 if pid == 0:
-    child_channel = publish_channel.get_publish_channel(config)
+    child_channel = pool.get(config)
     child_channel.wait(child_channel.publish("child", routing_key="kept"), 10)
     os.write(writer, json.dumps({"id": unique_id(),
                                  "same_channel": child_channel is parent_channel}).encode())

@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 
-from nameko_like.amqp.publish_channel import get_publish_channel
 from nameko_like.testing.private_broker import (
     PrivateBroker,
     rabbitmq_available,
@@ -64,8 +63,6 @@ def fault_config(fault_broker: PrivateBroker, tmp_path: Path) -> Iterator[dict]:
     try:
         yield config
     finally:
-        # the test process's shared publish channel for this vhost
-        get_publish_channel(config).close()
         fault_broker.delete_vhost(vhost)
 
 

@@ -135,18 +135,25 @@ class Slowpoke(Pingable):
 
 # -- channel errors, broker restarts, cancels, redeliveries (issue 12) ---------
 
-from nameko_like.amqp.publish_channel import get_publish_channel  # noqa: E402
-from nameko_like.dependency_providers import Config  # noqa: E402
+from nameko_like.amqp.publish_channel import PublishChannel  # noqa: E402
+from nameko_like.extensions import DependencyProvider  # noqa: E402
 
 #: An exchange that is never declared: publishing to it closes the channel (404).
 MISSING_EXCHANGE = "fault-missing-exchange"
+
+
+class ContainerPublishChannel(DependencyProvider):
+    """The publish channel the container's replies and events go through."""
+
+    def get_dependency(self, worker_ctx: object) -> PublishChannel:
+        return self.container.publish_pool.get(self.container.config)
 
 
 class ChannelFaults(Pingable):
     """Methods whose publish or reply the broker refuses, beside plain work."""
 
     name = "fault_channel"
-    config = Config()
+    publish_channel = ContainerPublishChannel()
 
     @rpc
     def work(self, call_id):
@@ -157,7 +164,7 @@ class ChannelFaults(Pingable):
     def misfire(self, call_id):
         """Publish to an exchange that does not exist and wait for the answer."""
         record("misfire", call_id)
-        channel = get_publish_channel(self.config)
+        channel = self.publish_channel
         channel.wait(channel.publish({"id": call_id}, exchange=MISSING_EXCHANGE,
                                      routing_key="nowhere"), timeout=10)
         return "published"

@@ -33,7 +33,6 @@ from collections.abc import Iterator
 import pytest
 
 from nameko_like._eventlet import eventlet
-from nameko_like.amqp.publish_channel import get_publish_channel
 from nameko_like.standalone.events import event_dispatcher
 from nameko_like.standalone.rpc import ClusterRpcProxy
 from nameko_like.testing.private_cluster import PrivateCluster
@@ -76,7 +75,6 @@ def cluster_config(cluster: PrivateCluster) -> Iterator[dict]:
     try:
         yield config
     finally:
-        get_publish_channel(config).close()
         cluster.delete_vhost(vhost)
 
 
