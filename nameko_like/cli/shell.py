@@ -206,8 +206,8 @@ def main(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     interface = choose_interface(args.interface) if interactive else None
     verify_amqp_uri(config)
-    with ClusterRpcProxy(config, timeout=timeout) as proxy:
-        helpers = ShellHelpers(proxy, event_dispatcher(config), config)
+    with ClusterRpcProxy(config, timeout=timeout) as proxy, event_dispatcher(config) as dispatch:
+        helpers = ShellHelpers(proxy, dispatch, config)
         namespace: dict[str, Any] = {"__name__": "__main__", "n": helpers}
         if interface is None:
             return run_script(sys.stdin.read(), namespace)
