@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,7 +69,13 @@ def declare(vhost: str) -> None:
     connection.close()
 
 
-def raw_side(vhost: str, count: int) -> float:
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def raw_side(vhost: str, count: int) -> tuple[float, float]:
     """Minimal py-amqp program: publish ``count`` events pipelined, wait for every confirm."""
     import json
 
@@ -86,20 +93,20 @@ def raw_side(vhost: str, count: int) -> float:
 
     channel.events["basic_ack"].add(on_ack)
     channel.events["basic_return"].add(lambda *args: state.__setitem__("returned", 1))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for i in range(count):
         message = amqp.Message(json.dumps({"i": i}), content_type="application/json",
                                delivery_mode=2)
         channel.basic_publish(message, EXCHANGE, ROUTING_KEY, mandatory=True)
     while state["confirmed"] < count:
         connection.drain_events()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     connection.close()
     assert not state["returned"]
-    return count / elapsed
+    return count / elapsed, cpu / count
 
 
-def nameko_like_side(vhost: str, count: int, users: int) -> float:
+def nameko_like_side(vhost: str, count: int, users: int) -> tuple[float, float]:
     """``users`` workers of one container dispatching ``count`` events between them."""
     from nameko_like._eventlet import eventlet
 
@@ -127,17 +134,18 @@ def nameko_like_side(vhost: str, count: int, users: int) -> float:
             fire(1)  # warm up: connection, exchange declared
             per_user = count // users
             pool = eventlet.GreenPool(users)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             for _ in pool.imap(fire, [per_user] * users):
                 pass
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     finally:
         container.stop()
-    return per_user * users / elapsed
+    return per_user * users / elapsed, cpu / (per_user * users)
 
 
-def run_side(side: str, count: int, users: int) -> float:
-    """One measured run of ``side`` in a fresh vhost, in a subprocess."""
+def run_side(side: str, count: int, users: int) -> tuple[float, float]:
+    """One measured run of ``side`` in a fresh vhost, in a subprocess:
+    events per second, and the publishing process's CPU seconds per event."""
     vhost = make_vhost()
     try:
         declare(vhost)
@@ -147,7 +155,8 @@ def run_side(side: str, count: int, users: int) -> float:
                              capture_output=True, text=True, env=env, timeout=600)
         if out.returncode:
             raise RuntimeError(f"{side} failed: {out.stderr[-2000:]}")
-        return float(out.stdout.strip().splitlines()[-1])
+        rate, cpu = out.stdout.strip().splitlines()[-1].split()
+        return float(rate), float(cpu)
     finally:
         drop_vhost(vhost)
 
@@ -161,22 +170,23 @@ def main() -> None:
     parser.add_argument("--vhost", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.side == "raw":
-        print(raw_side(options.vhost, options.events))
+        print(*raw_side(options.vhost, options.events))
         return
     if options.side == "nameko_like":
-        print(nameko_like_side(options.vhost, options.events, options.users))
+        print(*nameko_like_side(options.vhost, options.events, options.users))
         return
-    rates: dict[str, list[float]] = {"raw": [], "nameko_like": []}
+    runs: dict[str, list[tuple[float, float]]] = {"raw": [], "nameko_like": []}
     for round_ in range(options.rounds):
-        for side in rates:
-            rates[side].append(run_side(side, options.events, options.users))
-        print(f"round {round_ + 1}: raw {rates['raw'][-1]:.0f}/s, "
-              f"nameko_like {rates['nameko_like'][-1]:.0f}/s", flush=True)
-    raw = statistics.median(rates["raw"])
-    ours = statistics.median(rates["nameko_like"])
-    print(f"{'side':40} {'events/s':>10}")
-    print(f"{'raw py-amqp, pipelined':40} {raw:10.0f}")
-    print(f"{f'nameko_like, {options.users} EventDispatcher users':40} {ours:10.0f}")
+        for side, results in runs.items():
+            results.append(run_side(side, options.events, options.users))
+        print(f"round {round_ + 1}: raw {runs['raw'][-1][0]:.0f}/s, "
+              f"nameko_like {runs['nameko_like'][-1][0]:.0f}/s", flush=True)
+    raw, ours = (statistics.median(rate for rate, _ in runs[side]) for side in runs)
+    raw_cpu, our_cpu = (statistics.median(cpu for _, cpu in runs[side]) * 1e6 for side in runs)
+    print(f"{'side':40} {'events/s':>10} {'CPU/event':>10}")
+    print(f"{'raw py-amqp, pipelined':40} {raw:10.0f} {raw_cpu:8.0f}us")
+    print(f"{f'nameko_like, {options.users} EventDispatcher users':40} {ours:10.0f} "
+          f"{our_cpu:8.0f}us")
     print(f"{'ratio':40} {ours / raw:10.2f}")
 
 

@@ -44,6 +44,9 @@ BROADCAST = "broadcast"
 
 _HandlerT = TypeVar("_HandlerT", bound="EventHandler")
 
+#: Event types whose publish options an EventDispatcher keeps worked out.
+_KNOWN_EVENT_TYPES = 256
+
 
 class EventHandlerConfigurationError(ConfigurationError):
     """An ``@event_handler`` was declared with options that can't work together."""
@@ -83,9 +86,12 @@ class EventDispatcher(DependencyProvider, HeaderEncoder):
     def __init__(self, **options: Any) -> None:
         self.options = options
         self.publisher: AmqpPublisher | None = None
+        #: dispatch_options by event type: the exchange is the same every time
+        self._dispatch_options: dict[str, dict[str, Any]] = {}
 
     def setup(self) -> None:
         """Build the publisher from the container config."""
+        self._dispatch_options = {}
         self.publisher = event_publisher(self.container.config,
                                          pool=self.container.publish_pool, **self.options)
 
@@ -96,9 +102,16 @@ class EventDispatcher(DependencyProvider, HeaderEncoder):
         service_name = self.container.service_name
         publisher = self.publisher
         assert publisher is not None
+        known = self._dispatch_options
 
         def dispatch(event_type: str, event_data: Any, **kwargs: Any) -> None:
-            options = dispatch_options(config, service_name, event_type)
+            template = known.get(event_type)
+            if template is None:
+                if len(known) >= _KNOWN_EVENT_TYPES:
+                    known.clear()  # event types made up on the fly: stay bounded
+                template = known[event_type] = dispatch_options(config, service_name,
+                                                                event_type)
+            options = dict(template)
             options.update(kwargs)
             merged = dict(headers)
             merged.update(options.pop("headers", None) or {})

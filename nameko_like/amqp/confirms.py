@@ -101,6 +101,12 @@ class ConfirmTracker:
         self._pending[self._next_tag] = outcome
         self._sent[self._next_tag] = sent
 
+    def wake_all(self) -> None:
+        """Wake every greenthread waiting for a confirm, to look again (see
+        ``PublishOutcome.wake``): the broker blocked publishing."""
+        for outcome in list(self._pending.values()):
+            outcome.wake()
+
     def drop_all(self) -> list[PublishOutcome]:
         """Forget every unconfirmed publish (the connection is gone); return their outcomes."""
         pending, self._pending = self._pending, {}
@@ -178,8 +184,16 @@ class ConfirmTracker:
         _log.debug("message to %s/%s returned as unroutable", exchange, routing_key)
 
     def _settle(self, delivery_tag: int, multiple: bool, error: BaseException | None) -> None:
-        tags = ([tag for tag in self._pending if tag <= delivery_tag] if multiple
-                else [delivery_tag])
+        if multiple:
+            # tags are tracked in ascending order: stop at the first one past
+            # delivery_tag instead of scanning every publish in flight
+            tags = []
+            for tag in self._pending:
+                if tag > delivery_tag:
+                    break
+                tags.append(tag)
+        else:
+            tags = [delivery_tag]
         for tag in tags:
             outcome = self._pending.pop(tag, None)
             self._sent.pop(tag, None)

@@ -15,7 +15,7 @@ from nameko_like.amqp.publish_channel import (
     PublishConnectionLost,
 )
 from nameko_like.amqp.publish_pool import PublishPool, close_when_collected
-from nameko_like.amqp.retry import deadline_for
+from nameko_like.amqp.retry import retry_seconds
 from nameko_like.exceptions import PublishConfirmTimeout
 
 #: Seconds between checks, while waiting for a confirm, whether the broker
@@ -90,6 +90,8 @@ class Publisher:
                 setattr(self, name, value)
         self.declare = list(declare or [])
         self.publish_kwargs = publish_kwargs
+        #: seconds a publish with the publisher's own retry options may take
+        self._retry_seconds: float | None = None
         self._owns_pool = pool is None
         self.pool = PublishPool() if pool is None else pool
         if self._owns_pool:
@@ -130,7 +132,8 @@ class Publisher:
         use_confirms = kwargs.pop("use_confirms", self.use_confirms)
         timeout = kwargs.pop("timeout", None)
         options = self._options(kwargs)
-        deadline = deadline_for(options["retry"], options["retry_policy"])
+        deadline = time.monotonic() + self._seconds_to_retry(options["retry"],
+                                                             options["retry_policy"])
         timeout_at = None if timeout is None else time.monotonic() + timeout
         if timeout_at is not None:
             deadline = min(deadline, timeout_at)
@@ -147,12 +150,29 @@ class Publisher:
                 continue
             return
 
+    def _seconds_to_retry(self, retry: bool, retry_policy: dict[str, Any]) -> float:
+        """How long a publish may keep trying; worked out once for the defaults."""
+        if retry is self.retry and retry_policy is self.retry_policy:
+            if self._retry_seconds is None:
+                self._retry_seconds = retry_seconds(retry, retry_policy)
+            return self._retry_seconds
+        return retry_seconds(retry, retry_policy)
+
     @staticmethod
     def _wait(channel: PublishChannel, outcome: PublishOutcome, deadline: float,
               timeout_at: float | None) -> None:
         """Wait for the confirm: until ``timeout_at``, or for ever unless the
         broker blocks publishing (an alarm), then until ``deadline``."""
         while True:
+            if timeout_at is None and channel.has_reader and not channel.blocked:
+                # The common case, with no timer to set and cancel per wait:
+                # the reader settles the outcome, or wakes it if the broker
+                # blocks publishing (then the loop below polls).
+                outcome.wait_or_wake()
+                if not outcome.settled:
+                    continue
+                outcome.wait(0)  # raises the publish's error, if any
+                return
             now = time.monotonic()
             step = BLOCKED_CHECK if timeout_at is None else min(BLOCKED_CHECK, timeout_at - now)
             try:

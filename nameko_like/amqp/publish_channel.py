@@ -128,7 +128,7 @@ class PublishChannel(PublishConnection):
         error) if the broker did not answer within ``timeout``.
         """
         if self._use_reader or outcome.settled:
-            outcome.wait(timeout)
+            outcome.wait(timeout, green=self._use_reader)
             return
         outcome.wait(timeout, drain=lambda t: self._drain_until(outcome, t))
 

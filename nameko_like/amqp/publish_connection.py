@@ -221,6 +221,9 @@ class PublishConnection:
     def _on_blocked(self, reason: str) -> None:
         _log.warning("the broker %s blocked publishing: %s", safe_uri(self.config), reason)
         self._blocked = reason or "connection.blocked"
+        # publishers waiting for confirms without a timer look again, and
+        # from now on poll until their deadline (see Publisher._wait)
+        self._confirms.wake_all()
 
     def _on_unblocked(self) -> None:
         _log.warning("the broker %s unblocked publishing", safe_uri(self.config))
