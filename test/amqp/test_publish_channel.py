@@ -62,6 +62,48 @@ def test_broker_nack_fails_only_the_refused_publish(rabbit_config):
     assert ready_count(rabbit_config, "kept") == 1
 
 
+def test_concurrent_publishers_each_get_their_own_fate(rabbit_config):
+    """60 greenthreads publish at once through one pipelined channel, each
+    waiting for its confirm: a returned (unroutable) or nacked (full queue)
+    message fails its own publisher only, and every other one returns."""
+    from nameko_like._eventlet import eventlet
+    from nameko_like.amqp.publish_pool import PublishPool
+
+    pool = PublishPool()
+    publisher = Publisher(config=rabbit_config, declare=[FULL, KEPT], mandatory=True,
+                          pool=pool)
+    publisher.publish("fits", exchange="pipeline", routing_key="full.first")
+    assert publisher.channel.has_reader  # confirms read by a greenthread, waits on events
+    routes = {0: "kept.ok", 1: "void.key", 2: "full.more"}
+    in_flight = []
+
+    def publish(number):
+        key = routes[number % 3] if number % 2 else "kept.ok"
+        try:
+            publisher.publish({"n": number}, exchange="pipeline", routing_key=key)
+        except UndeliverableMessage as exc:
+            return number, key, str(exc)
+        finally:
+            in_flight.append(len(publisher.channel._confirms._pending))
+        return number, key, None
+
+    fates = list(eventlet.GreenPool(60).imap(publish, range(600)))
+    pool.close()
+
+    for number, key, error in fates:
+        if key == "void.key":
+            assert error is not None and "void.key" in error, number
+        elif key == "full.more":
+            assert error is not None and "nack" in error, number
+        else:
+            assert error is None, (number, error)
+    # the waits overlapped: confirms were shared, not one round trip each
+    assert max(in_flight) > 10
+    kept = sum(1 for _, key, _ in fates if key == "kept.ok")
+    assert ready_count(rabbit_config, "kept") == kept
+    assert ready_count(rabbit_config, "full") == 1
+
+
 def test_large_concurrent_publishes_arrive_intact(rabbit_config):
     # Bodies bigger than a frame are written in several pieces and batched
     # with other greenthreads' frames: every message must still arrive
