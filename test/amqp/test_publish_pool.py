@@ -100,3 +100,33 @@ def test_confirm_time_out_is_a_delivery_error_not_an_rpc_timeout():
     assert isinstance(raised.value, DeliveryError)
     assert isinstance(raised.value, TimeoutError)
     assert not isinstance(raised.value, RpcTimeout)
+
+
+def test_blocked_broker_wakes_publishers_waiting_without_a_timer():
+    """Publishers waiting for confirms with no timer (``wait_or_wake``) are
+    woken, unsettled, when the broker blocks publishing, so they can start
+    counting their deadline; a settled outcome wakes them too."""
+    from nameko_like._eventlet import eventlet
+    from nameko_like.amqp.channel_errors import SentPublish
+    from nameko_like.amqp.confirms import ConfirmTracker
+
+    tracker = ConfirmTracker()
+    outcomes = [tracker.sent(SentPublish(None, "ex", "key", False)) for _ in range(3)]
+    woken = []
+
+    def wait(outcome):
+        outcome.wait_or_wake()
+        woken.append(outcome.settled)
+
+    threads = [eventlet.spawn(wait, outcome) for outcome in outcomes]
+    eventlet.sleep(0)
+    assert woken == []
+    tracker.on_ack(1, multiple=False)
+    eventlet.sleep(0)
+    assert woken == [True]
+    tracker.wake_all()  # as PublishConnection does on connection.blocked
+    for thread in threads:
+        thread.wait()
+    assert woken == [True, False, False]
+    tracker.on_ack(3, multiple=True)
+    assert all(outcome.settled for outcome in outcomes)
