@@ -76,7 +76,7 @@ class LeaderLock:
         self._token_tag: int | None = None
         self._write_lock = eventlet.semaphore.Semaphore()
         #: one process on an in-process broker: no broker-held lock needed
-        self._memory = transport_of(config).in_process
+        self._in_process = transport_of(config).in_process
 
     def held_since(self) -> float | None:
         """When (``clock`` time) this instance became the leader; None if it is not."""
@@ -84,7 +84,7 @@ class LeaderLock:
 
     def start(self, spawn: Callable[[Callable[[], None]], Any]) -> None:
         """Join the contenders; the lead comes when the broker gives it."""
-        if self._memory:
+        if self._in_process:
             _LocalLocks.join(self)
         else:
             spawn(self._run)
@@ -93,7 +93,7 @@ class LeaderLock:
         """Leave the contenders; if leading, the next one takes over at once."""
         self._stopping = True
         self._since = None
-        if self._memory:
+        if self._in_process:
             _LocalLocks.leave(self)
             return
         with self._write_lock:
