@@ -235,21 +235,23 @@ class Rpc(Entrypoint, HeaderDecoder):
                 message, reply_to, correlation_id, None,
                 streaming.not_requested_error(self.container.service_name, _bound_name(self)))
             return
+        # (reply_to and correlation_id are read from the message again
+        # there: cheaper than a partial per request)
         self.rpc_consumer.queue_consumer.run_worker(
-            self, message, args, kwargs,
-            partial(self._handle_result, reply_to, correlation_id),
-            context_data=self.unpack_message_headers(message),
-            on_refused=partial(self._refuse, reply_to, correlation_id),
-        )
+            self, message, args, kwargs, self._handle_result,
+            context_data=self.unpack_message_headers(message), on_refused=self._refuse)
 
-    def _refuse(self, reply_to: str, correlation_id: Any, message: DeliveredMessage,
-                error: Exception) -> None:
+    def _refuse(self, message: DeliveredMessage, error: Exception) -> None:
         # arguments that don't fit the method: the caller hears why at once
-        self.rpc_consumer.reply_and_ack(message, reply_to, correlation_id, None, serialize(error))
+        properties = message.properties
+        self.rpc_consumer.reply_and_ack(message, properties["reply_to"],
+                                        properties.get("correlation_id"), None, serialize(error))
 
-    def _handle_result(self, reply_to: str, correlation_id: Any, message: DeliveredMessage,
-                       worker_ctx: WorkerContext, result: Any,
+    def _handle_result(self, message: DeliveredMessage, worker_ctx: WorkerContext, result: Any,
                        exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
+        properties = message.properties
+        reply_to: str = properties["reply_to"]
+        correlation_id = properties.get("correlation_id")
         queue_consumer = self.rpc_consumer.queue_consumer
         if self.stream and exc_info is None:
             return self._stream_result(message, reply_to, correlation_id, result)
