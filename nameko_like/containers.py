@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from nameko_like import instrumentation, serialization, tracing
+from nameko_like import asyncio_support, instrumentation, serialization, tracing
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.broker_uri import check_transport
 from nameko_like.constants import (
@@ -103,6 +103,11 @@ class ServiceContainer:
                 self.entrypoints.add(bound)
                 self.subextensions.update(iter_extensions(bound))
 
+        # Workers of these methods await a coroutine (asyncio_support).
+        self._async_methods = asyncio_support.async_method_names(
+            service_cls, {entrypoint.method_name for entrypoint in self.entrypoints}
+        )
+
         # A semaphore and bare greenlets rather than a GreenPool: no
         # GreenThread, result event and link per call on the hot path.
         self._worker_slots = eventlet.semaphore.Semaphore(self.max_workers)
@@ -177,6 +182,7 @@ class ServiceContainer:
     def start(self) -> None:
         """Set up every extension, then start dependencies before entrypoints."""
         _log.debug("starting %s", self.service_name)
+        asyncio_support.check_hub(self, self._async_methods)
         tracing.setup(self.config)  # on if TRACING is set; imports nothing otherwise
         if self.config.get(METRICS_ADDRESS_CONFIG_KEY):
             # imported here: prometheus-client is an optional extra
@@ -368,14 +374,19 @@ class ServiceContainer:
         outcome = instrumentation.ERROR
         try:
             method = getattr(worker_ctx.service, entrypoint.method_name)
-            self._inject_dependencies(worker_ctx)
+            is_async = entrypoint.method_name in self._async_methods
+            self._inject_dependencies(worker_ctx, is_async)
             for provider in self.dependencies:
                 provider.worker_setup(worker_ctx)
 
             result: Any = None  # whatever the service method returns
             exc_info: ExcInfo | None = None
             try:
-                result = method(*worker_ctx.args, **worker_ctx.kwargs)
+                if is_async:
+                    result = asyncio_support.run_coroutine(
+                        method(*worker_ctx.args, **worker_ctx.kwargs))
+                else:
+                    result = method(*worker_ctx.args, **worker_ctx.kwargs)
                 outcome = instrumentation.OK
             except Exception as exc:  # noqa: BLE001 - the worker's outcome, passed on
                 exc_info = exc_info_of(exc)
@@ -426,7 +437,12 @@ class ServiceContainer:
         if not self._worker_threads and not self._workers_idle.ready():
             self._workers_idle.send(True)
 
-    def _inject_dependencies(self, worker_ctx: WorkerContext) -> None:
+    def _inject_dependencies(self, worker_ctx: WorkerContext, is_async: bool = False) -> None:
+        if is_async:  # an async def method gets the awaitable variants
+            for provider in self.dependencies:
+                setattr(worker_ctx.service, provider.attr_name,
+                        provider.get_async_dependency(worker_ctx))
+            return
         for provider in self.dependencies:
             setattr(worker_ctx.service, provider.attr_name, provider.get_dependency(worker_ctx))
 

@@ -121,6 +121,12 @@ class EventDispatcher(DependencyProvider, HeaderEncoder):
 
         return dispatch
 
+    def get_async_dependency(self, worker_ctx: WorkerContext) -> Any:
+        """For ``async def`` methods: ``await self.dispatch(...)`` (asyncio hub)."""
+        from nameko_like.asyncio_support import AwaitingProxy
+
+        return AwaitingProxy(self.get_dependency(worker_ctx))
+
 
 class EventHandler(Consumer):
     """Runs the decorated method with the payload of each matching event.

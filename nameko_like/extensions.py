@@ -159,6 +159,16 @@ class DependencyProvider(Extension):
     def get_dependency(self, worker_ctx: WorkerContext) -> Any:
         """Return the object the worker sees as the service attribute."""
 
+    def get_async_dependency(self, worker_ctx: WorkerContext) -> Any:
+        """What a worker of an ``async def`` method sees as the service attribute.
+
+        By default the same as ``get_dependency``. A provider whose
+        dependency blocks (waits on the network the eventlet way) overrides
+        this to return an awaitable variant, e.g.
+        ``nameko_like.asyncio_support.AwaitingProxy(self.get_dependency(worker_ctx))``.
+        """
+        return self.get_dependency(worker_ctx)
+
     def worker_setup(self, worker_ctx: WorkerContext) -> None:
         """Called before the service method runs."""
 

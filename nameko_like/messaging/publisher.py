@@ -80,6 +80,12 @@ class Publisher(DependencyProvider, HeaderEncoder):
 
         return publish
 
+    def get_async_dependency(self, worker_ctx: WorkerContext) -> Any:
+        """For ``async def`` methods: ``await self.publish(...)`` (asyncio hub)."""
+        from nameko_like.asyncio_support import AwaitingProxy
+
+        return AwaitingProxy(self.get_dependency(worker_ctx))
+
 
 def _declare_now(config: dict[str, Any], entities: list[Declarable]) -> None:
     """Declare exchanges and queues (with their bindings) on a short-lived connection."""

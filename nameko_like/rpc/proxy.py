@@ -101,3 +101,9 @@ class RpcProxy(DependencyProvider, Generic[_S]):
 
             return ValidatingServiceProxy(proxy, self.contract_service)
         return proxy
+
+    def get_async_dependency(self, worker_ctx: WorkerContext) -> Any:
+        """For ``async def`` methods: ``await self.other.method(...)`` (asyncio hub)."""
+        from nameko_like.asyncio_support import AwaitingProxy
+
+        return AwaitingProxy(self.get_dependency(worker_ctx))
