@@ -8,6 +8,7 @@ the refusal test runs.
 
 import asyncio
 import json
+import logging
 import time
 
 import pytest
@@ -19,6 +20,7 @@ from nameko_like.contextdata import Language
 from nameko_like.events import EventDispatcher, event_handler
 from nameko_like.exceptions import IncorrectSignature, RemoteError
 from nameko_like.extensions import DependencyProvider
+from nameko_like.logging_json import JsonFormatter
 from nameko_like.messaging import consume
 from nameko_like.rpc import RpcProxy, rpc
 from nameko_like.standalone.events import event_dispatcher
@@ -333,3 +335,43 @@ def test_refused_on_the_default_hub_naming_the_switch(container_factory, rabbit_
     assert "'async_ticker'" in message and "tick" in message
     with pytest.raises(AsyncioHubRequired, match="EVENTLET_HUB=asyncio"):
         in_greenthread(print)
+
+
+app_log = logging.getLogger("test.async_entrypoints.app")
+
+
+class Logged:
+    name = "async_logged"
+    helper = RpcProxy("async_helper")
+
+    @rpc
+    async def relay(self, value):
+        app_log.warning("relaying %s", value)
+        return await self.helper.double(value)
+
+
+class JsonLines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(json.loads(self.format(record)))
+
+
+@asyncio_hub
+def test_json_logs_and_call_id_stack_see_the_worker(container_factory, rabbit_config):
+    handler = JsonLines()
+    app_log.addHandler(handler)
+    try:
+        container_factory(Helper, rabbit_config).start()
+        container_factory(Logged, rabbit_config).start()
+        with ClusterRpcProxy(rabbit_config, timeout=10) as cluster:
+            assert cluster.async_logged.relay(4)["value"] == 8
+    finally:
+        app_log.removeHandler(handler)
+    (line,) = handler.lines
+    assert line["service"] == "async_logged"
+    assert line["entrypoint"] == "relay"
+    assert line["call_id"].startswith("async_logged.relay.")
