@@ -91,7 +91,8 @@ def check_hub(container: ContainerInterface, async_methods: Iterable[str]) -> No
             f"service {container.service_name!r} has async def entrypoint method(s) "
             f"{', '.join(names)}, which run only on eventlet's asyncio hub, but the hub is "
             f"{hub}: set {HUB_ENVIRONMENT_VARIABLE}=asyncio in the environment of the "
-            "process (before nameko_like or eventlet is imported), or make the methods sync"
+            "process (before eventlet makes its hub), or `nameko_like run --eventlet-hub "
+            "asyncio`; or make the methods sync"
         )
 
 

@@ -101,6 +101,9 @@ def run_command(command: CommandModule, args: argparse.Namespace) -> int:
     """Run one command module with parsed ``args``; return its exit status."""
     # A command may refine MONKEY_PATCH per invocation (run --reload's supervisor).
     needs_patch = getattr(command, "needs_monkey_patch", None)
+    before_patch = getattr(command, "before_monkey_patch", None)
+    if before_patch is not None:  # run --eventlet-hub: chosen before patching makes the hub
+        before_patch(args)
     if command.MONKEY_PATCH and (needs_patch is None or needs_patch(args)):
         from nameko_like._eventlet import eventlet
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -56,6 +57,36 @@ def needs_monkey_patch(args: argparse.Namespace) -> bool:
     runs no services itself (its child ``run`` patches itself)."""
     return not getattr(args, "reload", False)
 
+
+#: --eventlet-hub's choices: eventlet's own default, or its asyncio hub.
+EVENTLET_HUBS = ("default", "asyncio")
+
+
+def before_monkey_patch(args: argparse.Namespace) -> None:
+    """Choose eventlet's hub as ``--eventlet-hub`` says, before patching makes it.
+
+    Through the environment, which eventlet reads when it first makes its
+    hub, so that ``--reload``'s child process gets the same hub.
+    """
+    hub = getattr(args, "eventlet_hub", None)
+    if hub == "default":
+        os.environ.pop("EVENTLET_HUB", None)
+    elif hub:
+        os.environ["EVENTLET_HUB"] = hub
+
+
+def _check_hub(args: argparse.Namespace) -> None:
+    from nameko_like.asyncio_support import is_asyncio_hub
+    from nameko_like.exceptions import CommandError
+
+    hub = getattr(args, "eventlet_hub", None)
+    if hub and is_asyncio_hub() != (hub == "asyncio"):
+        raise CommandError(
+            f"--eventlet-hub {hub} came too late: eventlet had already made its hub "
+            "(this process imported and used eventlet before the command ran); "
+            f"set EVENTLET_HUB{'=asyncio' if hub == 'asyncio' else ''} in the environment instead"
+        )
+
 #: Config key holding a ``logging.config.dictConfig`` mapping.
 LOGGING_CONFIG_KEY = "LOGGING"
 #: Format of the default logging set up when the config has no LOGGING.
@@ -74,6 +105,12 @@ def init_parser(parser: argparse.ArgumentParser) -> None:
         help="serve an eventlet backdoor (a Python prompt inside the running "
              "process, with `runner` defined) on PORT of HOST, by default "
              "127.0.0.1 only; connect with `nameko_like backdoor`",
+    )
+    parser.add_argument(
+        "--eventlet-hub", choices=EVENTLET_HUBS,
+        help="eventlet's hub: 'asyncio' runs greenthreads on an asyncio loop and lets "
+             "service methods be async def (the same as EVENTLET_HUB=asyncio in the "
+             "environment); default: what EVENTLET_HUB says, else eventlet's default",
     )
     group = parser.add_argument_group("development")
     group.add_argument(
@@ -154,6 +191,7 @@ def main(args: argparse.Namespace) -> int:
         # The services run (and report their own errors) in a child process.
         return supervise(args)
 
+    _check_hub(args)
     # Imported now that eventlet has patched the standard library.
     from nameko_like.amqp.connection import verify_amqp_uri
     from nameko_like.cli import discovery
