@@ -34,7 +34,7 @@ import requests
 os.environ.setdefault("EVENTLET_HUB", "asyncio")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nameko_like._eventlet import eventlet  # noqa: E402
+from nameko_like._eventlet import eventlet
 
 eventlet.monkey_patch()
 
@@ -138,7 +138,7 @@ def main() -> None:
     for workload in ("worker", "rpc"):
         medians = {}
         for kind in ("sync", "async"):
-            cpus, walls = zip(*samples[(workload, kind)])
+            cpus, walls = zip(*samples[(workload, kind)], strict=True)
             medians[kind] = (statistics.median(cpus), statistics.median(walls))
             print(f"{workload:8} {kind:7} {medians[kind][0]:12.1f} {medians[kind][1]:13.1f}")
         print(f"{workload:8} {'ratio':7} {medians['async'][0] / medians['sync'][0]:12.2f} "
