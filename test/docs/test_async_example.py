@@ -63,3 +63,17 @@ def test_async_visits_example(container_factory, config, web_session):
     with ClusterRpcProxy(config, timeout=10) as cluster:
         assert cluster.reports.total(["home", "about", "none"]) == {
             "home": 10, "about": 1, "none": 0}
+
+
+def test_unit_testing_an_async_method_with_worker_factory():
+    from unittest.mock import AsyncMock
+
+    from async_visits import Reports
+
+    from nameko_like.asyncio_support import run_coroutine
+    from nameko_like.testing.services import worker_factory
+
+    service = worker_factory(Reports, visits=AsyncMock())
+    service.visits.count.side_effect = lambda page: len(page)
+    # from a test (a greenthread), wait for the coroutine on the hub's loop
+    assert run_coroutine(service.total(["home", "faq"])) == {"home": 4, "faq": 3}
