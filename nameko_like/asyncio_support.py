@@ -40,6 +40,7 @@ _log = logging.getLogger(__name__)
 
 __all__ = [
     "HUB_ENVIRONMENT_VARIABLE",
+    "AsyncGeneratorMethod",
     "AsyncioHubRequired",
     "AwaitingProxy",
     "async_method_names",
@@ -82,8 +83,28 @@ def async_method_names(service_cls: type[Any], method_names: Iterable[str]) -> f
     )
 
 
+class AsyncGeneratorMethod(ConfigurationError):
+    """An entrypoint decorates an ``async def`` generator, which no entrypoint runs."""
+
+
 def check_hub(container: ContainerInterface, async_methods: Iterable[str]) -> None:
-    """Refuse to run ``async def`` entrypoint methods anywhere but on the asyncio hub."""
+    """Refuse to run ``async def`` entrypoint methods anywhere but on the asyncio hub.
+
+    Also refuses ``async def`` generators, on any hub: they would be taken
+    for sync methods returning an object no entrypoint can send.
+    """
+    service_cls = container.service_cls
+    generators = sorted(
+        name for name in {entrypoint.method_name
+                          for entrypoint in getattr(container, "entrypoints", ())}
+        if inspect.isasyncgenfunction(getattr(service_cls, name, None))
+    )
+    if generators:
+        raise AsyncGeneratorMethod(
+            f"service {container.service_name!r}: entrypoint method(s) {', '.join(generators)} "
+            "are async generators (async def with yield), which no entrypoint runs: "
+            "return a value, or make a streaming @rpc method a sync generator"
+        )
     names = sorted(async_methods)
     if names and not is_asyncio_hub():
         hub = type(eventlet.hubs.get_hub()).__module__

@@ -15,7 +15,12 @@ import pytest
 from kombu import Connection, Exchange, Queue
 
 from nameko_like._eventlet import eventlet
-from nameko_like.asyncio_support import AsyncioHubRequired, in_greenthread, is_asyncio_hub
+from nameko_like.asyncio_support import (
+    AsyncGeneratorMethod,
+    AsyncioHubRequired,
+    in_greenthread,
+    is_asyncio_hub,
+)
 from nameko_like.contextdata import Language
 from nameko_like.events import EventDispatcher, event_handler
 from nameko_like.exceptions import IncorrectSignature, RemoteError
@@ -375,3 +380,17 @@ def test_json_logs_and_call_id_stack_see_the_worker(container_factory, rabbit_co
     assert line["service"] == "async_logged"
     assert line["entrypoint"] == "relay"
     assert line["call_id"].startswith("async_logged.relay.")
+
+
+class Streamer:
+    name = "async_streamer"
+
+    @rpc
+    async def numbers(self):
+        yield 1
+
+
+def test_async_generators_are_refused_on_any_hub(container_factory, rabbit_config):
+    container = container_factory(Streamer, rabbit_config)
+    with pytest.raises(AsyncGeneratorMethod, match="numbers are async generators"):
+        container.start()
