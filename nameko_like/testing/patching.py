@@ -32,6 +32,8 @@ _log = logging.getLogger(__name__)
 
 #: The ini option that switches patching on or off.
 INI_OPTION = "nameko_like_monkey_patch"
+#: The ini option that chooses eventlet's hub (``asyncio`` or ``default``).
+HUB_INI_OPTION = "nameko_like_eventlet_hub"
 #: Set to ``1`` to never patch (overrides the ini option).
 ENV_OFF = "NAMEKO_LIKE_NO_MONKEY_PATCH"
 #: What a file must contain for ``auto`` to patch.
@@ -44,11 +46,33 @@ _FALSE = frozenset({"false", "no", "off", "0"})
 def add_ini_option(parser: pytest.Parser) -> None:
     """Register :data:`INI_OPTION`."""
     parser.addini(
+        HUB_INI_OPTION,
+        "eventlet's hub for the session: asyncio (async def service methods) or default; "
+        "EVENTLET_HUB in the environment, when set, wins",
+        default="",
+    )
+    parser.addini(
         INI_OPTION,
         "eventlet-monkey-patch the test session: true, false or auto (patch when the "
         "ini file, a conftest.py or a named test file mentions nameko_like)",
         default="auto",
     )
+
+
+def choose_hub(config: pytest.Config) -> None:
+    """Choose eventlet's hub as :data:`HUB_INI_OPTION` says, before patching makes it.
+
+    Raises:
+        pytest.UsageError: the option names no hub nameko_like knows.
+    """
+    hub = str(config.getini(HUB_INI_OPTION) or "").strip().lower()
+    if not hub or os.environ.get("EVENTLET_HUB"):
+        return
+    if hub not in ("asyncio", "default"):
+        raise pytest.UsageError(
+            f"{HUB_INI_OPTION} = {hub!r}: use asyncio, default, or leave it unset")
+    if hub == "asyncio":
+        os.environ["EVENTLET_HUB"] = hub
 
 
 def decide(config: pytest.Config) -> tuple[bool, str]:

@@ -153,6 +153,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Monkey-patch the session, if it uses nameko_like, before conftests are imported."""
+    patching.choose_hub(early_config)
     patching.patch_if_wanted(early_config)
 
 

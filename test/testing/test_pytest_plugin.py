@@ -275,3 +275,19 @@ def test_rabbit_config_makes_a_fresh_vhost_per_test(run, pytester, rabbit_manage
     for vhost in vhosts:
         with pytest.raises(requests.HTTPError, match="404"):
             rabbit_manager.get_queues(vhost)
+
+
+def test_eventlet_hub_ini_option_chooses_the_asyncio_hub(pytester, monkeypatch):
+    # in a process of its own: this one's hub is made already
+    monkeypatch.delenv("EVENTLET_HUB", raising=False)
+    pytester.makeini("[pytest]\nnameko_like_eventlet_hub = asyncio\n")
+    pytester.makepyfile("""
+        from nameko_like.asyncio_support import is_asyncio_hub
+        from nameko_like.testing.patching import is_patched
+
+        def test_hub():
+            assert is_asyncio_hub()
+            assert is_patched()
+    """)
+    result = pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
