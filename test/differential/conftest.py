@@ -236,6 +236,10 @@ def _side_env(side: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(SCENARIOS)
     env["INTEROP_PARENT_PID"] = str(os.getpid())
+    if side == "nameko":
+        # Nameko is compared as it runs: on eventlet's default hub. Our side
+        # keeps EVENTLET_HUB (tox -e asyncio-hub runs this tier on that hub).
+        env.pop("EVENTLET_HUB", None)
     return env
 
 
