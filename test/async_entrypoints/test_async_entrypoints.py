@@ -168,6 +168,13 @@ class AsyncService:
         await asyncio.sleep(0)
         raise ValueError("broken page")
 
+    @http("POST", "/upload")
+    async def http_upload(self, request):
+        # the body was read before the worker ran: nothing blocks on the socket here
+        body = request.get_data()
+        await asyncio.sleep(0)
+        return str(len(body))
+
     @http("GET", "/sync")
     def http_sync(self, request):
         return "sync page"
@@ -311,6 +318,7 @@ def test_http(services, web_session):
     assert broken.status_code == 500
     assert "broken page" in broken.text
     assert web_session.get("/sync").text == "sync page"
+    assert web_session.post("/upload", data=b"x" * 300_000).text == "300000"
 
 
 @asyncio_hub
