@@ -33,6 +33,7 @@ from nameko_like.standalone.rpc import ClusterRpcProxy
 from nameko_like.testing.services import entrypoint_hook, entrypoint_waiter
 from nameko_like.timer import timer
 from nameko_like.web.handlers import http
+from nameko_like.web.websocket import WebSocketHubProvider
 from nameko_like.web.websocket import rpc as ws_rpc
 
 ON_ASYNCIO_HUB = is_asyncio_hub()
@@ -96,6 +97,7 @@ class AsyncService:
     seen = []
     running = {"now": 0, "most": 0}
     cancelled = []
+    hub = WebSocketHubProvider()
 
     @rpc
     async def add(self, a, b):
@@ -178,6 +180,18 @@ class AsyncService:
     @http("GET", "/sync")
     def http_sync(self, request):
         return "sync page"
+
+    @ws_rpc
+    async def ws_subscribe(self, socket_id, channel):
+        # the hub only queues frames: usable as it is from a coroutine
+        self.hub.subscribe(socket_id, channel)
+        return sorted(self.hub.get_subscriptions(socket_id))
+
+    @http("POST", "/say/<channel>")
+    async def say(self, request, channel):
+        await asyncio.sleep(0)
+        self.hub.broadcast(channel, "said", request.get_data(as_text=True))
+        return "sent"
 
     @ws_rpc
     async def ws_echo(self, socket_id, value):
@@ -325,6 +339,14 @@ def test_http(services, web_session):
 def test_websocket_rpc(services, websocket):
     client = websocket()
     assert client.rpc("ws_echo", value=[1, 2]) == {"value": [1, 2], "on_loop": True}
+
+
+@asyncio_hub
+def test_websocket_hub_from_async_methods(services, websocket, web_session):
+    client = websocket()
+    assert client.rpc("ws_subscribe", channel="news") == ["news"]
+    assert web_session.post("/say/news", data="hello").text == "sent"
+    assert client.wait_for_event("said") == ("said", "hello")
 
 
 @asyncio_hub
