@@ -13,6 +13,7 @@ nameko_like's rate as a share of the others'.
     python bench/bench_http.py --access-log    # also nameko_like with its INFO access log
     python bench/bench_http.py --engine-fallback   # also WEB_ENGINE=eventlet
     python bench/bench_http.py --before /tmp/old   # also nameko_like from another source tree
+    python bench/bench_http.py --engine-only   # also the WSGI function on our engine alone
 
 ``wrk`` must be installed (Debian/Ubuntu: ``apt-get install wrk``), and
 aiohttp (``pip install 'nameko_like[bench]'``).
@@ -36,23 +37,41 @@ ECHO_BODY = "x" * 1024
 PATHS = ("/ping", "/echo")
 
 
+def hello_app(environ: dict, start_response: object) -> list:
+    """The WSGI function of the minimal programs: ``/ping`` and ``/echo``."""
+    if environ["PATH_INFO"] == "/echo":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+    else:
+        body = b"pong"
+    start_response("200 OK", [("Content-Type", "text/plain"),  # type: ignore[operator]
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def serve_bare(port: int) -> None:
-    """The minimal program: a WSGI function on eventlet.wsgi, no logging."""
+    """The minimal program: the WSGI function on eventlet.wsgi, no logging."""
     from nameko_like._eventlet import eventlet
     import eventlet.wsgi
 
-    def app(environ: dict, start_response: object) -> list:
-        if environ["PATH_INFO"] == "/echo":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length)
-        else:
-            body = b"pong"
-        start_response("200 OK", [("Content-Type", "text/plain"),
-                                  ("Content-Length", str(len(body)))])
-        return [body]
+    sock = eventlet.listen(("127.0.0.1", port), backlog=1024)
+    eventlet.wsgi.server(sock, hello_app, log_output=False)
+
+
+def serve_engine(port: int) -> None:
+    """The same WSGI function on nameko_like's HTTP engine alone (no service)."""
+    from nameko_like._eventlet import eventlet
+    import eventlet.wsgi
+
+    from nameko_like.web.engine import HttpEngine
+    from nameko_like.web.limits import RequestLimits
 
     sock = eventlet.listen(("127.0.0.1", port), backlog=1024)
-    eventlet.wsgi.server(sock, app, log_output=False)
+    engine = HttpEngine(sock, hello_app, RequestLimits())
+    pool = eventlet.GreenPool(10000)
+    while True:
+        client, address = sock.accept()
+        pool.spawn_n(engine.process_request, [address, client, eventlet.wsgi.STATE_IDLE])
 
 
 def serve_aiohttp(port: int) -> None:
@@ -132,7 +151,7 @@ def start(kind: str, source: str = ROOT) -> tuple[subprocess.Popen, int]:
             return proc, port
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"{kind} server exited with {proc.returncode}")
+                raise SystemExit(f"{kind} server exited with {proc.returncode}") from None
             time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"{kind} server did not start listening within 15 s")
@@ -157,7 +176,7 @@ def run_wrk(port: int, path: str, duration: int, connections: int,
     if path == "/echo" and script:
         command += ["-s", script]
     out = subprocess.run(
-        command + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True,
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out).groups()
@@ -194,10 +213,13 @@ def main() -> int:
                         help="also run nameko_like with logging at INFO (access log on)")
     parser.add_argument("--engine-fallback", action="store_true",
                         help="also run nameko_like with WEB_ENGINE=eventlet")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="also serve the minimal WSGI function on nameko_like's engine")
     parser.add_argument("--before", metavar="TREE",
                         help="also run nameko_like from this source tree (a checkout)")
     parser.add_argument("--serve", help=argparse.SUPPRESS,
-                        choices=["bare", "aiohttp", "nameko_like", "access_log", "fallback"])
+                        choices=["bare", "aiohttp", "nameko_like", "access_log", "fallback",
+                                 "engine"])
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -208,6 +230,7 @@ def main() -> int:
             "nameko_like": lambda: serve_nameko_like(args.port),
             "access_log": lambda: serve_nameko_like(args.port, access_log=True),
             "fallback": lambda: serve_nameko_like(args.port, engine="eventlet"),
+            "engine": lambda: serve_engine(args.port),
         }
         serve[args.serve]()
         return 0
@@ -224,6 +247,7 @@ def main() -> int:
     kinds = ["bare", "aiohttp", "nameko_like"]
     kinds += ["access_log"] if args.access_log else []
     kinds += ["fallback"] if args.engine_fallback else []
+    kinds += ["engine"] if args.engine_only else []
     kinds += ["before"] if args.before else []
     servers = {kind: start(kind, args.before if kind == "before" else ROOT) for kind in kinds}
     results: dict[tuple[str, str], list[tuple[float, float]]] = {
