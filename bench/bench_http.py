@@ -6,7 +6,8 @@ minimal program) and an aiohttp app (a stand-in for aiohttp-based peers).
 Each is loaded with ``wrk`` on ``GET /ping`` and ``POST /echo`` (a 1 kB
 body echoed back), in interleaved rounds so drift on a shared machine hits
 all alike. Reported: each server's median req/s and p99 latency, and
-nameko_like's rate as a share of the others'.
+nameko_like's rate as a share of the others', and the server's CPU time
+per request (stable on a busy machine, where rates and p99 are not).
 
     python bench/bench_http.py                 # 3 rounds x 5 s, 50 connections
     python bench/bench_http.py --rounds 5 --duration 10 --connections 100
@@ -14,6 +15,7 @@ nameko_like's rate as a share of the others'.
     python bench/bench_http.py --engine-fallback   # also WEB_ENGINE=eventlet
     python bench/bench_http.py --before /tmp/old   # also nameko_like from another source tree
     python bench/bench_http.py --engine-only   # also the WSGI function on our engine alone
+    python bench/bench_http.py --skip-peers --before /tmp/old   # before/after only
 
 ``wrk`` must be installed (Debian/Ubuntu: ``apt-get install wrk``), and
 aiohttp (``pip install 'nameko_like[bench]'``).
@@ -169,35 +171,50 @@ def wrk_script(directory: str) -> str:
     return path
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process ``pid`` has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(port: int, path: str, duration: int, connections: int,
-            script: str | None) -> tuple[float, float]:
-    """Return (requests per second, p99 latency in ms) of one wrk run."""
+            script: str | None, pid: int) -> tuple[float, float, float]:
+    """(requests per second, p99 latency in ms, server CPU us per request) of one run.
+
+    CPU per request moves far less than the rate on a busy machine: it is
+    what to compare when other programs compete for the cores.
+    """
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     if path == "/echo" and script:
         command += ["-s", script]
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True,
     ).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out).groups()
     if re.search(r"Non-2xx or 3xx responses|Socket errors", out):
         print("  wrk reported errors:\n" + out, file=sys.stderr)
-    return rate, float(value) * _UNITS[unit]
+    return rate, float(value) * _UNITS[unit], cpu / max(total, 1) * 1e6
 
 
-def report(results: dict[tuple[str, str], list[tuple[float, float]]], args: argparse.Namespace,
-           kinds: list[str]) -> None:
+def report(results: dict[tuple[str, str], list[tuple[float, float, float]]],
+           args: argparse.Namespace, kinds: list[str]) -> None:
     print(f"\nwrk -t1 -c{args.connections}, {args.rounds} interleaved rounds of "
           f"{args.duration} s, medians:")
     for path in PATHS:
         medians = {
-            kind: (statistics.median(r for r, _ in results[kind, path]),
-                   statistics.median(p for _, p in results[kind, path]))
+            kind: tuple(statistics.median(run[index] for run in results[kind, path])
+                        for index in range(3))
             for kind in kinds
         }
         print(f"  {'GET' if path == '/ping' else 'POST'} {path}")
-        for kind, (rate, p99) in medians.items():
-            print(f"    {kind:16s} {rate:9.0f} req/s  p99 {p99:7.2f} ms")
+        for kind, (rate, p99, cpu) in medians.items():
+            print(f"    {kind:16s} {rate:9.0f} req/s  p99 {p99:7.2f} ms  "
+                  f"server CPU {cpu:5.0f} us/request")
         ours = medians["nameko_like"][0]
         for other in kinds:
             if other != "nameko_like":
@@ -213,6 +230,8 @@ def main() -> int:
                         help="also run nameko_like with logging at INFO (access log on)")
     parser.add_argument("--engine-fallback", action="store_true",
                         help="also run nameko_like with WEB_ENGINE=eventlet")
+    parser.add_argument("--skip-peers", action="store_true",
+                        help="leave out bare eventlet.wsgi and aiohttp (e.g. with --before)")
     parser.add_argument("--engine-only", action="store_true",
                         help="also serve the minimal WSGI function on nameko_like's engine")
     parser.add_argument("--before", metavar="TREE",
@@ -244,27 +263,28 @@ def main() -> int:
         print("aiohttp is not installed: pip install 'nameko_like[bench]'", file=sys.stderr)
         return 2
 
-    kinds = ["bare", "aiohttp", "nameko_like"]
+    kinds = ["nameko_like"] if args.skip_peers else ["bare", "aiohttp", "nameko_like"]
     kinds += ["access_log"] if args.access_log else []
     kinds += ["fallback"] if args.engine_fallback else []
     kinds += ["engine"] if args.engine_only else []
     kinds += ["before"] if args.before else []
     servers = {kind: start(kind, args.before if kind == "before" else ROOT) for kind in kinds}
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {
         (kind, path): [] for kind in kinds for path in PATHS}
     with tempfile.TemporaryDirectory() as directory:
         script = wrk_script(directory)
         try:
-            for _, port in servers.values():
+            for proc, port in servers.values():
                 for path in PATHS:
-                    run_wrk(port, path, 1, args.connections, script)  # warm-up
+                    run_wrk(port, path, 1, args.connections, script, proc.pid)  # warm-up
             for number in range(1, args.rounds + 1):
                 for path in PATHS:
-                    for kind, (_, port) in servers.items():
-                        rate, p99 = run_wrk(port, path, args.duration, args.connections, script)
-                        results[kind, path].append((rate, p99))
+                    for kind, (proc, port) in servers.items():
+                        rate, p99, cpu = run_wrk(port, path, args.duration, args.connections,
+                                                 script, proc.pid)
+                        results[kind, path].append((rate, p99, cpu))
                         print(f"round {number} {path:6s} {kind:12s} {rate:9.0f} req/s  "
-                              f"p99 {p99:7.2f} ms", flush=True)
+                              f"p99 {p99:7.2f} ms  CPU {cpu:5.0f} us/request", flush=True)
         finally:
             for proc, _ in servers.values():
                 proc.terminate()

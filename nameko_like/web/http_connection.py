@@ -84,9 +84,11 @@ class HttpConnection:
             except RequestRejected as rejected:
                 self._reject(rejected)
                 return
-            if environ is None or state[2] == eventlet.wsgi.STATE_CLOSE:
+            if environ is None:
                 return
-            state[2] = eventlet.wsgi.STATE_REQUEST
+            if state[2] != eventlet.wsgi.STATE_CLOSE:
+                # (a stopping server marked it: the answer says it closes)
+                state[2] = eventlet.wsgi.STATE_REQUEST
             application = self.application
             if access_log.isEnabledFor(logging.INFO):
                 application = _logging_app(application, time.monotonic())
