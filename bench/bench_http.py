@@ -16,6 +16,7 @@ per request (stable on a busy machine, where rates and p99 are not).
     python bench/bench_http.py --before /tmp/old   # also nameko_like from another source tree
     python bench/bench_http.py --engine-only   # also the WSGI function on our engine alone
     python bench/bench_http.py --skip-peers --before /tmp/old   # before/after only
+    python bench/bench_http.py --callgrind 1000 --skip-peers --before /tmp/old
 
 ``wrk`` must be installed (Debian/Ubuntu: ``apt-get install wrk``), and
 aiohttp (``pip install 'nameko_like[bench]'``).
@@ -201,6 +202,61 @@ def run_wrk(port: int, path: str, duration: int, connections: int,
     return rate, float(value) * _UNITS[unit], cpu / max(total, 1) * 1e6
 
 
+def sequential_requests(port: int, method: str, count: int) -> None:
+    """Send ``count`` requests one after another on one keep-alive connection."""
+    request = (b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n" if method == "GET" else
+               b"POST /echo HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(ECHO_BODY), ECHO_BODY.encode()))
+    ending = b"pong" if method == "GET" else ECHO_BODY[-16:].encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            sock.sendall(request)
+            answer = b""
+            while not answer.endswith(ending):
+                answer += sock.recv(65536)
+
+
+def callgrind_instructions(kind: str, source: str, method: str, count: int) -> int:
+    """Instructions the ``kind`` server executes from start to exit, serving ``count``
+    sequential requests (``valgrind --tool=callgrind``)."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=source + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    serve = "nameko_like" if kind == "before" else kind
+    with tempfile.TemporaryDirectory() as directory:
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/out",
+             sys.executable, os.path.abspath(__file__), "--serve", serve, "--port", str(port)],
+            env=env, cwd=source, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 300  # start-up is ~50x slower under valgrind
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise SystemExit(f"{kind} did not start under valgrind") from None
+                time.sleep(0.5)
+        sequential_requests(port, method, count)
+        proc.terminate()
+        _, errors = proc.communicate(timeout=120)
+    return int(re.search(r"Collected : (\d+)", errors).group(1))
+
+
+def instructions_per_request(kinds: list[str], sources: dict[str, str], count: int) -> None:
+    """Print each server's instructions per request: runs with ``count`` requests
+    minus a run with none (start-up and shut-down cancel out)."""
+    print(f"\ncallgrind, {count} sequential requests on one connection, minus start-up:")
+    for kind in kinds:
+        idle = callgrind_instructions(kind, sources[kind], "GET", 0)
+        for method in ("GET", "POST"):
+            total = callgrind_instructions(kind, sources[kind], method, count)
+            print(f"  {kind:16s} {method:4s} {(total - idle) / count:11,.0f} instructions/request",
+                  flush=True)
+
+
 def report(results: dict[tuple[str, str], list[tuple[float, float, float]]],
            args: argparse.Namespace, kinds: list[str]) -> None:
     print(f"\nwrk -t1 -c{args.connections}, {args.rounds} interleaved rounds of "
@@ -230,6 +286,9 @@ def main() -> int:
                         help="also run nameko_like with logging at INFO (access log on)")
     parser.add_argument("--engine-fallback", action="store_true",
                         help="also run nameko_like with WEB_ENGINE=eventlet")
+    parser.add_argument("--callgrind", type=int, metavar="N", default=0,
+                        help="instead of wrk: instructions per request over N sequential "
+                             "requests, under valgrind (slow: about a minute per server run)")
     parser.add_argument("--skip-peers", action="store_true",
                         help="leave out bare eventlet.wsgi and aiohttp (e.g. with --before)")
     parser.add_argument("--engine-only", action="store_true",
@@ -268,7 +327,11 @@ def main() -> int:
     kinds += ["fallback"] if args.engine_fallback else []
     kinds += ["engine"] if args.engine_only else []
     kinds += ["before"] if args.before else []
-    servers = {kind: start(kind, args.before if kind == "before" else ROOT) for kind in kinds}
+    sources = {kind: args.before if kind == "before" else ROOT for kind in kinds}
+    if args.callgrind:
+        instructions_per_request(kinds, sources, args.callgrind)
+        return 0
+    servers = {kind: start(kind, sources[kind]) for kind in kinds}
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {
         (kind, path): [] for kind in kinds for path in PATHS}
     with tempfile.TemporaryDirectory() as directory:

@@ -91,7 +91,8 @@ class WebServer(ProviderCollector, SharedExtension):
     hold a service worker. Subclass it to change how the server is built:
 
     * :meth:`get_wsgi_app` to wrap the application in WSGI middleware;
-    * :meth:`get_wsgi_server` to change the connection handler;
+    * :meth:`get_wsgi_server` to change the engine serving each connection
+      (anything with eventlet.wsgi's ``process_request(conn_state)``);
     * :meth:`context_data_from_headers` to pass request headers to workers
       as context data.
 
@@ -226,7 +227,9 @@ class WebServer(ProviderCollector, SharedExtension):
         if self._pool is not None:
             # The container has already waited for the workers; what is left
             # is writing their responses, which the socket timeout bounds.
-            timeout = self._wsgi_server.request_timeout
+            # (an eventlet.wsgi.Server from an override has socket_timeout only)
+            timeout = (getattr(self._wsgi_server, "request_timeout", None)
+                       or self._wsgi_server.socket_timeout)
             with eventlet.Timeout(timeout, False):
                 self._pool.waitall()
             self._kill_connections()

@@ -11,7 +11,7 @@ from nameko_like.testing.utils import get_extension
 from nameko_like.testing.web_fixtures import raw_http
 from nameko_like.web.body import RequestRejected
 from nameko_like.web.engine import EventletEngine, HttpEngine
-from nameko_like.web.handlers import http
+from nameko_like.web.handlers import HttpRequestHandler, http
 from nameko_like.web.limits import RequestLimits
 from nameko_like.web.parser import RequestParser
 from nameko_like.web.server import WebServer
@@ -150,3 +150,32 @@ def test_missing_httptools_falls_back_to_eventlet_with_a_warning(
 def test_unknown_engine_is_a_configuration_error(container_factory, web_config):
     with pytest.raises(ConfigurationError, match="WEB_ENGINE"):
         start(container_factory, web_config, WEB_ENGINE="tornado")
+
+
+class NamekoStyleServer(WebServer):
+    """Overrides get_wsgi_server as a Nameko service would: an eventlet.wsgi.Server."""
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=None):
+        import eventlet.wsgi
+
+        return eventlet.wsgi.Server(sock, sock.getsockname(), wsgi_app,
+                                    protocol=eventlet.wsgi.HttpProtocol, log_output=False)
+
+
+class NamekoStyleHandler(HttpRequestHandler):
+    server = NamekoStyleServer()
+
+
+def test_get_wsgi_server_override_returning_eventlets_server(
+        container_factory, web_config, web_config_port):
+    class Service:
+        name = "service"
+
+        @NamekoStyleHandler.decorator("POST", "/echo")
+        def echo(self, request):
+            return b"POST:" + request.get_data()
+
+    container = container_factory(Service, web_config)
+    container.start()
+    assert responses(raw_http(web_config_port, post(b"hi", close=True))) == [b"POST:hi"]
+    container.stop()
