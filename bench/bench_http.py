@@ -37,6 +37,8 @@ import time
 
 ROOT = os.path.dirname(os.path.abspath(os.path.dirname(__file__)))
 ECHO_BODY = "x" * 1024
+#: Requests of each kind sent before the ones counted by --callgrind.
+WARM_UP_REQUESTS = 50
 PATHS = ("/ping", "/echo")
 
 
@@ -218,8 +220,8 @@ def sequential_requests(port: int, method: str, count: int) -> None:
 
 
 def callgrind_instructions(kind: str, source: str, method: str, count: int) -> int:
-    """Instructions the ``kind`` server executes from start to exit, serving ``count``
-    sequential requests (``valgrind --tool=callgrind``)."""
+    """Instructions the ``kind`` server executes from start to exit, serving the
+    warm-up and then ``count`` sequential requests (``valgrind --tool=callgrind``)."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=source + os.pathsep + os.environ.get("PYTHONPATH", ""))
     serve = "nameko_like" if kind == "before" else kind
@@ -239,6 +241,10 @@ def callgrind_instructions(kind: str, source: str, method: str, count: int) -> i
                     proc.kill()
                     raise SystemExit(f"{kind} did not start under valgrind") from None
                 time.sleep(0.5)
+        # Warm-up in every run (first requests import and cache things),
+        # so that the difference between two runs is the requests alone.
+        for warm_up in ("GET", "POST"):
+            sequential_requests(port, warm_up, WARM_UP_REQUESTS)
         sequential_requests(port, method, count)
         proc.terminate()
         _, errors = proc.communicate(timeout=120)
@@ -247,8 +253,9 @@ def callgrind_instructions(kind: str, source: str, method: str, count: int) -> i
 
 def instructions_per_request(kinds: list[str], sources: dict[str, str], count: int) -> None:
     """Print each server's instructions per request: runs with ``count`` requests
-    minus a run with none (start-up and shut-down cancel out)."""
-    print(f"\ncallgrind, {count} sequential requests on one connection, minus start-up:")
+    minus a run with none (start-up, warm-up and shut-down cancel out)."""
+    print(f"\ncallgrind, {count} sequential requests on one connection, "
+          f"minus start-up and warm-up:")
     for kind in kinds:
         idle = callgrind_instructions(kind, sources[kind], "GET", 0)
         for method in ("GET", "POST"):
