@@ -1,15 +1,25 @@
-"""HTTP benchmark: nameko_like ``GET /ping`` against a bare eventlet.wsgi app.
+"""HTTP benchmark: nameko_like ``@http`` against bare eventlet.wsgi and aiohttp.
 
-Both servers run as subprocesses on loopback, started in the same run, and
-are loaded in turn with ``wrk`` (interleaved rounds, so drift on a shared
-machine hits both alike). Reported: the median req/s and p99 latency of each,
-and nameko_like's share of the bare server's rate.
+Three servers run as subprocesses on loopback, started in the same run: a
+service with ``@http`` entrypoints, a bare eventlet.wsgi hello-world (the
+minimal program) and an aiohttp app (a stand-in for aiohttp-based peers).
+Each is loaded with ``wrk`` on ``GET /ping`` and ``POST /echo`` (a 1 kB
+body echoed back), in interleaved rounds so drift on a shared machine hits
+all alike. Reported: each server's median req/s and p99 latency, and
+nameko_like's rate as a share of the others', and the server's CPU time
+per request (stable on a busy machine, where rates and p99 are not).
 
     python bench/bench_http.py                 # 3 rounds x 5 s, 50 connections
     python bench/bench_http.py --rounds 5 --duration 10 --connections 100
     python bench/bench_http.py --access-log    # also nameko_like with its INFO access log
+    python bench/bench_http.py --engine-fallback   # also WEB_ENGINE=eventlet
+    python bench/bench_http.py --before /tmp/old   # also nameko_like from another source tree
+    python bench/bench_http.py --engine-only   # also the WSGI function on our engine alone
+    python bench/bench_http.py --skip-peers --before /tmp/old   # before/after only
+    python bench/bench_http.py --callgrind 1000 --skip-peers --before /tmp/old
 
-``wrk`` must be installed (Debian/Ubuntu: ``apt-get install wrk``).
+``wrk`` must be installed (Debian/Ubuntu: ``apt-get install wrk``), and
+aiohttp (``pip install 'nameko_like[bench]'``).
 """
 
 from __future__ import annotations
@@ -22,26 +32,70 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.abspath(os.path.dirname(__file__)))
+ECHO_BODY = "x" * 1024
+#: Requests of each kind sent before the ones counted by --callgrind.
+WARM_UP_REQUESTS = 50
+PATHS = ("/ping", "/echo")
+
+
+def hello_app(environ: dict, start_response: object) -> list:
+    """The WSGI function of the minimal programs: ``/ping`` and ``/echo``."""
+    if environ["PATH_INFO"] == "/echo":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+    else:
+        body = b"pong"
+    start_response("200 OK", [("Content-Type", "text/plain"),  # type: ignore[operator]
+                              ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def serve_bare(port: int) -> None:
-    """The baseline: a hello-world WSGI function on eventlet.wsgi, no logging."""
+    """The minimal program: the WSGI function on eventlet.wsgi, no logging."""
     from nameko_like._eventlet import eventlet
     import eventlet.wsgi
 
-    def app(environ: dict, start_response: object) -> list:
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
-        return [b"pong"]
+    sock = eventlet.listen(("127.0.0.1", port), backlog=1024)
+    eventlet.wsgi.server(sock, hello_app, log_output=False)
+
+
+def serve_engine(port: int) -> None:
+    """The same WSGI function on nameko_like's HTTP engine alone (no service)."""
+    from nameko_like._eventlet import eventlet
+    import eventlet.wsgi
+
+    from nameko_like.web.engine import HttpEngine
+    from nameko_like.web.limits import RequestLimits
 
     sock = eventlet.listen(("127.0.0.1", port), backlog=1024)
-    eventlet.wsgi.server(sock, app, log_output=False)
+    engine = HttpEngine(sock, hello_app, RequestLimits())
+    pool = eventlet.GreenPool(10000)
+    while True:
+        client, address = sock.accept()
+        pool.spawn_n(engine.process_request, [address, client, eventlet.wsgi.STATE_IDLE])
 
 
-def serve_nameko_like(port: int, access_log: bool = False) -> None:
-    """A service with one ``@http`` entrypoint, default config otherwise.
+def serve_aiohttp(port: int) -> None:
+    """An aiohttp app with the same two routes, default settings, no access log."""
+    from aiohttp import web
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="pong")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=await request.read())
+
+    app = web.Application()
+    app.add_routes([web.get("/ping", ping), web.post("/echo", echo)])
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_nameko_like(port: int, access_log: bool = False, engine: str | None = None) -> None:
+    """A service with two ``@http`` entrypoints, default config otherwise.
 
     With ``access_log``, logging is set up as ``nameko_like run`` does by
     default (INFO, its format) but written to /dev/null: the access log's
@@ -69,7 +123,14 @@ def serve_nameko_like(port: int, access_log: bool = False) -> None:
         def ping(self, request: object) -> str:
             return "pong"
 
-    container = ServiceContainer(Bench, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})
+        @http("POST", "/echo")
+        def echo(self, request: object) -> bytes:
+            return request.get_data()  # type: ignore[attr-defined, no-any-return]
+
+    config = {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}
+    if engine:
+        config["WEB_ENGINE"] = engine
+    container = ServiceContainer(Bench, config)
     container.start()
     container.wait()
 
@@ -80,11 +141,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(kind: str) -> tuple[subprocess.Popen, int]:
+def start(kind: str, source: str = ROOT) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=source + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    serve = "nameko_like" if kind == "before" else kind
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--port", str(port)], env=env
+        [sys.executable, os.path.abspath(__file__), "--serve", serve, "--port", str(port)],
+        env=env, cwd=source,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -93,7 +156,7 @@ def start(kind: str) -> tuple[subprocess.Popen, int]:
             return proc, port
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"{kind} server exited with {proc.returncode}")
+                raise SystemExit(f"{kind} server exited with {proc.returncode}") from None
             time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"{kind} server did not start listening within 15 s")
@@ -102,18 +165,123 @@ def start(kind: str) -> tuple[subprocess.Popen, int]:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def run_wrk(port: int, duration: int, connections: int) -> tuple[float, float]:
-    """Return (requests per second, p99 latency in ms) of one wrk run."""
+def wrk_script(directory: str) -> str:
+    """A wrk Lua script making every request ``POST /echo`` with ECHO_BODY."""
+    path = os.path.join(directory, "post_echo.lua")
+    with open(path, "w") as script:
+        script.write(f'wrk.method = "POST"\nwrk.body = "{ECHO_BODY}"\n'
+                     f'wrk.headers["Content-Type"] = "text/plain"\n')
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process ``pid`` has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port: int, path: str, duration: int, connections: int,
+            script: str | None, pid: int) -> tuple[float, float, float]:
+    """(requests per second, p99 latency in ms, server CPU us per request) of one run.
+
+    CPU per request moves far less than the rate on a busy machine: it is
+    what to compare when other programs compete for the cores.
+    """
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if path == "/echo" and script:
+        command += ["-s", script]
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         f"http://127.0.0.1:{port}/ping"],
-        capture_output=True, text=True, check=True,
+        [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True,
     ).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out).groups()
     if re.search(r"Non-2xx or 3xx responses|Socket errors", out):
         print("  wrk reported errors:\n" + out, file=sys.stderr)
-    return rate, float(value) * _UNITS[unit]
+    return rate, float(value) * _UNITS[unit], cpu / max(total, 1) * 1e6
+
+
+def sequential_requests(port: int, method: str, count: int) -> None:
+    """Send ``count`` requests one after another on one keep-alive connection."""
+    request = (b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n" if method == "GET" else
+               b"POST /echo HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(ECHO_BODY), ECHO_BODY.encode()))
+    ending = b"pong" if method == "GET" else ECHO_BODY[-16:].encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            sock.sendall(request)
+            answer = b""
+            while not answer.endswith(ending):
+                answer += sock.recv(65536)
+
+
+def callgrind_instructions(kind: str, source: str, method: str, count: int) -> int:
+    """Instructions the ``kind`` server executes from start to exit, serving the
+    warm-up and then ``count`` sequential requests (``valgrind --tool=callgrind``)."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=source + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    serve = "nameko_like" if kind == "before" else kind
+    with tempfile.TemporaryDirectory() as directory:
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/out",
+             sys.executable, os.path.abspath(__file__), "--serve", serve, "--port", str(port)],
+            env=env, cwd=source, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 300  # start-up is ~50x slower under valgrind
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise SystemExit(f"{kind} did not start under valgrind") from None
+                time.sleep(0.5)
+        # Warm-up in every run (first requests import and cache things),
+        # so that the difference between two runs is the requests alone.
+        for warm_up in ("GET", "POST"):
+            sequential_requests(port, warm_up, WARM_UP_REQUESTS)
+        sequential_requests(port, method, count)
+        proc.terminate()
+        _, errors = proc.communicate(timeout=120)
+    return int(re.search(r"Collected : (\d+)", errors).group(1))
+
+
+def instructions_per_request(kinds: list[str], sources: dict[str, str], count: int) -> None:
+    """Print each server's instructions per request: runs with ``count`` requests
+    minus a run with none (start-up, warm-up and shut-down cancel out)."""
+    print(f"\ncallgrind, {count} sequential requests on one connection, "
+          f"minus start-up and warm-up:")
+    for kind in kinds:
+        idle = callgrind_instructions(kind, sources[kind], "GET", 0)
+        for method in ("GET", "POST"):
+            total = callgrind_instructions(kind, sources[kind], method, count)
+            print(f"  {kind:16s} {method:4s} {(total - idle) / count:11,.0f} instructions/request",
+                  flush=True)
+
+
+def report(results: dict[tuple[str, str], list[tuple[float, float, float]]],
+           args: argparse.Namespace, kinds: list[str]) -> None:
+    print(f"\nwrk -t1 -c{args.connections}, {args.rounds} interleaved rounds of "
+          f"{args.duration} s, medians:")
+    for path in PATHS:
+        medians = {
+            kind: tuple(statistics.median(run[index] for run in results[kind, path])
+                        for index in range(3))
+            for kind in kinds
+        }
+        print(f"  {'GET' if path == '/ping' else 'POST'} {path}")
+        for kind, (rate, p99, cpu) in medians.items():
+            print(f"    {kind:16s} {rate:9.0f} req/s  p99 {p99:7.2f} ms  "
+                  f"server CPU {cpu:5.0f} us/request")
+        ours = medians["nameko_like"][0]
+        for other in kinds:
+            if other != "nameko_like":
+                print(f"    nameko_like / {other:16s} {ours / medians[other][0]:.2f}")
 
 
 def main() -> int:
@@ -123,54 +291,75 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--access-log", action="store_true",
                         help="also run nameko_like with logging at INFO (access log on)")
-    parser.add_argument("--serve", choices=["bare", "nameko_like", "access_log"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--engine-fallback", action="store_true",
+                        help="also run nameko_like with WEB_ENGINE=eventlet")
+    parser.add_argument("--callgrind", type=int, metavar="N", default=0,
+                        help="instead of wrk: instructions per request over N sequential "
+                             "requests, under valgrind (slow: about a minute per server run)")
+    parser.add_argument("--skip-peers", action="store_true",
+                        help="leave out bare eventlet.wsgi and aiohttp (e.g. with --before)")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="also serve the minimal WSGI function on nameko_like's engine")
+    parser.add_argument("--before", metavar="TREE",
+                        help="also run nameko_like from this source tree (a checkout)")
+    parser.add_argument("--serve", help=argparse.SUPPRESS,
+                        choices=["bare", "aiohttp", "nameko_like", "access_log", "fallback",
+                                 "engine"])
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.serve == "bare":
-        serve_bare(args.port)
-        return 0
-    if args.serve == "nameko_like":
-        serve_nameko_like(args.port)
-        return 0
-    if args.serve == "access_log":
-        serve_nameko_like(args.port, access_log=True)
+    if args.serve is not None:
+        serve = {
+            "bare": lambda: serve_bare(args.port),
+            "aiohttp": lambda: serve_aiohttp(args.port),
+            "nameko_like": lambda: serve_nameko_like(args.port),
+            "access_log": lambda: serve_nameko_like(args.port, access_log=True),
+            "fallback": lambda: serve_nameko_like(args.port, engine="eventlet"),
+            "engine": lambda: serve_engine(args.port),
+        }
+        serve[args.serve]()
         return 0
 
     if shutil.which("wrk") is None:
         print("wrk is not installed; on Debian/Ubuntu: sudo apt-get install wrk", file=sys.stderr)
         return 2
-
-    kinds = ("bare", "nameko_like", "access_log") if args.access_log else ("bare", "nameko_like")
-    servers = {kind: start(kind) for kind in kinds}
-    results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in servers}
     try:
-        for kind, (_, port) in servers.items():
-            run_wrk(port, 1, args.connections)  # warm-up
-        for number in range(1, args.rounds + 1):
-            for kind, (_, port) in servers.items():
-                rate, p99 = run_wrk(port, args.duration, args.connections)
-                results[kind].append((rate, p99))
-                print(f"round {number}  {kind:12s} {rate:9.0f} req/s  p99 {p99:7.2f} ms")
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(10)
+        import aiohttp  # noqa: F401
+    except ImportError:
+        print("aiohttp is not installed: pip install 'nameko_like[bench]'", file=sys.stderr)
+        return 2
 
-    medians = {
-        kind: (statistics.median(r for r, _ in runs), statistics.median(p for _, p in runs))
-        for kind, runs in results.items()
-    }
-    print(f"\nwrk -t1 -c{args.connections}, {args.rounds} interleaved rounds of "
-          f"{args.duration} s, medians:")
-    for kind, (rate, p99) in medians.items():
-        print(f"  {kind:12s} {rate:9.0f} req/s  p99 {p99:7.2f} ms")
-    ratio = medians["nameko_like"][0] / medians["bare"][0]
-    print(f"  nameko_like / bare eventlet.wsgi: {ratio:.2f}")
-    if "access_log" in medians:
-        cost = medians["access_log"][0] / medians["nameko_like"][0]
-        print(f"  with the access log at INFO / without: {cost:.2f}")
+    kinds = ["nameko_like"] if args.skip_peers else ["bare", "aiohttp", "nameko_like"]
+    kinds += ["access_log"] if args.access_log else []
+    kinds += ["fallback"] if args.engine_fallback else []
+    kinds += ["engine"] if args.engine_only else []
+    kinds += ["before"] if args.before else []
+    sources = {kind: args.before if kind == "before" else ROOT for kind in kinds}
+    if args.callgrind:
+        instructions_per_request(kinds, sources, args.callgrind)
+        return 0
+    servers = {kind: start(kind, sources[kind]) for kind in kinds}
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {
+        (kind, path): [] for kind in kinds for path in PATHS}
+    with tempfile.TemporaryDirectory() as directory:
+        script = wrk_script(directory)
+        try:
+            for proc, port in servers.values():
+                for path in PATHS:
+                    run_wrk(port, path, 1, args.connections, script, proc.pid)  # warm-up
+            for number in range(1, args.rounds + 1):
+                for path in PATHS:
+                    for kind, (proc, port) in servers.items():
+                        rate, p99, cpu = run_wrk(port, path, args.duration, args.connections,
+                                                 script, proc.pid)
+                        results[kind, path].append((rate, p99, cpu))
+                        print(f"round {number} {path:6s} {kind:12s} {rate:9.0f} req/s  "
+                              f"p99 {p99:7.2f} ms  CPU {cpu:5.0f} us/request", flush=True)
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(10)
+    report(results, args, kinds)
     return 0
 
 

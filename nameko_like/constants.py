@@ -122,6 +122,12 @@ WEB_MAX_WEBSOCKET_MESSAGE_CONFIG_KEY = "WEB_MAX_WEBSOCKET_MESSAGE"
 #: parsing work whatever its size).
 WEB_MAX_REQUEST_CHUNKS_CONFIG_KEY = "WEB_MAX_REQUEST_CHUNKS"
 DEFAULT_WEB_MAX_REQUEST_CHUNKS = 16384
+#: Which HTTP engine serves ``@http`` and websockets: ``"httptools"`` (our
+#: server, parsing with llhttp; the default) or ``"eventlet"``
+#: (eventlet.wsgi, the fallback, used anyway when httptools cannot be
+#: imported).
+WEB_ENGINE_CONFIG_KEY = "WEB_ENGINE"
+DEFAULT_WEB_ENGINE = "httptools"
 
 #: Whether to trace with OpenTelemetry (needs ``nameko_like[tracing]``):
 #: spans for workers, publishes and HTTP requests, W3C trace context in

@@ -23,7 +23,7 @@ from nameko_like.constants import (
     SHUTDOWN_GRACE_PERIOD_CONFIG_KEY,
 )
 from nameko_like.container_lifecycle import exc_info_of, run_on_all
-from nameko_like.exceptions import ContainerBeingKilled
+from nameko_like.exceptions import ContainerBeingKilled, ServiceNameError
 from nameko_like.extensions import (
     ENTRYPOINT_EXTENSIONS_ATTR,
     DependencyProvider,
@@ -47,7 +47,7 @@ def get_service_name(service_cls: type) -> str:
     """Return the ``name`` a service class declares, or raise a clear error."""
     name = getattr(service_cls, "name", None)
     if not isinstance(name, str) or not name:
-        raise AttributeError(
+        raise ServiceNameError(
             f"Service class {service_cls.__name__} must define a `name` attribute (a non-empty str)"
         )
     return name

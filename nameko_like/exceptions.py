@@ -198,6 +198,23 @@ class ConfigurationError(NamekoLikeException):
     """The configuration is missing, malformed or inconsistent."""
 
 
+class DeclarationError(ConfigurationError, ValueError):
+    """A service, entrypoint or runner is declared wrongly: a bad ``@timer``
+    interval, an invalid ``@http`` method or route, a class added twice
+    under one name, ...
+
+    Also a ``ValueError``, what these raised before, so existing
+    ``except ValueError`` clauses keep catching it.
+    """
+
+
+class ServiceNameError(ConfigurationError, AttributeError):
+    """A service class has no ``name`` (or not a non-empty string).
+
+    Also an ``AttributeError``, what this raised before.
+    """
+
+
 class CommandError(NamekoLikeException):
     """A command-line command was used wrongly or could not complete."""
 

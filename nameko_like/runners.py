@@ -15,6 +15,7 @@ from nameko_like.containers import (
     get_container_cls,
     get_service_name,
 )
+from nameko_like.exceptions import DeclarationError
 
 _log = logging.getLogger(__name__)
 
@@ -53,9 +54,12 @@ class ServiceRunner:
     def add_service(self, cls: type[Any]) -> None:
         """Add a service class; adding the same class again does nothing.
 
-        Raises ``ValueError`` if a *different* class with the same service
+        Raises ``DeclarationError`` (a ``ValueError``) if a *different* class with the same service
         name was added (Nameko would silently replace the first one).
         """
+        if not isinstance(cls, type):
+            raise DeclarationError(
+                f"add_service takes a service class, got {cls!r}; pass the class itself")
         name = get_service_name(cls)
         existing = self.service_map.get(name)
         if existing is not None:
@@ -63,7 +67,7 @@ class ServiceRunner:
                 # as in Nameko, a second add of the same class is harmless;
                 # keeping the first container also keeps it running if started
                 return
-            raise ValueError(
+            raise DeclarationError(
                 f"a different service class named {name!r} ({existing.service_cls.__qualname__}) "
                 f"was already added to this runner; give {cls.__qualname__} another `name`")
         container = self.container_cls(cls, self.config)

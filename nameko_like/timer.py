@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
+from nameko_like.exceptions import DeclarationError
 from nameko_like.extensions import Entrypoint
 
 if TYPE_CHECKING:
@@ -146,19 +147,21 @@ def _cron_schedule(interval: float | None, cron: str | None, timezone: str | Non
                    once_per_tick: bool, eager: bool) -> CronSchedule | None:
     """Check the arguments of ``@timer``; the cron schedule, if it has one."""
     if (interval is None) == (cron is None):
-        raise ValueError("@timer needs either interval=SECONDS or cron='EXPRESSION' "
+        raise DeclarationError("@timer needs either interval=SECONDS or cron='EXPRESSION' "
                          f"(got interval={interval!r}, cron={cron!r})")
     if cron is None:
         # 0 is allowed, as in Nameko: the method runs back to back, yielding
         # to other greenthreads between runs.
-        if interval is not None and interval < 0:
-            raise ValueError(f"timer interval must not be negative, got {interval!r}")
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+            raise DeclarationError(f"timer interval must be a number of seconds, got {interval!r}")
+        if interval < 0:
+            raise DeclarationError(f"timer interval must not be negative, got {interval!r}")
         if timezone is not None or once_per_tick:
-            raise ValueError("timezone and once_per_tick apply to cron schedules: "
+            raise DeclarationError("timezone and once_per_tick apply to cron schedules: "
                              "use @timer(cron='EXPRESSION', ...) instead of interval")
         return None
     if once_per_tick and eager:
-        raise ValueError("eager runs on every instance at start-up, which once_per_tick "
+        raise DeclarationError("eager runs on every instance at start-up, which once_per_tick "
                          "forbids: drop one of them")
     from nameko_like.cron import CronSchedule
 

@@ -22,14 +22,19 @@ from functools import partial
 from typing import Any
 
 from werkzeug.exceptions import BadRequest, HTTPException
-from werkzeug.routing import Rule
+from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.contracts import hooks as contracts
 from nameko_like.contracts.errors import http_response as validation_response
-from nameko_like.exceptions import ConnectionNotFound, RequestError, serialize
+from nameko_like.exceptions import (
+    ConnectionNotFound,
+    DeclarationError,
+    RequestError,
+    serialize,
+)
 from nameko_like.extensions import Entrypoint
 from nameko_like.protocols import ExcInfo
 from nameko_like.web.server import WebServer
@@ -42,6 +47,23 @@ _METHOD = re.compile(r"[A-Z]+")
 #: Errors that are the client's fault: Nameko's ``BadRequest`` family (a
 #: wrong signature, say) and werkzeug's ``BadRequest`` (malformed JSON).
 _BAD_REQUESTS = (RequestError, ConnectionNotFound, BadRequest)
+
+
+def _check_rule(url: str, methods: list[str]) -> None:
+    """Raise ``DeclarationError`` unless werkzeug can route ``url``.
+
+    Checked when the method is decorated, not when the service starts. A
+    converter werkzeug does not know may be one a ``WebServer`` subclass
+    adds to its map: that is left for the server to check.
+    """
+    try:
+        Map([Rule(url, methods=methods)])
+    except LookupError:
+        pass
+    except ValueError as exc:
+        raise DeclarationError(
+            f"invalid URL rule {url!r} ({exc}); a rule starts with '/', e.g. "
+            f"'/items/<int:item_id>'") from None
 
 
 class HttpRequestHandler(Entrypoint):
@@ -70,11 +92,16 @@ class HttpRequestHandler(Entrypoint):
         expected_exceptions: type[BaseException] | tuple[type[BaseException], ...] = (),
         **kwargs: Any,
     ) -> None:
+        if not isinstance(method, str) or not isinstance(url, str):
+            raise DeclarationError(
+                f"@http takes a method and a URL rule, e.g. @http('GET', '/items/<int:id>'); "
+                f"got {method!r}, {url!r}")
         methods = [name.strip().upper() for name in method.split(",")]
         if not all(_METHOD.fullmatch(name) for name in methods):
-            raise ValueError(
+            raise DeclarationError(
                 f"invalid HTTP method list {method!r}; expected e.g. 'GET' or 'GET,POST'"
             )
+        _check_rule(url, methods)
         self.method = method
         self.methods = methods
         self.url = url

@@ -1,4 +1,6 @@
-"""Which client connections the web server takes, and how many at once.
+"""Which client connections the web server takes, and how much of a request.
+
+:class:`RequestLimits` bounds each request (size, time, head limits).
 
 :class:`ConnectionLimits` is the web server's book of open connections:
 
@@ -18,16 +20,25 @@ import logging
 import socket
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
+    DEFAULT_WEB_IDLE_TIMEOUT,
     DEFAULT_WEB_MAX_CONNECTIONS,
     DEFAULT_WEB_MAX_CONNECTIONS_PER_CLIENT,
+    DEFAULT_WEB_MAX_CONTENT_LENGTH,
+    DEFAULT_WEB_MAX_REQUEST_CHUNKS,
     DEFAULT_WEB_MAX_WEBSOCKETS,
+    DEFAULT_WEB_SOCKET_TIMEOUT,
+    WEB_IDLE_TIMEOUT_CONFIG_KEY,
     WEB_MAX_CONNECTIONS_CONFIG_KEY,
     WEB_MAX_CONNECTIONS_PER_CLIENT_CONFIG_KEY,
+    WEB_MAX_CONTENT_LENGTH_CONFIG_KEY,
+    WEB_MAX_REQUEST_CHUNKS_CONFIG_KEY,
     WEB_MAX_WEBSOCKETS_CONFIG_KEY,
+    WEB_SOCKET_TIMEOUT_CONFIG_KEY,
 )
 
 import eventlet.wsgi  # after _eventlet silenced its import warning
@@ -143,3 +154,45 @@ class ConnectionLimits:
                 except OSError:
                     pass
                 return
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """How large and how slow one request may be (see :mod:`nameko_like.web.parser`).
+
+    Only the body limit and the time-outs come from the config; the head
+    limits are those of common servers and proxies.
+    """
+
+    #: Largest request body, in bytes (larger: 413), all chunks counted.
+    max_content_length: int = DEFAULT_WEB_MAX_CONTENT_LENGTH
+    #: Seconds a client has to send a request head once it began, and the
+    #: longest any one read of its body or write of the response may block.
+    request_timeout: float = DEFAULT_WEB_SOCKET_TIMEOUT
+    #: Seconds a connection may wait for a request to begin.
+    idle_timeout: float = DEFAULT_WEB_IDLE_TIMEOUT
+    #: Most chunks in a chunked body (more: 413).
+    max_chunks: int = DEFAULT_WEB_MAX_REQUEST_CHUNKS
+    #: Longest request target, in bytes (longer: 414).
+    max_request_line: int = 8192
+    #: Longest single header line, in bytes (longer: 431).
+    max_header_line: int = 8192
+    #: Most header fields in one request, trailers included (more: 431).
+    max_header_count: int = 100
+    #: Largest request head, in bytes (larger: 431).
+    max_head_size: int = 65536
+    #: Seconds spent draining a rejected upload so the client reads our answer.
+    linger_seconds: float = 2.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RequestLimits:
+        """The limits a service's config sets."""
+        request_timeout = config.get(WEB_SOCKET_TIMEOUT_CONFIG_KEY, DEFAULT_WEB_SOCKET_TIMEOUT)
+        return cls(
+            max_content_length=config.get(
+                WEB_MAX_CONTENT_LENGTH_CONFIG_KEY, DEFAULT_WEB_MAX_CONTENT_LENGTH),
+            request_timeout=request_timeout,
+            idle_timeout=config.get(WEB_IDLE_TIMEOUT_CONFIG_KEY, DEFAULT_WEB_IDLE_TIMEOUT),
+            max_chunks=config.get(
+                WEB_MAX_REQUEST_CHUNKS_CONFIG_KEY, DEFAULT_WEB_MAX_REQUEST_CHUNKS),
+        )

@@ -1,10 +1,9 @@
-"""Writing a WSGI application's response to the client.
+"""Running the WSGI application for a request and writing its response.
 
-This replaces eventlet.wsgi's response writer (``handle_one_response``),
-which rebuilds several closures, re-capitalises every header name and
-formats the date for every request. Here a whole response whose body is a
-list (what werkzeug returns) goes out in one ``send``; streamed bodies are
-sent as they come, chunked when their length is unknown.
+A whole response whose body is a list (what werkzeug returns) goes out in
+one ``send``; streamed bodies are sent as they come, chunked when their
+length is unknown. Unlike eventlet.wsgi's writer, nothing is rebuilt per
+request (closures, header capitalisation, the date string).
 """
 
 from __future__ import annotations
@@ -25,6 +24,17 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
+
 #: ``[second, its formatted date]``, shared by every response of the process.
 _date_cache: list[Any] = [0, ""]
 
@@ -42,11 +52,12 @@ class _Response:
     """The state of one response while the application produces it."""
 
     __slots__ = (
-        "bodyless", "chunked", "head_sent", "headers", "length",
-        "protocol", "status", "written",
+        "bodyless", "chunked", "close", "head_sent", "headers", "length",
+        "protocol", "status", "version", "written",
     )
 
-    def __init__(self, protocol: ResponseWriter) -> None:
+    def __init__(self, protocol: ResponseWriter, method: str, version: str,
+                 close: bool) -> None:
         self.protocol = protocol
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
@@ -54,7 +65,10 @@ class _Response:
         self.chunked = False
         self.length: int | None = None
         self.written = 0
-        self.bodyless = protocol.command == "HEAD"
+        self.bodyless = method == "HEAD"
+        self.version = version
+        #: Whether the connection ends after this response.
+        self.close = close
 
     def start_response(self, status: str, headers: list[tuple[str, str]],
                        exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
@@ -77,7 +91,7 @@ class _Response:
         code = int(status[:3])
         if code < 200 or code in (204, 304):
             self.bodyless = True
-        lines = [protocol.protocol_version, " ", status, "\r\n"]
+        lines = ["HTTP/1.1 ", status, "\r\n"]
         has_date = False
         for name, value in self.headers:
             lowered = name.lower()
@@ -86,7 +100,7 @@ class _Response:
             elif lowered == "date":
                 has_date = True
             elif lowered == "connection" and "close" in value.lower():
-                protocol.close_connection = True
+                self.close = True
             lines += (name, ": ", str(value), "\r\n")
         # Lines the application gave (status and headers), then ours.
         expected_lines = 1 + len(self.headers)
@@ -98,18 +112,18 @@ class _Response:
                 self.length = body_length
                 lines += ("Content-Length: ", str(body_length), "\r\n")
                 expected_lines += 1
-            elif protocol.request_version == "HTTP/1.1":
+            elif self.version == "HTTP/1.1":
                 self.chunked = True
                 lines.append("Transfer-Encoding: chunked\r\n")
                 expected_lines += 1
             else:
-                protocol.close_connection = True  # the end of the body is the end of the stream
-        if protocol.conn_state[2] == eventlet.wsgi.STATE_CLOSE:
-            protocol.close_connection = True
-        if protocol.close_connection:
+                self.close = True  # the end of the body is the end of the stream
+        if protocol.state[2] == eventlet.wsgi.STATE_CLOSE:
+            self.close = True
+        if self.close:
             lines.append("Connection: close\r\n")
             expected_lines += 1
-        elif protocol.request_version == "HTTP/1.0":
+        elif self.version == "HTTP/1.0":
             lines.append("Connection: keep-alive\r\n")
             expected_lines += 1
         lines.append("\r\n")
@@ -130,7 +144,7 @@ class _Response:
             self.written += len(data)
             out += b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
         if out:
-            self.protocol.connection.sendall(out)
+            self.protocol.sock.sendall(out)
 
     def send_whole(self, body: bytes) -> None:
         """Send the head and a body known in full, in one go."""
@@ -138,17 +152,17 @@ class _Response:
         if not self.bodyless:
             self.written = len(body)
             out += body
-        self.protocol.connection.sendall(out)
+        self.protocol.sock.sendall(out)
 
     def finish(self) -> None:
         """Complete a streamed body."""
         if not self.head_sent:
             self.send_whole(b"")
         elif self.chunked:
-            self.protocol.connection.sendall(b"0\r\n\r\n")
+            self.protocol.sock.sendall(b"0\r\n\r\n")
         if self.length is not None and not self.bodyless and self.written < self.length:
             # The client still waits for bytes that will never come.
-            self.protocol.close_connection = True
+            self.close = True
 
 
 def _taken_over() -> bool:
@@ -165,37 +179,35 @@ def _join(parts: list[bytes | str]) -> bytes:
 
 
 class ResponseWriter:
-    """Mixin for :class:`~nameko_like.web.protocol.HttpProtocol`: runs the
-    WSGI application and writes its response.
+    """Runs the WSGI application for each request of a connection and
+    writes the responses to its socket.
+
+    Args:
+        sock: the client socket.
+        state: the connection's ``[address, socket, STATE_*]``: once the
+            server marks it ``STATE_CLOSE`` (it is stopping), responses say
+            ``Connection: close``.
 
     An application error before the head is sent is answered with an empty
     500 (the traceback goes to the log only); after, the connection is closed.
     """
 
-    # Provided by the protocol class this is mixed into (declared, not set).
-    environ: WSGIEnvironment
-    application: WSGIApplication
-    requestline: str
-    command: str
-    protocol_version: str
-    request_version: str
-    close_connection: bool
-    #: eventlet's ``[client address, socket, STATE_*]`` of the connection
-    conn_state: list[Any]
-    connection: socket.socket
+    def __init__(self, sock: socket.socket, state: list[Any]) -> None:
+        self.sock = sock
+        self.state = state
 
-    def handle_one_response(self) -> None:
-        """Call the application with ``self.environ`` and send its response."""
-        environ = self.environ
-        response = _Response(self)
+    def respond(self, application: WSGIApplication, environ: WSGIEnvironment,
+                keep_alive: bool) -> bool:
+        """Answer the request of ``environ``; whether the connection may serve another."""
+        response = _Response(self, environ["REQUEST_METHOD"], environ["SERVER_PROTOCOL"],
+                             close=not keep_alive)
         result: Iterable[bytes] | None = None
         try:
-            result = self.application(environ, response.start_response)
+            result = application(environ, response.start_response)
             if response.status is None and _taken_over():
                 # eventlet.websocket answered on the socket itself, and
                 # closed the connection when it was done.
-                self.close_connection = True
-                return
+                return False
             if isinstance(result, list):
                 response.send_whole(_join(result))
             else:
@@ -206,8 +218,8 @@ class ResponseWriter:
         except OSError:
             raise
         except Exception:  # noqa: BLE001 - an application error is answered, never raised
-            _log.exception("error in the WSGI application for %r", self.requestline)
-            self.close_connection = True
+            _log.exception("error in the WSGI application for %r", request_line(environ))
+            response.close = True
             if not response.head_sent:
                 response.start_response("500 Internal Server Error", [("Content-Length", "0")])
                 response.send_whole(b"")
@@ -217,3 +229,21 @@ class ResponseWriter:
                 close()
             for hook, args, kwargs in environ["eventlet.posthooks"]:
                 hook(environ, *args, **kwargs)
+        return not response.close
+
+    def write_error(self, status: int, detail: str) -> None:
+        """Answer a refused request with a short plain-text error, and end."""
+        reason = _REASONS.get(status, "Error")
+        body = f"{status} {reason}: {detail}\n".encode("latin-1")
+        self.sock.sendall(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (status, reason.encode("ascii"), len(body), body)
+        )
+
+
+def request_line(environ: WSGIEnvironment) -> str:
+    """``GET /path?query HTTP/1.1`` of a request, for logs."""
+    query = environ.get("QUERY_STRING")
+    target = environ.get("RAW_PATH_INFO", "") + ("?" + query if query else "")
+    return f"{environ.get('REQUEST_METHOD')} {target} {environ.get('SERVER_PROTOCOL')}"
