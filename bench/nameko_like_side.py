@@ -14,10 +14,15 @@ from nameko_like._eventlet import eventlet
 # Services always run monkey-patched; clients run as the plain scripts
 # Nameko's standalone proxies are documented for, except the 50 green-thread
 # callers, which need the patch to be concurrent at all.
-if sys.argv[1].startswith("serve") or sys.argv[1] == "rpc-callers":
+# (Only when run as a script: ``nameko_like run nameko_like_side:Echo``
+# imports this module for the start-up measurement, and patches by itself.)
+if __name__ == "__main__" and (sys.argv[1].startswith("serve") or sys.argv[1] == "rpc-callers"):
     eventlet.monkey_patch()
 
+import json  # noqa: E402
 import time  # noqa: E402
+
+from bench_zone import measure_start, measure_stop  # noqa: E402
 
 from nameko_like.containers import ServiceContainer  # noqa: E402
 from nameko_like.events import event_handler  # noqa: E402
@@ -61,14 +66,21 @@ def serve(service: type, vhost: str) -> None:
     container.wait()
 
 
-def rpc_client(vhost: str, count: int, mode: str, callers: int = 50) -> float:
+WARM_UP_CALLS = 20
+
+
+def rpc_client(vhost: str, count: int, mode: str, callers: int = 50) -> dict:
     with ClusterRpcProxy(config_for(vhost)) as cluster:
         echo = cluster.echo.echo
-        echo(0)  # warm up: connection, reply queue
+        for i in range(WARM_UP_CALLS):  # connection, reply queue, first-use imports
+            echo(i)
         start = time.perf_counter()
+        cpu_start = time.process_time()
         if mode == "seq":
+            measure_start()
             for i in range(count):
                 echo(i)
+            measure_stop()
         elif mode == "async":
             replies = [echo.call_async(i) for i in range(count)]
             for reply in replies:
@@ -79,7 +91,9 @@ def rpc_client(vhost: str, count: int, mode: str, callers: int = 50) -> float:
             for _ in pool.imap(lambda n: [echo(i) for i in range(n)], [per_caller] * callers):
                 pass
             count = per_caller * callers
-        return count / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
+        return {"rate": count / elapsed, "client_cpu_us": cpu / count * 1e6}
 
 
 def events_client(vhost: str, count: int) -> None:
@@ -96,10 +110,10 @@ if __name__ == "__main__":
     elif command == "serve-events":
         serve(Listener, vhost)
     elif command == "rpc-seq":
-        print(rpc_client(vhost, int(sys.argv[3]), "seq"))
+        print(json.dumps(rpc_client(vhost, int(sys.argv[3]), "seq")))
     elif command == "rpc-async":
-        print(rpc_client(vhost, int(sys.argv[3]), "async"))
+        print(json.dumps(rpc_client(vhost, int(sys.argv[3]), "async")))
     elif command == "rpc-callers":
-        print(rpc_client(vhost, int(sys.argv[3]), "callers", int(sys.argv[4])))
+        print(json.dumps(rpc_client(vhost, int(sys.argv[3]), "callers", int(sys.argv[4]))))
     elif command == "events":
         events_client(vhost, int(sys.argv[3]))

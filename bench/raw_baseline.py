@@ -11,13 +11,15 @@ only after its reply is confirmed. Run as a server process
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
 
 import amqp
 
-import os
+from bench_zone import measure_start, measure_stop
+
 EXCHANGE = os.environ.get("RAW_EXCHANGE", "bench-raw-rpc")
 ROUTE = os.environ.get("RAW_ROUTE", "echo.echo")
 EVENTS_EXCHANGE = "bench-raw.events"
@@ -67,8 +69,11 @@ def serve_rpc(vhost: str) -> None:
         connection.drain_events()
 
 
-def rpc_client(vhost: str, count: int, pipelined: bool) -> float:
-    """Calls per second for ``count`` echo calls, sequential or all at once."""
+WARM_UP_CALLS = 20
+
+
+def rpc_client(vhost: str, count: int, pipelined: bool) -> dict:
+    """Calls per second and CPU per call for ``count`` echo calls, sequential or all at once."""
     connection = connect(vhost=vhost)
     channel = connection.channel()
     routing_key = str(uuid.uuid4())
@@ -89,20 +94,69 @@ def rpc_client(vhost: str, count: int, pipelined: bool) -> float:
         channel.basic_publish(message, EXCHANGE, ROUTE, mandatory=True)
         return correlation_id
 
+    def call(i: int) -> None:
+        cid = send(i)
+        while cid not in replies:
+            connection.drain_events()
+
+    for i in range(WARM_UP_CALLS):  # as the nameko_like client does
+        call(i)
+    replies.clear()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     if pipelined:
         ids = [send(i) for i in range(count)]
         while len(replies) < count:
             connection.drain_events()
         assert all(cid in replies for cid in ids)
     else:
+        measure_start()
         for i in range(count):
-            cid = send(i)
-            while cid not in replies:
-                connection.drain_events()
+            call(i)
+        measure_stop()
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     connection.close()
-    return count / elapsed
+    return {"rate": count / elapsed, "client_cpu_us": cpu / count * 1e6}
+
+
+def probe_first_answer(vhost: str, exchange: str) -> None:
+    """Print a wall-clock stamp when a just-starting echo service first answers.
+
+    Connects and prints ``ready``; then publishes one echo request
+    (``mandatory``) again and again until the broker routes it, that is
+    until the service's queue is bound, and prints ``time.time()`` when the
+    reply arrives. ``bench/run.py`` starts the service after ``ready``.
+    """
+    connection = connect(vhost=vhost)
+    channel = connection.channel()
+    channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+    routing_key = str(uuid.uuid4())
+    queue = f"rpc.reply-probe-{routing_key}"
+    channel.queue_declare(queue, exclusive=True)
+    channel.queue_bind(queue, exchange, routing_key)
+    channel.confirm_select()
+    replies: list[float] = []
+    state = {"acked": False, "returned": False}
+    channel.basic_consume(queue, callback=lambda m: replies.append(time.time()), no_ack=True)
+    channel.events["basic_ack"].add(lambda tag, multiple: state.__setitem__("acked", True))
+    channel.events["basic_return"].add(lambda *args: state.__setitem__("returned", True))
+    print("ready", flush=True)
+    sys.stdin.readline()  # the service is being started
+    while True:
+        state.update(acked=False, returned=False)
+        message = amqp.Message(json.dumps({"args": [1], "kwargs": {}}), content_type="application/json",
+                               delivery_mode=2, correlation_id=str(uuid.uuid4()), reply_to=routing_key)
+        channel.basic_publish(message, exchange, ROUTE, mandatory=True)
+        while not state["acked"]:
+            connection.drain_events()
+        if not state["returned"]:
+            break
+        time.sleep(0.002)
+    while not replies:
+        connection.drain_events()
+    print(replies[0], flush=True)
+    connection.close()
 
 
 def serve_events(vhost: str) -> None:
@@ -154,8 +208,10 @@ if __name__ == "__main__":
     elif command == "serve-events":
         serve_events(vhost)
     elif command == "rpc-seq":
-        print(rpc_client(vhost, int(sys.argv[3]), pipelined=False))
+        print(json.dumps(rpc_client(vhost, int(sys.argv[3]), pipelined=False)))
     elif command == "rpc-async":
-        print(rpc_client(vhost, int(sys.argv[3]), pipelined=True))
+        print(json.dumps(rpc_client(vhost, int(sys.argv[3]), pipelined=True)))
+    elif command == "probe":
+        probe_first_answer(vhost, sys.argv[3])
     elif command == "events":
         events_client(vhost, int(sys.argv[3]))

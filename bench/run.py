@@ -1,11 +1,14 @@
 """Run the AMQP benchmarks: nameko_like beside a raw py-amqp baseline, in one run.
 
 Each workload runs ``--rounds`` times, raw and nameko_like interleaved, each
-run in a fresh vhost against the local RabbitMQ; the report gives medians and
-the nameko_like / raw ratio. Usage::
+run in a fresh vhost against the local RabbitMQ; the report gives medians,
+the nameko_like / raw ratio and the goal of each row (issue 17). Usage::
 
-    python bench/run.py [--rounds 3] [--quick]
+    python bench/run.py [--rounds 3] [--quick] [--only TEXT] [--callgrind]
 
+``--callgrind`` adds instruction counts per sequential call, service side and
+client side, measured under ``valgrind --tool=callgrind`` (stable on a busy
+machine, unlike wall-clock rates); ``--only callgrind`` runs just those.
 Results are also written as JSON to ``bench/results/amqp.json``.
 """
 
@@ -17,15 +20,29 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import requests
 
 HERE = Path(__file__).resolve().parent
 API = "http://guest:guest@localhost:15672/api"
 SIDES = {"raw": HERE / "raw_baseline.py", "nameko_like": HERE / "nameko_like_side.py"}
+RPC_EXCHANGES = {"raw": "bench-raw-rpc", "nameko_like": "nameko-rpc"}
+ENV = dict(os.environ, PYTHONPATH=str(HERE.parent))
+# (kind, bound): "ratio" rows compare nameko_like / raw, "absolute" rows nameko_like alone.
+GOALS: dict[str, tuple[str, str, float]] = {
+    "sequential RPC (calls/s)": ("ratio", ">=", 0.85),
+    "  service CPU per sequential call (us)": ("ratio", "<=", 1.5),
+    "  client CPU per sequential call (us)": ("ratio", "<=", 1.3),
+    "call_async then result (calls/s)": ("ratio", ">=", 0.8),
+    "50 concurrent callers (calls/s)": ("ratio", ">=", 0.7),
+    "start to first answer (s)": ("absolute", "<=", 0.25),
+    "idle RSS of the service (MB)": ("absolute", "<=", 40.0),
+}
 
 
 def make_vhost() -> str:
@@ -40,14 +57,21 @@ def drop_vhost(name: str) -> None:
     requests.delete(f"{API}/vhosts/{name}", timeout=10)
 
 
+def broker_uri(vhost: str) -> str:
+    return f"amqp://guest:guest@localhost:5672/{vhost}"
+
+
 def python(script: Path, *args: str) -> list[str]:
     return [sys.executable, str(script), *args]
 
 
-def start_server(side: str, command: str, vhost: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
-    proc = subprocess.Popen(python(SIDES[side], command, vhost), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
+def callgrind(out_dir: str) -> list[str]:
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p"]
+
+
+def start_server(side: str, command: str, vhost: str, prefix: list[str] | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen([*(prefix or []), *python(SIDES[side], command, vhost)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=ENV)
     line = proc.stdout.readline()
     if line.strip() != "ready":
         proc.kill()
@@ -55,17 +79,29 @@ def start_server(side: str, command: str, vhost: str) -> subprocess.Popen:
     return proc
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_client(side: str, args: list[str]) -> float:
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
-    out = subprocess.run(python(SIDES[side], *args), capture_output=True, text=True, env=env, timeout=300)
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def run_client(side: str, args: list[str], prefix: list[str] | None = None, env: dict | None = None) -> dict:
+    out = subprocess.run([*(prefix or []), *python(SIDES[side], *args)], capture_output=True, text=True,
+                         env={**ENV, **(env or {})}, timeout=900)
     if out.returncode:
         raise RuntimeError(f"{side} {args} failed: {out.stderr[-2000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def rpc_run(side: str, client_args: list[str]) -> dict:
@@ -73,12 +109,11 @@ def rpc_run(side: str, client_args: list[str]) -> dict:
     server = start_server(side, "serve-rpc", vhost)
     try:
         before = cpu_seconds(server.pid)
-        rate = run_client(side, [client_args[0], vhost, *client_args[1:]])
-        used = cpu_seconds(server.pid) - before
-        return {"rate": rate, "server_cpu_s": used}
+        result = run_client(side, [client_args[0], vhost, *client_args[1:]])
+        result["server_cpu_s"] = cpu_seconds(server.pid) - before
+        return result
     finally:
-        server.kill()
-        server.wait()
+        stop(server)
         drop_vhost(vhost)
 
 
@@ -87,8 +122,7 @@ def events_run(side: str, count: int) -> dict:
     server = start_server(side, "serve-events", vhost)
     try:
         start = time.time()
-        env = dict(os.environ, PYTHONPATH=str(HERE.parent))
-        client = subprocess.Popen(python(SIDES[side], "events", vhost, str(count)), env=env,
+        client = subprocess.Popen(python(SIDES[side], "events", vhost, str(count)), env=ENV,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         last = None
         deadline = time.time() + 120
@@ -105,25 +139,114 @@ def events_run(side: str, count: int) -> dict:
             raise RuntimeError(f"{side} events: handler did not see {count} events")
         return {"rate": count / (last - start)}
     finally:
-        server.kill()
-        server.wait()
+        stop(server)
         drop_vhost(vhost)
 
 
-def workloads(quick: bool) -> dict:
+def startup_run(side: str) -> dict:
+    """Seconds from starting the service process to its first RPC reply, then its idle RSS.
+
+    nameko_like runs as operators run it, ``python -m nameko_like run``; a
+    probe, connected beforehand, publishes a request until the broker routes
+    it and stamps the reply.
+    """
+    vhost = make_vhost()
+    probe = subprocess.Popen(python(SIDES["raw"], "probe", vhost, RPC_EXCHANGES[side]), env=ENV, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    service = None
+    try:
+        if probe.stdout.readline().strip() != "ready":
+            raise RuntimeError("first-answer probe did not start")
+        if side == "raw":
+            command = python(SIDES["raw"], "serve-rpc", vhost)
+        else:
+            command = [sys.executable, "-m", "nameko_like", "run", "nameko_like_side:Echo",
+                       "--broker", broker_uri(vhost)]
+        started = time.time()
+        service = subprocess.Popen(command, cwd=HERE, env=ENV, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        probe.stdin.write("go\n")
+        probe.stdin.flush()
+        answered = float(probe.stdout.readline())
+        time.sleep(2)  # idle: connections up, nothing to do
+        return {"first_answer_s": answered - started, "idle_rss_mb": rss_mb(service.pid)}
+    finally:
+        for proc in (probe, service):
+            if proc is not None:
+                stop(proc)
+        drop_vhost(vhost)
+
+
+def callgrind_run(side: str, measured: str, calls: int) -> dict:
+    """Instructions per sequential call in the service (``measured="service"``) or the client."""
+    vhost = make_vhost()
+    with tempfile.TemporaryDirectory(prefix="bench-cg-") as out_dir:
+        prefix = callgrind(out_dir)
+        server = start_server(side, "serve-rpc", vhost, prefix if measured == "service" else None)
+        try:
+            if measured == "service":
+                run_client(side, ["rpc-seq", vhost, str(calls)], env={"BENCH_CALLGRIND_PID": str(server.pid)})
+            else:
+                run_client(side, ["rpc-seq", vhost, str(calls)], prefix, env={"BENCH_CALLGRIND_PID": "self"})
+        finally:
+            stop(server)
+            drop_vhost(vhost)
+        dumps = list(Path(out_dir).glob("cg.*.1"))
+        if len(dumps) != 1:
+            raise RuntimeError(f"expected one callgrind dump, found {dumps}")
+        for line in dumps[0].read_text().splitlines():
+            if line.startswith("totals:"):
+                return {"instructions_per_call": int(line.split()[1]) / calls}
+    raise RuntimeError(f"no totals in {dumps[0]}")
+
+
+def workloads(quick: bool, with_callgrind: bool, cg_calls: int) -> dict[str, Callable[[str], dict]]:
     n = 500 if quick else 2000
     burst = 1000 if quick else 5000
     events = 2000 if quick else 10000
-    return {
+    chosen: dict[str, Callable[[str], dict]] = {
         "sequential RPC (calls/s)": lambda side: rpc_run(side, ["rpc-seq", str(n)]),
-        f"{burst} call_async then result (calls/s)": lambda side: rpc_run(side, ["rpc-async", str(burst)]),
+        "call_async then result (calls/s)": lambda side: rpc_run(side, ["rpc-async", str(burst)]),
         # The raw side of this one is its pipelined burst: a single-threaded
         # py-amqp client has no callers to speak of, and its best concurrent
         # rate is the fairest (strictest) yardstick.
         "50 concurrent callers (calls/s)": lambda side: rpc_run(
             side, ["rpc-callers", str(burst), "50"] if side == "nameko_like" else ["rpc-async", str(burst)]),
         "events end to end (events/s)": lambda side: events_run(side, events),
+        "start-up and idle memory": startup_run,
     }
+    if with_callgrind:
+        chosen["callgrind: service instructions per call"] = lambda side: callgrind_run(side, "service", cg_calls)
+        chosen["callgrind: client instructions per call"] = lambda side: callgrind_run(side, "client", cg_calls)
+    return chosen
+
+
+def rows_of(name: str, sides: dict[str, list[dict]], seq_calls: int) -> list[tuple[str, float, float]]:
+    """The report rows of one workload: (row name, raw median, nameko_like median)."""
+    def median(side: str, key: str) -> float:
+        return statistics.median(r[key] for r in sides[side])
+
+    if name.startswith("start-up"):
+        return [("start to first answer (s)", median("raw", "first_answer_s"), median("nameko_like", "first_answer_s")),
+                ("idle RSS of the service (MB)", median("raw", "idle_rss_mb"), median("nameko_like", "idle_rss_mb"))]
+    if name.startswith("callgrind"):
+        return [(name, median("raw", "instructions_per_call"), median("nameko_like", "instructions_per_call"))]
+    rows = [(name, median("raw", "rate"), median("nameko_like", "rate"))]
+    if name.startswith("sequential"):
+        rows.append(("  service CPU per sequential call (us)", median("raw", "server_cpu_s") / seq_calls * 1e6,
+                     median("nameko_like", "server_cpu_s") / seq_calls * 1e6))
+        rows.append(("  client CPU per sequential call (us)", median("raw", "client_cpu_us"),
+                     median("nameko_like", "client_cpu_us")))
+    return rows
+
+
+def verdict(row: str, raw: float, ours: float) -> str:
+    if row not in GOALS:
+        return ""
+    kind, op, bound = GOALS[row]
+    value = ours / raw if kind == "ratio" else ours
+    met = value >= bound if op == ">=" else value <= bound
+    return f"{'ratio' if kind == 'ratio' else 'value'} {op} {bound:g}: {'met' if met else 'NOT met'}"
 
 
 def main() -> None:
@@ -131,28 +254,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
     parser.add_argument("--only", help="run only workloads whose name contains this text")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="also count instructions per sequential call under valgrind's callgrind")
+    parser.add_argument("--callgrind-calls", type=int, default=200, help="calls counted under callgrind")
     options = parser.parse_args()
+    with_callgrind = options.callgrind or (options.only is not None and "callgrind" in options.only)
     results: dict[str, dict[str, list[dict]]] = {}
-    for name, run in workloads(options.quick).items():
+    for name, run in workloads(options.quick, with_callgrind, options.callgrind_calls).items():
         if options.only and options.only not in name:
             continue
         results[name] = {"raw": [], "nameko_like": []}
-        for _ in range(options.rounds):
+        # Instruction counts hardly vary: one round is enough.
+        for _ in range(1 if name.startswith("callgrind") else options.rounds):
             for side in ("raw", "nameko_like"):
                 results[name][side].append(run(side))
-    print(f"{'workload':45} {'raw':>10} {'nameko_like':>12} {'ratio':>7}")
+    seq_calls = 500 if options.quick else 2000
+    print(f"{'workload':45} {'raw':>12} {'nameko_like':>12} {'ratio':>7}  goal")
     summary = {}
     for name, sides in results.items():
-        raw = statistics.median(r["rate"] for r in sides["raw"])
-        ours = statistics.median(r["rate"] for r in sides["nameko_like"])
-        summary[name] = {"raw": raw, "nameko_like": ours, "ratio": ours / raw}
-        print(f"{name:45} {raw:10.0f} {ours:12.0f} {ours / raw:7.2f}")
-        if "server_cpu_s" in sides["raw"][0] and name.startswith("sequential"):
-            count = 500 if options.quick else 2000
-            raw_cpu = statistics.median(r["server_cpu_s"] for r in sides["raw"]) / count * 1e6
-            our_cpu = statistics.median(r["server_cpu_s"] for r in sides["nameko_like"]) / count * 1e6
-            summary["service CPU per sequential RPC (us)"] = {"raw": raw_cpu, "nameko_like": our_cpu}
-            print(f"{'  service CPU per sequential call (us)':45} {raw_cpu:10.0f} {our_cpu:12.0f}")
+        for row, raw, ours in rows_of(name, sides, seq_calls):
+            summary[row.strip()] = {"raw": raw, "nameko_like": ours, "ratio": ours / raw}
+            precision = 2 if row.startswith("start") else 0
+            print(f"{row:45} {raw:12,.{precision}f} {ours:12,.{precision}f} {ours / raw:7.2f}  "
+                  f"{verdict(row, raw, ours)}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "amqp.json").write_text(json.dumps({"rounds": options.rounds, "summary": summary,
