@@ -28,12 +28,13 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from nameko_like.config_keys import warn_misspelt_keys
 from nameko_like.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    import yaml
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def _scalar_type(value: str) -> Any:
     """Type ``value`` as YAML types a plain scalar (int, float, bool, null,
     timestamp, else str), without parsing it as a document, so text after a
     ``#`` or a ``: `` inside a value is kept rather than reinterpreted."""
+    import yaml  # lazily: a start without a config file needs no YAML
     loader = yaml.SafeLoader("")
     try:
         # types-PyYAML leaves Resolver.resolve unannotated
@@ -186,6 +188,7 @@ def _scalar_type(value: str) -> Any:
 
 def _make_loader(source: str) -> type[yaml.SafeLoader]:
     """A SafeLoader subclass that defers ``${...}`` scalars of ``source``."""
+    import yaml  # lazily: a start without a config file needs no YAML
 
     class Loader(yaml.SafeLoader):
         pass
@@ -216,6 +219,7 @@ _IMPLICIT = _Implicit()
 
 
 def _load_file(path: PathLike) -> dict[Any, Any]:
+    import yaml  # lazily: a start without a config file needs no YAML
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as stream:
@@ -340,6 +344,7 @@ def _type_define(value: str) -> Any:
     # Flow collections are parsed as YAML ("[1, 2]", "{a: 1}"); anything else
     # is typed as a single scalar, so "abc #1" stays whole.
     if value.lstrip().startswith(("[", "{")):
+        import yaml  # lazily: a start without a config file needs no YAML
         try:
             return yaml.safe_load(value)
         except yaml.YAMLError as exc:
@@ -402,5 +407,6 @@ def apply_overrides(config: Mapping[str, Any],
 
 def dump_config(config: Mapping[str, Any]) -> str:
     """Return ``config`` as a YAML document, keys in their given order."""
+    import yaml  # lazily: a start without a config file needs no YAML
     return yaml.safe_dump(dict(config), default_flow_style=False,
                           sort_keys=False, allow_unicode=True)

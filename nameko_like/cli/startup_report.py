@@ -22,11 +22,24 @@ from nameko_like.extensions import Entrypoint
 from nameko_like.messaging import Consumer
 from nameko_like.rpc.entrypoint import Rpc
 from nameko_like.timer import Timer
-from nameko_like.web.handlers import HttpRequestHandler
-from nameko_like.web.server import WebServer
-from nameko_like.web.websocket import WebSocketRpc, WebSocketServer
 
 _log = logging.getLogger(__name__)
+
+
+def _loaded_class(module: str, name: str) -> type | None:
+    """``module.name`` if the module is imported already, else None.
+
+    The web classes are looked up this way so that reporting on an RPC-only
+    service does not import werkzeug and the HTTP server: when their module
+    was never imported, no extension can be an instance of them.
+    """
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name) if loaded is not None else None
+
+
+def _is_a(obj: object, module: str, name: str) -> bool:
+    cls = _loaded_class(module, name)
+    return cls is not None and isinstance(obj, cls)
 
 
 def describe_entrypoint(entrypoint: Entrypoint) -> str:
@@ -34,10 +47,11 @@ def describe_entrypoint(entrypoint: Entrypoint) -> str:
     method = entrypoint.method_name
     if isinstance(entrypoint, Rpc):
         return f"rpc {method}"
-    if isinstance(entrypoint, WebSocketRpc):
+    if _is_a(entrypoint, "nameko_like.web.websocket", "WebSocketRpc"):
         return f"websocket rpc {method}"
-    if isinstance(entrypoint, HttpRequestHandler):
-        return f"http {','.join(entrypoint.methods)} {entrypoint.url} -> {method}"
+    if _is_a(entrypoint, "nameko_like.web.handlers", "HttpRequestHandler"):
+        methods = ",".join(entrypoint.methods)  # type: ignore[attr-defined]
+        return f"http {methods} {entrypoint.url} -> {method}"  # type: ignore[attr-defined]
     if isinstance(entrypoint, EventHandler):
         kind = "" if entrypoint.handler_type == SERVICE_POOL else f" ({entrypoint.handler_type})"
         return (f"event_handler {entrypoint.source_service}.{entrypoint.event_type}{kind} "
@@ -64,12 +78,16 @@ def listening_addresses(container: ServiceContainer) -> list[str]:
     """Where ``container`` serves HTTP and websockets (real ports), if it does."""
     found = []
     extensions = container.shared_extensions.values()
-    server = next((ext for ext in extensions if isinstance(ext, WebServer)), None)
+    servers: list[Any] = [
+        ext for ext in extensions if _is_a(ext, "nameko_like.web.server", "WebServer")]
+    server = servers[0] if servers else None
     if server is not None and server.accepting:
         host, port = _url_host(server.bind_addr[0]), server.port
         name = container.service_name
         found.append(f"HTTP ({name}) on http://{host}:{port}/")
-        for websockets in (ext for ext in extensions if isinstance(ext, WebSocketServer)):
+        websocket_servers: list[Any] = [
+            ext for ext in extensions if _is_a(ext, "nameko_like.web.websocket", "WebSocketServer")]
+        for websockets in websocket_servers:
             found.append(f"websockets ({name}) on ws://{host}:{port}{websockets.path}")
     return found
 

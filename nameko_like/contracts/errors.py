@@ -1,17 +1,19 @@
 """``ValidationError``: a payload did not match the annotations of its method.
 
-Importing this module imports no pydantic: the entrypoints refer to it on
-every request path, validated or not.
+Importing this module imports neither pydantic nor werkzeug: the
+entrypoints refer to it on every request path, validated or not, and an
+RPC-only service should not pay for the HTTP stack at start-up.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from werkzeug.wrappers import Response
+from typing import TYPE_CHECKING, Any
 
 from nameko_like.exceptions import BadRequest, RemoteError, deserialize_to_instance
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Response
 
 #: HTTP status of a request whose path arguments or JSON body are invalid.
 HTTP_STATUS = 422
@@ -59,5 +61,7 @@ _PATH = f"{ValidationError.__module__}.{ValidationError.__qualname__}"
 
 def http_response(exc: ValidationError) -> Response:
     """The 422 JSON answer for an invalid HTTP request."""
+    from werkzeug.wrappers import Response  # only HTTP entrypoints get here
+
     body = {"error": "ValidationError", "message": exc.message, "errors": exc.errors}
     return Response(json.dumps(body), status=HTTP_STATUS, mimetype="application/json")
