@@ -38,13 +38,77 @@ _os_threading = eventlet.patcher.original("threading")
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
 
-class _BufferedReader:
-    """A replacement for ``TCPTransport._read`` that reads ahead."""
+class _ReadTimeout:
+    """A replacement for ``TCPTransport.having_timeout`` that defers the timeout.
 
-    __slots__ = ("buffer", "position", "transport")
+    py-amqp wraps every frame read in ``having_timeout``, which sets the
+    socket's timeout and puts it back: two ``ioctl`` system calls per frame
+    whenever a timeout is asked (a plain script's client always asks one,
+    half its heartbeat interval), even when read-ahead already holds the
+    frame. Here the scope only records the timeout wanted, and the reader
+    or writer applies it when it is about to use the socket: a sequential
+    call costs two such calls (one for its publish, one for its reply), not
+    eight, and reads and writes wait exactly as long as they did.
+    """
+
+    __slots__ = ("active", "base", "transport", "wanted")
 
     def __init__(self, transport: TCPTransport) -> None:
         self.transport = transport
+        #: the socket's timeout outside read scopes (None: blocking)
+        self.base: float | None = transport.sock.gettimeout()
+        self.wanted: float | None = None
+        self.active = False
+
+    def __call__(self, timeout: float | None) -> _ReadTimeout:
+        self.wanted = timeout
+        return self
+
+    def __enter__(self) -> socket.socket:
+        self.active = True
+        sock: socket.socket = self.transport.sock
+        return sock
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: object) -> None:
+        self.active = False
+        if isinstance(exc, OSError) and exc.errno == errno.EWOULDBLOCK:
+            # as py-amqp's own scope does (a zero timeout on some sockets)
+            raise TimeoutError() from None
+
+    def apply(self, sock: socket.socket) -> None:
+        """Give ``sock`` the timeout of the scope it is used in, before it waits.
+
+        Inside a ``having_timeout`` scope, the scope's; outside, the
+        socket's own. Only a change costs a system call.
+        """
+        timeout = self.wanted if self.active else self.base
+        if sock.gettimeout() != timeout:
+            sock.settimeout(timeout)
+
+
+class _ScopedWriter:
+    """``TCPTransport._write`` for plain processes: the scope's timeout, then send."""
+
+    __slots__ = ("sock", "timeouts")
+
+    def __init__(self, transport: TCPTransport, timeouts: _ReadTimeout) -> None:
+        self.sock = transport.sock
+        self.timeouts = timeouts
+
+    def __call__(self, data: bytes | memoryview) -> None:
+        self.timeouts.apply(self.sock)
+        self.sock.sendall(data)
+
+
+class _BufferedReader:
+    """A replacement for ``TCPTransport._read`` that reads ahead."""
+
+    __slots__ = ("buffer", "position", "timeouts", "transport")
+
+    def __init__(self, transport: TCPTransport, timeouts: _ReadTimeout | None = None) -> None:
+        self.transport = transport
+        self.timeouts = timeouts
         self.buffer = b""
         self.position = 0
 
@@ -57,7 +121,10 @@ class _BufferedReader:
             return buffer[position:end]
         chunks = [buffer[position:]]
         have = len(chunks[0])
-        recv = self.transport.sock.recv
+        sock = self.transport.sock
+        if self.timeouts is not None:
+            self.timeouts.apply(sock)
+        recv = sock.recv
         try:
             while have < n:
                 try:
@@ -90,31 +157,42 @@ class _CoalescingWriter:
     yields.
     """
 
-    __slots__ = ("busy", "error", "os_lock", "pending", "sending", "sock", "turn_over")
+    __slots__ = ("busy", "error", "flush_scheduled", "os_lock", "pending", "sending", "sock",
+                 "timeouts", "turn_over")
 
-    def __init__(self, transport: TCPTransport) -> None:
+    def __init__(self, transport: TCPTransport, timeouts: _ReadTimeout | None = None) -> None:
         self.sock = transport.sock
+        self.timeouts = timeouts
         #: a real lock: the heartbeat OS thread writes between our frames
         self.os_lock = _os_threading.Lock()
         self.pending: list[bytes] = []
         self.busy = False
         self.sending = False
         self.turn_over = False
+        self.flush_scheduled = False
         self.error: OSError | None = None
 
     def __call__(self, data: bytes | memoryview) -> None:
         if self.error is not None:
             raise self.error
+        if self.timeouts is not None:
+            self.timeouts.apply(self.sock)
         if self.busy:
             # py-amqp hands over a view of a buffer it reuses for the next
             # frame: keep a copy, not the view
             self.pending.append(bytes(data))
+            if not self.flush_scheduled:
+                # scheduled after this turn's end (below): it runs once the
+                # writer yields, in the same turn of the hub as that end
+                self.flush_scheduled = True
+                eventlet.spawn_n(self._flush)
             return
         self.busy = True
         self.turn_over = False
         # A hub timer, not a greenthread: most turns write one frame and
-        # have nothing left to flush, and a greenthread per turn costs a
-        # greenlet, two switches and (Python >= 3.11) an mmap'd frame stack.
+        # have nothing to flush, and a greenthread per turn costs a greenlet,
+        # two switches and (Python >= 3.11) an mmap'd frame stack. Only a
+        # turn that queued frames gets a greenthread to send them (above).
         eventlet.hubs.get_hub().schedule_call_global(0, self._end_turn_in_hub)
         self._send(data)
 
@@ -140,17 +218,16 @@ class _CoalescingWriter:
             self.busy = False
 
     def _end_turn_in_hub(self) -> None:
-        # Runs in the hub, which must never block: only a batch left to
-        # send needs a greenthread (its sendall may have to wait).
+        # Runs in the hub, which must never block: a batch to send has a
+        # greenthread of its own (_flush), which runs next.
         self.turn_over = True
-        if self.sending:
-            return  # the greenthread sending finishes the batch
-        if self.pending:
-            eventlet.spawn_n(self._flush)
-        else:
+        if not (self.sending or self.flush_scheduled):
             self.busy = False
 
     def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.sending:
+            return  # the greenthread sending finishes the batch
         try:
             self._send(None)
         except OSError:
@@ -175,10 +252,14 @@ def tune_connection(connection: Connection, coalesce_writes: bool = False) -> No
     transport = getattr(getattr(connection, "connection", None), "transport", None)
     if not isinstance(transport, TCPTransport):
         return
-    if not isinstance(transport._read, _BufferedReader):
-        transport._read = _BufferedReader(transport)
+    reader = transport._read
+    if not isinstance(reader, _BufferedReader):
+        timeouts = _ReadTimeout(transport)
+        transport.having_timeout = timeouts
+        reader = transport._read = _BufferedReader(transport, timeouts)
+        transport._write = _ScopedWriter(transport, timeouts)
     if coalesce_writes and not isinstance(transport._write, _CoalescingWriter):
-        transport._write = _CoalescingWriter(transport)
+        transport._write = _CoalescingWriter(transport, reader.timeouts)
 
 
 #: Most frames :func:`read_pending` reads (a broker sends one heartbeat each
