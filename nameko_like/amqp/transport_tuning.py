@@ -27,6 +27,8 @@ from kombu import Connection
 
 from nameko_like._eventlet import eventlet
 
+GreenSocket = eventlet.greenio.GreenSocket
+
 #: Bytes asked of the socket per recv.
 READ_CHUNK = 65536
 
@@ -104,13 +106,15 @@ class _ScopedWriter:
 class _BufferedReader:
     """A replacement for ``TCPTransport._read`` that reads ahead."""
 
-    __slots__ = ("buffer", "position", "timeouts", "transport")
+    __slots__ = ("buffer", "drained", "position", "timeouts", "transport")
 
     def __init__(self, transport: TCPTransport, timeouts: _ReadTimeout | None = None) -> None:
         self.transport = transport
         self.timeouts = timeouts
         self.buffer = b""
         self.position = 0
+        #: whether the last recv emptied the socket (it returned less than asked)
+        self.drained = False
 
     def __call__(self, n: int, initial: bool = False,
                  _errnos: tuple[int, ...] = _RETRY_ERRNOS) -> bytes:
@@ -125,10 +129,18 @@ class _BufferedReader:
         if self.timeouts is not None:
             self.timeouts.apply(sock)
         recv = sock.recv
+        # An eventlet socket tries recv first and waits on the hub only when
+        # it fails with EAGAIN. After a read that emptied the socket that
+        # try is a wasted system call (and exception) per message: wait first.
+        wait_first = self.drained and isinstance(sock, GreenSocket)
         try:
             while have < n:
+                if wait_first:
+                    wait_first = False
+                    sock._read_trampoline()
                 try:
-                    data = recv(max(n - have, READ_CHUNK))
+                    asked = max(n - have, READ_CHUNK)
+                    data = recv(asked)
                 except OSError as exc:
                     if exc.errno in _errnos:
                         if initial and self.transport.raise_on_initial_eintr:
@@ -137,6 +149,7 @@ class _BufferedReader:
                     raise
                 if not data:
                     raise OSError("Server unexpectedly closed connection")
+                self.drained = len(data) < asked
                 chunks.append(data)
                 have += len(data)
         except BaseException:
