@@ -17,20 +17,27 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
 import time
 from contextlib import AbstractContextManager
 from typing import Any
 
 import amqp
+from amqp.exceptions import UnexpectedFrame
+from amqp.transport import _UNAVAIL as _UNAVAILABLE
 from amqp.transport import TCPTransport
 from kombu import Connection
 
 from nameko_like._eventlet import eventlet
+from nameko_like.amqp.socket_timeouts import ReadTimeout, ScopedWriter
 
 GreenSocket = eventlet.greenio.GreenSocket
 
 #: Bytes asked of the socket per recv.
 READ_CHUNK = 65536
+#: An AMQP frame: type (1 octet), channel (2), payload size (4), payload, end octet.
+FRAME_HEADER_SIZE = 7
+FRAME_END = 0xCE
 
 _RETRY_ERRNOS = (errno.EAGAIN, errno.EINTR)
 
@@ -40,75 +47,17 @@ _os_threading = eventlet.patcher.original("threading")
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
 
-class _ReadTimeout:
-    """A replacement for ``TCPTransport.having_timeout`` that defers the timeout.
-
-    py-amqp wraps every frame read in ``having_timeout``, which sets the
-    socket's timeout and puts it back: two ``ioctl`` system calls per frame
-    whenever a timeout is asked (a plain script's client always asks one,
-    half its heartbeat interval), even when read-ahead already holds the
-    frame. Here the scope only records the timeout wanted, and the reader
-    or writer applies it when it is about to use the socket: a sequential
-    call costs two such calls (one for its publish, one for its reply), not
-    eight, and reads and writes wait exactly as long as they did.
-    """
-
-    __slots__ = ("active", "base", "transport", "wanted")
-
-    def __init__(self, transport: TCPTransport) -> None:
-        self.transport = transport
-        #: the socket's timeout outside read scopes (None: blocking)
-        self.base: float | None = transport.sock.gettimeout()
-        self.wanted: float | None = None
-        self.active = False
-
-    def __call__(self, timeout: float | None) -> _ReadTimeout:
-        self.wanted = timeout
-        return self
-
-    def __enter__(self) -> socket.socket:
-        self.active = True
-        sock: socket.socket = self.transport.sock
-        return sock
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: object) -> None:
-        self.active = False
-        if isinstance(exc, OSError) and exc.errno == errno.EWOULDBLOCK:
-            # as py-amqp's own scope does (a zero timeout on some sockets)
-            raise TimeoutError() from None
-
-    def apply(self, sock: socket.socket) -> None:
-        """Give ``sock`` the timeout of the scope it is used in, before it waits.
-
-        Inside a ``having_timeout`` scope, the scope's; outside, the
-        socket's own. Only a change costs a system call.
-        """
-        timeout = self.wanted if self.active else self.base
-        if sock.gettimeout() != timeout:
-            sock.settimeout(timeout)
-
-
-class _ScopedWriter:
-    """``TCPTransport._write`` for plain processes: the scope's timeout, then send."""
-
-    __slots__ = ("sock", "timeouts")
-
-    def __init__(self, transport: TCPTransport, timeouts: _ReadTimeout) -> None:
-        self.sock = transport.sock
-        self.timeouts = timeouts
-
-    def __call__(self, data: bytes | memoryview) -> None:
-        self.timeouts.apply(self.sock)
-        self.sock.sendall(data)
-
-
 class _BufferedReader:
-    """A replacement for ``TCPTransport._read`` that reads ahead."""
+    """A replacement for ``TCPTransport._read`` and ``read_frame`` that reads ahead.
+
+    ``read_frame`` parses a frame straight from the buffer (py-amqp's reads
+    its header, payload and end octet with three calls) and consumes it only
+    once it is whole, so a read that times out mid-frame loses nothing.
+    """
 
     __slots__ = ("buffer", "drained", "position", "timeouts", "transport")
 
-    def __init__(self, transport: TCPTransport, timeouts: _ReadTimeout | None = None) -> None:
+    def __init__(self, transport: TCPTransport, timeouts: ReadTimeout | None = None) -> None:
         self.transport = transport
         self.timeouts = timeouts
         self.buffer = b""
@@ -116,14 +65,41 @@ class _BufferedReader:
         #: whether the last recv emptied the socket (it returned less than asked)
         self.drained = False
 
-    def __call__(self, n: int, initial: bool = False,
-                 _errnos: tuple[int, ...] = _RETRY_ERRNOS) -> bytes:
+    def __call__(self, n: int, initial: bool = False) -> bytes:
         buffer, position = self.buffer, self.position
         end = position + n
-        if len(buffer) >= end:
-            self.position = end
-            return buffer[position:end]
-        chunks = [buffer[position:]]
+        if len(buffer) < end:
+            buffer, position = self._fill(n, initial), 0
+            end = n
+        self.position = end
+        return buffer[position:end]
+
+    def read_frame(self, _unpack_from: Any = struct.unpack_from) -> tuple[int, int, bytes]:
+        """The next frame as ``(type, channel, payload)``, as py-amqp's ``read_frame``."""
+        buffer, position = self.buffer, self.position
+        try:
+            if len(buffer) - position < FRAME_HEADER_SIZE:
+                buffer, position = self._fill(FRAME_HEADER_SIZE, initial=True), 0
+            frame_type, channel, size = _unpack_from(">BHI", buffer, position)
+            end = position + FRAME_HEADER_SIZE + size
+            if len(buffer) <= end:
+                buffer, position = self._fill(FRAME_HEADER_SIZE + size + 1), 0
+                end = FRAME_HEADER_SIZE + size
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _UNAVAILABLE:
+                self.transport.connected = False
+            raise
+        if buffer[end] != FRAME_END:
+            raise UnexpectedFrame(f"Received frame_end {buffer[end]:#04x} while expecting 0xce")
+        self.position = end + 1
+        return frame_type, channel, buffer[position + FRAME_HEADER_SIZE:end]
+
+    def _fill(self, n: int, initial: bool = False,
+              _errnos: tuple[int, ...] = _RETRY_ERRNOS) -> bytes:
+        """Read until the buffer holds ``n`` unconsumed bytes; return it (from 0)."""
+        chunks = [self.buffer[self.position:]]
         have = len(chunks[0])
         sock = self.transport.sock
         if self.timeouts is not None:
@@ -152,13 +128,11 @@ class _BufferedReader:
                 self.drained = len(data) < asked
                 chunks.append(data)
                 have += len(data)
-        except BaseException:
-            # keep what was read: a timeout mid-frame resumes where it was
+        finally:
+            # what was read stays, unconsumed: a read that failed or timed
+            # out resumes where it was
             self.buffer, self.position = b"".join(chunks), 0
-            raise
-        buffer = b"".join(chunks)
-        self.buffer, self.position = buffer, n
-        return buffer[:n]
+        return self.buffer
 
 
 class _CoalescingWriter:
@@ -173,7 +147,7 @@ class _CoalescingWriter:
     __slots__ = ("busy", "error", "flush_scheduled", "os_lock", "pending", "sending", "sock",
                  "timeouts", "turn_over")
 
-    def __init__(self, transport: TCPTransport, timeouts: _ReadTimeout | None = None) -> None:
+    def __init__(self, transport: TCPTransport, timeouts: ReadTimeout | None = None) -> None:
         self.sock = transport.sock
         self.timeouts = timeouts
         #: a real lock: the heartbeat OS thread writes between our frames
@@ -267,10 +241,11 @@ def tune_connection(connection: Connection, coalesce_writes: bool = False) -> No
         return
     reader = transport._read
     if not isinstance(reader, _BufferedReader):
-        timeouts = _ReadTimeout(transport)
+        timeouts = ReadTimeout(transport)
         transport.having_timeout = timeouts
         reader = transport._read = _BufferedReader(transport, timeouts)
-        transport._write = _ScopedWriter(transport, timeouts)
+        transport.read_frame = reader.read_frame
+        transport._write = ScopedWriter(transport, timeouts)
     if coalesce_writes and not isinstance(transport._write, _CoalescingWriter):
         transport._write = _CoalescingWriter(transport, reader.timeouts)
 
