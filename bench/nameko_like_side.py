@@ -1,8 +1,10 @@
 """nameko_like's side of the benchmarks: the same workloads as raw_baseline.py.
 
 ``serve-rpc`` runs an echo service, ``serve-events`` an event handler that
-prints a count and timestamp every 1,000 events; the client commands print
-a rate. ``bench/run.py`` drives them.
+prints a count and timestamp every 1,000 events; the RPC client commands
+print a JSON line with the rate and the client's CPU time per call.
+``bench/run.py`` drives them (and, for the start-up row, runs ``Echo``
+through ``python -m nameko_like run nameko_like_side:Echo``).
 """
 
 from __future__ import annotations
