@@ -159,7 +159,12 @@ def test_ten_thousand_items_with_bounded_memory(source, rabbit_config):
         try:
             stream = cluster.source.count.stream(n, size)
             assert next(stream)["i"] == 0
-            eventlet.sleep(1.5)  # a slow caller: the backlog waits in the broker
+            # A slow caller: pause until the service is thousands of items
+            # ahead (how long that takes depends on the machine's load), so
+            # the backlog waits in the broker.
+            deadline = time.monotonic() + 60
+            while Source.produced <= 2000 and time.monotonic() < deadline:
+                eventlet.sleep(0.05)
             ahead_after_pause = Source.produced - 1
             buffered_after_pause = stream.buffered
             received = 1
