@@ -101,59 +101,6 @@ def test_unknown_path_and_bad_address(container_factory, metrics_config, endpoin
         bad.start()
 
 
-def _docs_example(name):
-    """Import ``docs/examples/<name>.py`` (the docs tests put that directory on sys.path)."""
-    import importlib
-    import sys
-    from pathlib import Path
-
-    examples = str(Path(__file__).resolve().parents[2] / "docs" / "examples")
-    if examples not in sys.path:
-        sys.path.append(examples)
-    return importlib.import_module(name)
-
-
-def test_health_check_methods(container_factory, metrics_config, endpoint):
-    """docs/examples/operations_health_methods.py: checks run as workers with dependencies."""
-    example = _docs_example("operations_health_methods")
-    example.OUTBOX.clear()
-    mailer = container_factory(example.Mailer, metrics_config)
-    mailer.start()
-
-    # pricing is not running: the critical check's RPC raises UnknownService
-    ready = endpoint.get("/health/ready")
-    assert ready.status_code == 503
-    body = ready.json()
-    assert body["status"] == "not ready"
-    (reason,) = body["reasons"]
-    assert reason.startswith("mailer: critical check pricing_answers failed: UnknownService")
-    assert [(c["check"], c["ok"], c["critical"]) for c in body["checks"]] == [
-        ("outbox", True, False), ("pricing_answers", False, True)]
-
-    container_factory(example.Pricing, metrics_config).start()
-    ready = endpoint.get("/health/ready")
-    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
-
-    example.OUTBOX.extend(["someone@example.com"] * (example.MAX_WAITING + 1))
-    try:
-        ready = endpoint.get("/health/ready")
-        samples = endpoint.scrape()
-    finally:
-        example.OUTBOX.clear()
-    assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
-    assert ready.json()["checks"][0] == {
-        "service": "mailer", "check": "outbox", "ok": False, "critical": False,
-        "reason": f"{example.MAX_WAITING + 1} mails waiting"}
-    assert endpoint.value(samples, "nameko_like_health_check_ok", service="mailer",
-                          check="outbox") == 0
-    assert endpoint.value(samples, "nameko_like_health_check_ok", service="mailer",
-                          check="pricing_answers") == 1
-    # each run was a worker of the service: counted like any entrypoint
-    runs = endpoint.value(samples, "nameko_like_entrypoint_calls_total", service="mailer",
-                          method="outbox", entrypoint="HealthCheckEntrypoint", outcome="ok")
-    assert runs is not None and runs >= 3
-
-
 class Slow:
     name = "slow"
 
