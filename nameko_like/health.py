@@ -118,7 +118,8 @@ class HealthCheckEntrypoint(Entrypoint):
     dependencies (a database session, an RPC proxy); it returns what a
     :class:`HealthCheck` callable returns (None or True when healthy, False
     or a string saying what is wrong), and an exception it raises counts as
-    a failure with its text.
+    a failure with its text (logged by the container as an expected error,
+    without a traceback).
 
     Args:
         critical: a failing critical check makes the process *not ready*
@@ -137,6 +138,10 @@ class HealthCheckEntrypoint(Entrypoint):
                 f"@health_check(timeout=...) takes a number of seconds > 0, got {timeout!r}")
         self.critical = critical
         self.timeout = float(timeout)
+        # a check that raises reports a failure, it is not a bug of the
+        # service: logged as a warning (no traceback at every probe) and
+        # counted as an expected error
+        kwargs.setdefault("expected_exceptions", Exception)
         super().__init__(**kwargs)
 
     def setup(self) -> None:
@@ -163,15 +168,17 @@ class HealthCheckEntrypoint(Entrypoint):
         with eventlet.Timeout(self.timeout, False):  # False: leave the block, no error
             try:
                 self.container.spawn_worker(self, (), {}, handle_result=handle_result)
-            except ContainerBeingKilled as exc:
-                return _raised(service, name, self.critical, exc)
+            except ContainerBeingKilled:
+                return CheckResult(service, name, False, self.critical, "service stopping")
             done.wait()
         if not outcome:
             return CheckResult(service, name, False, self.critical,
                                f"timed out after {self.timeout:g}s")
         result, exc_info = outcome[0]
-        if exc_info is not None:
-            return _raised(service, name, self.critical, exc_info[1])
+        if exc_info is not None:  # the container logged it
+            exc = exc_info[1]
+            return CheckResult(service, name, False, self.critical,
+                               f"{type(exc).__name__}: {exc}")
         return _result(service, name, self.critical, result)
 
 

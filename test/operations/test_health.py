@@ -112,13 +112,26 @@ class Slow:
     def answers_false(self):
         return False
 
+    @health_check
+    def raises(self):
+        raise OSError("database unreachable")
 
-def test_health_check_method_timeout_and_false(container_factory, metrics_config, endpoint):
+
+def test_health_check_method_timeout_false_and_error(container_factory, metrics_config,
+                                                     endpoint, caplog):
     container_factory(Slow, metrics_config).start()
     ready = endpoint.get("/health/ready")
-    assert ready.status_code == 200  # neither is critical
+    assert ready.status_code == 200  # none is critical
     assert [(c["check"], c["ok"], c["reason"]) for c in ready.json()["checks"]] == [
-        ("answers_false", False, "check failed"), ("sluggish", False, "timed out after 0.2s")]
+        ("answers_false", False, "check failed"),
+        ("raises", False, "OSError: database unreachable"),
+        ("sluggish", False, "timed out after 0.2s")]
+    # a check that raises reports a failure: an expected error, no traceback
+    samples = endpoint.scrape()
+    assert endpoint.value(samples, "nameko_like_entrypoint_calls_total", service="slow",
+                          method="raises", entrypoint="HealthCheckEntrypoint",
+                          outcome="expected_error") >= 1
+    assert not [record for record in caplog.records if record.exc_info]
 
 
 class NeedsArgument:
