@@ -7,15 +7,25 @@ so drift on a shared machine hits them alike:
 - ``off``: no observer registered (the framework's hooks cost one tuple test);
 - ``metrics``: ``METRICS_ADDRESS`` set (Prometheus metrics kept, endpoint up);
 - ``tracing``: ``TRACING`` set (OpenTelemetry spans, SDK provider, no exporter);
-- ``both``: metrics and tracing.
+- ``both``: metrics and tracing;
+- ``both 10%``: metrics and tracing, the SDK sampling 1 trace in 10
+  (``ParentBased(TraceIdRatioBased(0.1))``, as production tracing usually runs).
 
 Reported: the median calls/s of each variant and its ratio to ``off``, and
 the median CPU time of this process per call (client and service run here;
 the broker does not): on a shared machine wall-clock rates swing with the
 neighbours' load, CPU time much less.
-Tracing variants are skipped when opentelemetry-sdk is missing. Usage::
+Tracing variants are skipped when opentelemetry-sdk is missing.
+
+With tracing on, the OpenTelemetry SDK's own work (two spans per round trip,
+context injected and extracted) is a cost any instrumentation pays. To tell
+it from ours, ``--spans`` times, without a broker, what tracing adds to one
+round trip (the hooks, driven as the framework drives them, SDK included)
+beside the SDK alone making an equivalent span pair: the same names, kinds,
+attributes and propagation. Usage::
 
     python bench/bench_operations.py [--rounds 5] [--calls 2000]
+    python bench/bench_operations.py --spans [--repeat 7]
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -60,15 +72,42 @@ def make_vhost() -> str:
     return name
 
 
+#: The sampler of the process's TracerProvider, switched between variants
+#: (a provider is set once per process); None without the SDK.
+SAMPLER: Any = None
+
+
 def tracing_available() -> bool:
+    """Set up a TracerProvider (no exporter) whose sampling ratio variants can switch."""
+    global SAMPLER
     try:
         from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import TracerProvider, sampling
 
         from nameko_like import tracing  # noqa: F401
     except ImportError:
         return False
-    trace.set_tracer_provider(TracerProvider())
+    if SAMPLER is not None:
+        return True
+
+    class Switchable(sampling.Sampler):
+        """Every span recorded, or the production choice: ParentBased(TraceIdRatioBased)."""
+
+        def __init__(self) -> None:
+            self.inner: sampling.Sampler = sampling.ALWAYS_ON
+
+        def ratio(self, ratio: float | None) -> None:
+            self.inner = (sampling.ALWAYS_ON if ratio is None else
+                          sampling.ParentBased(sampling.TraceIdRatioBased(ratio)))
+
+        def should_sample(self, *args: Any, **kwargs: Any) -> sampling.SamplingResult:
+            return self.inner.should_sample(*args, **kwargs)
+
+        def get_description(self) -> str:
+            return f"Switchable({self.inner.get_description()})"
+
+    SAMPLER = Switchable()
+    trace.set_tracer_provider(TracerProvider(sampler=SAMPLER))
     return True
 
 
@@ -77,6 +116,9 @@ def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
 
     Returns (calls per second, CPU microseconds of this process per call).
     """
+    extra = dict(extra)
+    if SAMPLER is not None:
+        SAMPLER.ratio(extra.pop("sampled", None))
     config = {"AMQP_URI": f"amqp://guest:guest@localhost:5672/{vhost}", **extra}
     container = ServiceContainer(Pinged, config)
     container.start()
@@ -99,16 +141,120 @@ def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
     return calls / elapsed, cpu / calls * 1e6
 
 
+class _Delivered:
+    """What the RPC entrypoint hands ``worker_spawned``: a delivered request's fields."""
+
+    def __init__(self, headers: dict) -> None:
+        self.headers = headers
+        self.delivery_info = {"exchange": "nameko-rpc", "routing_key": "pinged.ping",
+                              "delivery_tag": 7}
+        self.properties = {"correlation_id": CORRELATION_ID, "reply_to": "rpc.reply-x"}
+        self.body = b'{"args": [], "kwargs": {}}'
+
+
+CORRELATION_ID = "5f1c0a6e-7a3e-4a0e-9e0e-1b2c3d4e5f60"
+
+
+def span_pair_costs(repeat: int, number: int = 20_000) -> tuple[float, float]:
+    """Microseconds per round trip: (tracing's hooks, the SDK's equivalent span pair).
+
+    The hooks are run as the framework runs them for one RPC round trip
+    (the caller's publish, the callee's worker spawned, started, finished),
+    less the same steps with no observer; the bare pair does only what any
+    instrumentation must: start and end a PRODUCER span, inject its context,
+    extract it, start, attach, detach and end the CONSUMER span, with the
+    attributes our spans get.
+    """
+    import timeit
+
+    from opentelemetry import context, propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    from nameko_like import tracing
+    from nameko_like.rpc import wire
+    from nameko_like.worker_context import WorkerContext
+
+    config = {"AMQP_URI": "amqp://guest:guest@localhost:5672/"}
+    container = ServiceContainer(Pinged, config)  # never started: no broker needed
+    (entrypoint,) = container.entrypoints
+    entrypoint.rpc_consumer.queue = wire.service_queue(config, Pinged.name)
+
+    def round_trip(observed: bool) -> None:
+        headers = {"nameko.call_id_stack": ["standalone_rpc_proxy.call.0"]}
+        worker_ctx = WorkerContext(container, None, entrypoint, (), {}, data={})
+        if observed:
+            with instrumentation.publishing("nameko-rpc", "pinged.ping", headers,
+                                            CORRELATION_ID):
+                pass
+            instrumentation.emit("worker_spawned", worker_ctx, _Delivered(headers))
+            instrumentation.emit("worker_started", worker_ctx)
+            instrumentation.emit("worker_finished", worker_ctx, instrumentation.OK, 0.001)
+
+    producer_attributes = {
+        "messaging.system": "rabbitmq", "messaging.operation.type": "send",
+        "messaging.operation.name": "publish", "messaging.destination.name":
+        "nameko-rpc:pinged.ping", "messaging.rabbitmq.destination.routing_key": "pinged.ping",
+        "messaging.message.conversation_id": CORRELATION_ID}
+    consumer_attributes = {
+        **producer_attributes, "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": "nameko-rpc:pinged.ping:rpc-pinged",
+        "messaging.rabbitmq.message.delivery_tag": 7, "messaging.message.body.size": 26,
+        "nameko.service": "pinged", "nameko.entrypoint": "ping",
+        "nameko.call_id": "pinged.ping.0"}
+    tracer = trace.get_tracer("bench")
+
+    def bare_pair() -> None:
+        parent = context.get_current()
+        span = tracer.start_span("publish nameko-rpc:pinged.ping", parent, SpanKind.PRODUCER,
+                                 producer_attributes)
+        headers: dict = {}
+        propagate.inject(headers, context=trace.set_span_in_context(span, parent))
+        span.end()
+        remote = propagate.extract(headers)
+        span = tracer.start_span("process nameko-rpc:pinged.ping:rpc-pinged", remote,
+                                 SpanKind.CONSUMER, consumer_attributes)
+        token = context.attach(trace.set_span_in_context(span, remote))
+        context.detach(token)
+        span.end()
+
+    def best(fn: Callable[[], None]) -> float:
+        return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+    unobserved = best(lambda: round_trip(False))
+    tracing.enable()
+    try:
+        hooks = best(lambda: round_trip(True)) - unobserved
+    finally:
+        tracing.disable()
+    return hooks, best(bare_pair)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--spans", action="store_true",
+                        help="tracing's hooks vs the SDK's bare span pair, no broker")
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+
+    if args.spans:
+        if not tracing_available():
+            print("--spans needs opentelemetry-sdk", file=sys.stderr)
+            return 1
+        hooks, bare = span_pair_costs(args.repeat)
+        print(f"per RPC round trip: tracing's hooks {hooks:.1f} us, the SDK's bare span "
+              f"pair {bare:.1f} us, ours beyond the SDK {hooks - bare:.1f} us")
+        return 0
 
     variants = {"off": {}, "metrics": {"METRICS_ADDRESS": "127.0.0.1:0"}}
     if tracing_available():
         variants["tracing"] = {"TRACING": True}
         variants["both"] = {"METRICS_ADDRESS": "127.0.0.1:0", "TRACING": True}
+        # what production runs: 1 trace in 10 kept, the others not recorded
+        variants["both 10%"] = {"METRICS_ADDRESS": "127.0.0.1:0", "TRACING": True,
+                                "sampled": 0.1}
     vhost = make_vhost()
     rates: dict[str, list[float]] = {name: [] for name in variants}
     cpus: dict[str, list[float]] = {name: [] for name in variants}
@@ -135,7 +281,7 @@ def main() -> int:
     for name, values in rates.items():
         median = statistics.median(values)
         cpu = statistics.median(cpus[name])
-        print(f"  {name:8} {median:8,.0f} calls/s   ratio to off {median / base:.3f}   "
+        print(f"  {name:9} {median:8,.0f} calls/s   ratio to off {median / base:.3f}   "
               f"cpu {cpu:6.0f} us/call   ratio to off {cpu / base_cpu:.3f}")
     print(f"hooks with no observer: {check * 1e9:.0f} ns per call site, 8 sites = "
           f"{8 * check / (1 / base) * 100:.4f}% of a call")

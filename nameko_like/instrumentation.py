@@ -4,7 +4,8 @@ The framework calls :func:`emit` at a handful of points (a worker starts and
 ends, an RPC call is sent and answered, a message is dead-lettered, ...).
 Metrics, health and structured logging are observers; so may be anything a
 user writes. An observer subclasses :class:`Observer` and overrides the hooks
-it cares about; the others are no-ops.
+it cares about; the others are no-ops, never called: the hooks an observer
+overrides are looked up once, when it is registered.
 
 The cost when no observer is registered is one module attribute read and a
 truth test of an empty tuple at each call site::
@@ -22,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -55,6 +58,10 @@ ERROR: Final = "error"
 observers: tuple[Observer, ...] = ()
 
 _lock = threading.Lock()
+
+#: Per hook, the ``(observer, bound hook)`` pairs of the observers that
+#: override it; replaced as a whole with :data:`observers`.
+_dispatch: dict[str, tuple[tuple[Observer, Callable[..., None]], ...]] = {}
 
 
 class Observer:
@@ -150,9 +157,29 @@ class Observer:
 UNOBSERVED: Final = contextlib.nullcontext()
 
 
-@contextlib.contextmanager
+class _Publishing:
+    """The context manager :func:`publishing` returns (a class: cheaper than a generator)."""
+
+    __slots__ = ("correlation_id", "exchange", "headers", "routing_key")
+
+    def __init__(self, exchange: str, routing_key: str, headers: dict[str, Any],
+                 correlation_id: str | None) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.headers = headers
+        self.correlation_id = correlation_id
+
+    def __enter__(self) -> None:
+        emit("message_publishing", self.exchange, self.routing_key, self.headers,
+             self.correlation_id)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        emit("message_published", self.exchange, self.routing_key, exc)
+
+
 def publishing(exchange: str, routing_key: str, headers: dict[str, Any],
-               correlation_id: str | None = None) -> Iterator[None]:
+               correlation_id: str | None = None) -> AbstractContextManager[None]:
     """Tell the observers about the publish run in the ``with`` block.
 
     ``headers`` is the dict the message is published with: observers may
@@ -163,13 +190,28 @@ def publishing(exchange: str, routing_key: str, headers: dict[str, Any],
               if instrumentation.observers else instrumentation.UNOBSERVED):
             publisher.publish(body, headers=headers, ...)
     """
-    emit("message_publishing", exchange, routing_key, headers, correlation_id)
-    try:
-        yield
-    except BaseException as exc:
-        emit("message_published", exchange, routing_key, exc)
-        raise
-    emit("message_published", exchange, routing_key, None)
+    return _Publishing(exchange, routing_key, headers, correlation_id)
+
+
+def _overridden_hooks(observer: Observer) -> dict[str, Callable[..., None]]:
+    """``observer``'s hooks that do something: those its class (or itself) overrides."""
+    hooks = {}
+    for name, base in vars(Observer).items():
+        if name.startswith("_") or not callable(base):
+            continue
+        if getattr(type(observer), name, base) is not base or name in vars(observer):
+            hooks[name] = getattr(observer, name)
+    return hooks
+
+
+def _rebuild_dispatch() -> None:
+    """Recompute :data:`_dispatch` from :data:`observers` (under ``_lock``)."""
+    global _dispatch
+    table: dict[str, list[tuple[Observer, Callable[..., None]]]] = {}
+    for observer in observers:
+        for name, method in _overridden_hooks(observer).items():
+            table.setdefault(name, []).append((observer, method))
+    _dispatch = {name: tuple(methods) for name, methods in table.items()}
 
 
 def register(observer: Observer) -> None:
@@ -178,6 +220,7 @@ def register(observer: Observer) -> None:
     with _lock:
         if observer not in observers:
             observers = (*observers, observer)
+            _rebuild_dispatch()
 
 
 def unregister(observer: Observer) -> None:
@@ -185,12 +228,17 @@ def unregister(observer: Observer) -> None:
     global observers
     with _lock:
         observers = tuple(obs for obs in observers if obs is not observer)
+        _rebuild_dispatch()
 
 
 def emit(hook: str, *args: Any) -> None:
-    """Call ``hook(*args)`` on every observer; one that raises is logged and skipped."""
-    for observer in observers:
+    """Call ``hook(*args)`` on every observer; one that raises is logged and skipped.
+
+    Only observers that override ``hook`` are called (looked up when they
+    were registered): the others' would be no-ops.
+    """
+    for observer, method in _dispatch.get(hook, ()):
         try:
-            getattr(observer, hook)(*args)
+            method(*args)
         except Exception:  # noqa: BLE001 - instrumentation must never break a call
             _log.exception("observer %r failed in %s", observer, hook)

@@ -158,6 +158,17 @@ class Metrics(instrumentation.Observer):
             reg.register(_DefaultRegistryBridge())
         # labelled children per entrypoint: .labels() costs more than the update
         self._children: dict[object, tuple[dict[str, Any], Any, Any]] = {}
+        # and per RPC target: (calls sent, round-trip histogram)
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def _rpc_target(self, service_name: str, method_name: str) -> tuple[Any, Any]:
+        key = (service_name, method_name)
+        children = self._rpc_children.get(key)
+        if children is None:
+            children = (self.rpc_calls.labels(service_name, method_name),
+                        self.rpc_duration.labels(service_name, method_name))
+            self._rpc_children[key] = children
+        return children
 
     def _entry_children(self, worker_ctx: WorkerContext) -> tuple[dict[str, Any], Any, Any]:
         entrypoint = worker_ctx.entrypoint
@@ -187,11 +198,11 @@ class Metrics(instrumentation.Observer):
 
     def rpc_call_sent(self, service_name: str, method_name: str) -> None:
         """Count a request sent."""
-        self.rpc_calls.labels(service_name, method_name).inc()
+        self._rpc_target(service_name, method_name)[0].inc()
 
     def rpc_call_replied(self, service_name: str, method_name: str, duration: float) -> None:
         """Observe the round trip."""
-        self.rpc_duration.labels(service_name, method_name).observe(duration)
+        self._rpc_target(service_name, method_name)[1].observe(duration)
 
     def rpc_call_timed_out(self, service_name: str, method_name: str) -> None:
         """Count a timeout."""

@@ -24,6 +24,8 @@ _PREFIX = HEADER_PREFIX + "."
 def _as_strings(value: Any) -> list[str] | None:
     if value is None:
         return None
+    if type(value) is str:  # the usual case, first
+        return [value]
     if isinstance(value, (bytes, bytearray)):
         # py-amqp hands over header values published as AMQP byte strings
         return [bytes(value).decode("latin-1")]

@@ -103,6 +103,8 @@ class TracingObserver(instrumentation.Observer):
         """Make the worker's span current in the worker's greenthread."""
         entry = self._workers.get(worker_ctx)
         if entry is None:
+            if not getattr(worker_ctx.entrypoint, "traced", True):
+                return  # a health check run by a probe
             # nothing announced it (a timer, websocket RPC, a custom
             # entrypoint): the worker starts a trace of its own
             name, kind, attributes = tracing_spans.worker(worker_ctx)

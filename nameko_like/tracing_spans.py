@@ -12,6 +12,7 @@ queue left out when it is the routing key). HTTP: a SERVER span
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -60,8 +61,11 @@ def consume_destination(exchange: str, routing_key: str, queue: str) -> str:
     return ":".join(part for part in parts if part) or "amq.default"
 
 
-def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
-    """Name and attributes of the PRODUCER span of one publish."""
+# The parts of a span's name and attributes that depend only on where a
+# message goes are built once per destination (the cache is bounded: a
+# Publisher's routing keys may be many).
+@lru_cache(maxsize=1024)
+def _producer_base(exchange: str, routing_key: str) -> tuple[str, Attributes]:
     destination = publish_destination(exchange, routing_key)
     attributes: Attributes = {
         "messaging.system": "rabbitmq",
@@ -71,26 +75,43 @@ def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tup
     }
     if routing_key:
         attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
+    return f"publish {destination}", attributes
+
+
+@lru_cache(maxsize=1024)
+def _consumer_base(service: str, method: str, exchange: str, routing_key: str,
+                   queue: str) -> tuple[str, Attributes]:
+    destination = consume_destination(exchange, routing_key, queue)
+    attributes: Attributes = {
+        "nameko.service": service,
+        "nameko.entrypoint": method,
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": destination,
+    }
+    if routing_key:
+        attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
+    return f"process {destination}", attributes
+
+
+def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
+    """Name and attributes of the PRODUCER span of one publish."""
+    name, base = _producer_base(exchange, routing_key)
+    attributes = base.copy()  # the cached one stays as it is
     if correlation_id:
         attributes["messaging.message.conversation_id"] = correlation_id
-    return f"publish {destination}", attributes
+    return name, attributes
 
 
 def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
     """Name and attributes of the CONSUMER span of the worker processing ``message``."""
     info: Mapping[str, Any] = message.delivery_info or {}
-    exchange = info.get("exchange") or ""
-    routing_key = info.get("routing_key") or ""
-    destination = consume_destination(exchange, routing_key, _queue_name(worker_ctx))
-    attributes = worker_attributes(worker_ctx)
-    attributes.update({
-        "messaging.system": "rabbitmq",
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
-        "messaging.destination.name": destination,
-    })
-    if routing_key:
-        attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
+    name, base = _consumer_base(
+        worker_ctx.container.service_name, worker_ctx.entrypoint.method_name or "",
+        info.get("exchange") or "", info.get("routing_key") or "", _queue_name(worker_ctx))
+    attributes = base.copy()  # the cached one stays as it is
+    attributes["nameko.call_id"] = worker_ctx.call_id
     tag = info.get("delivery_tag")
     if isinstance(tag, int):
         attributes["messaging.rabbitmq.message.delivery_tag"] = tag
@@ -104,7 +125,7 @@ def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
     body = getattr(message, "body", None)
     if isinstance(body, (bytes, bytearray)):
         attributes["messaging.message.body.size"] = len(body)
-    return f"process {destination}", attributes
+    return name, attributes
 
 
 def worker(worker_ctx: WorkerContext) -> tuple[str, SpanKind, Attributes]:

@@ -52,6 +52,54 @@ def test_spooler_health_check(container_factory, rabbit_config, tmp_path):
     assert exposed == listed
 
 
+@pytest.mark.integration
+def test_health_check_methods(container_factory, rabbit_config):
+    """Check methods run as workers, with dependencies; body and metric say how they fare."""
+    import operations_health_methods
+
+    example = operations_health_methods
+    example.OUTBOX.clear()
+    config = dict(rabbit_config, METRICS_ADDRESS="127.0.0.1:0")
+    container_factory(example.Mailer, config).start()
+    url = operations.servers()[0].url
+
+    # pricing is not running: the critical check's RPC raises UnknownService
+    ready = requests.get(url + "/health/ready", timeout=10)
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "not ready"
+    (reason,) = body["reasons"]
+    assert reason.startswith("mailer: critical check pricing_answers failed: UnknownService")
+    assert [(c["check"], c["ok"], c["critical"]) for c in body["checks"]] == [
+        ("outbox", True, False), ("pricing_answers", False, True)]
+
+    container_factory(example.Pricing, config).start()
+    ready = requests.get(url + "/health/ready", timeout=10)
+    assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+
+    example.OUTBOX.extend(["someone@example.com"] * (example.MAX_WAITING + 1))
+    try:
+        ready = requests.get(url + "/health/ready", timeout=10)
+        text = requests.get(url + "/metrics", timeout=10).text
+    finally:
+        example.OUTBOX.clear()
+    assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
+    assert ready.json()["checks"][0] == {
+        "service": "mailer", "check": "outbox", "ok": False, "critical": False,
+        "reason": f"{example.MAX_WAITING + 1} mails waiting"}
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in text_string_to_metric_families(text) for sample in family.samples}
+    assert samples[("nameko_like_health_check_ok",
+                    (("check", "outbox"), ("service", "mailer")))] == 0
+    assert samples[("nameko_like_health_check_ok",
+                    (("check", "pricing_answers"), ("service", "mailer")))] == 1
+    # each run was a worker of the service, counted like any entrypoint
+    runs = samples[("nameko_like_entrypoint_calls_total", (
+        ("entrypoint", "HealthCheckEntrypoint"), ("method", "outbox"), ("outcome", "ok"),
+        ("service", "mailer")))]
+    assert runs >= 3
+
+
 def test_json_logging_config(monkeypatch):
     config = load_config(str(DOCS_DIR / "examples" / "config_operations.yaml"))
     assert config["METRICS_ADDRESS"] == "0.0.0.0:9100"

@@ -244,6 +244,7 @@ def interpolate(text: str, env: dict) -> str:
     ("rabbitmq", "TRAVEL_MANAGEMENT_PORT", 15672),
     ("prometheus", "TRAVEL_PROMETHEUS_PORT", 9090),
     ("grafana", "TRAVEL_GRAFANA_PORT", 3000),
+    ("jaeger", "TRAVEL_JAEGER_PORT", 16686),
 ])
 def test_host_ports_are_configurable(compose, service, variable, port):
     # The gateway on 8000, as the tutorial's commands expect; either host
@@ -256,7 +257,35 @@ def test_host_ports_are_configurable(compose, service, variable, port):
 
 def test_only_the_gateway_the_management_ui_and_monitoring_are_published(compose):
     published = {name for name, service in compose["services"].items() if "ports" in service}
-    assert published == {"gateway", "rabbitmq", "prometheus", "grafana"}
+    assert published == {"gateway", "rabbitmq", "prometheus", "grafana", "jaeger"}
+
+
+def test_services_trace_to_the_compose_jaeger(compose):
+    jaeger = compose["services"]["jaeger"]
+    assert jaeger["image"].startswith("jaegertracing/jaeger:2.")
+    # its OTLP/HTTP receiver listens beyond localhost, on the port the services use
+    assert "receivers.otlp.protocols.http.endpoint=0.0.0.0:4318" in jaeger["command"]
+    names = set()
+    for name in TRAVEL_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert load_config(TRAVEL_DIR / "config.yaml", env=environment)["TRACING"] is True
+        # what travel/telemetry.py reads to set up the OTLP exporter
+        assert environment["TRAVEL_TRACES"] == "otlp"
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+        names.add(environment["OTEL_SERVICE_NAME"])
+    assert names == {f"travel-{name}" for name in TRAVEL_SERVICES}
+
+
+def test_the_image_installs_what_telemetry_imports():
+    telemetry = (TRAVEL_DIR / "travel" / "telemetry.py").read_text()
+    assert "from opentelemetry.exporter.otlp.proto.http.trace_exporter import" in telemetry
+    (install,) = [arguments for keyword, arguments in
+                  dockerfile_instructions(TRAVEL_DIR / "Dockerfile")
+                  if keyword == "RUN" and arguments.startswith("pip install")]
+    words = shlex.split(install)
+    extras = next(word for word in words if word.startswith(".["))
+    assert "tracing" in extras[2:-1].split(",")
+    assert {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"} <= set(words)
 
 
 def test_the_image_has_every_file_setup_cfg_reads(image):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from nameko_like.health import HealthCheck
+from nameko_like._eventlet import eventlet
+from nameko_like.health import HealthCheck, health_check
 from nameko_like.rpc import rpc
 
 pytestmark = pytest.mark.integration
@@ -98,3 +99,55 @@ def test_unknown_path_and_bad_address(container_factory, metrics_config, endpoin
     bad = container_factory(Critical, dict(metrics_config, METRICS_ADDRESS="localhost"))
     with pytest.raises(ConfigurationError, match="METRICS_ADDRESS must look like 'host:port'"):
         bad.start()
+
+
+class Slow:
+    name = "slow"
+
+    @health_check(timeout=0.2)
+    def sluggish(self):
+        eventlet.sleep(5)
+
+    @health_check
+    def answers_false(self):
+        return False
+
+    @health_check
+    def raises(self):
+        raise OSError("database unreachable")
+
+
+def test_health_check_method_timeout_false_and_error(container_factory, metrics_config,
+                                                     endpoint, caplog):
+    container_factory(Slow, metrics_config).start()
+    ready = endpoint.get("/health/ready")
+    assert ready.status_code == 200  # none is critical
+    assert [(c["check"], c["ok"], c["reason"]) for c in ready.json()["checks"]] == [
+        ("answers_false", False, "check failed"),
+        ("raises", False, "OSError: database unreachable"),
+        ("sluggish", False, "timed out after 0.2s")]
+    # a check that raises reports a failure: an expected error, no traceback
+    samples = endpoint.scrape()
+    assert endpoint.value(samples, "nameko_like_entrypoint_calls_total", service="slow",
+                          method="raises", entrypoint="HealthCheckEntrypoint",
+                          outcome="expected_error") >= 1
+    assert not [record for record in caplog.records if record.exc_info]
+
+
+class NeedsArgument:
+    name = "needs_argument"
+
+    @health_check
+    def check(self, what):
+        return True
+
+
+def test_health_check_method_bad_declarations(container_factory, metrics_config):
+    from nameko_like.exceptions import ConfigurationError
+
+    container = container_factory(NeedsArgument, metrics_config)
+    with pytest.raises(ConfigurationError,
+                       match=r"@health_check method needs_argument\.check must take no arguments"):
+        container.start()
+    with pytest.raises(ConfigurationError, match=r"timeout=\.\.\.\) takes a number of seconds"):
+        health_check(timeout=0)(lambda self: True)

@@ -1,11 +1,15 @@
 """/metrics after real RPC, event and HTTP traffic on RabbitMQ: exact counts."""
 
+import kombu
 import pytest
+from kombu import Queue
 
 from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.events import event_handler
 from nameko_like.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko_like.messaging import consume
+from nameko_like.retries import Retry
 from nameko_like.rpc import rpc
 from nameko_like.standalone.events import event_dispatcher
 from nameko_like.standalone.rpc import ClusterRpcProxy
@@ -127,3 +131,63 @@ def test_endpoint_stops_with_the_last_container(container_factory, metrics_confi
     container.stop()
     assert {server, server.metrics} & set(instrumentation.observers) == set()
     assert operations.servers() == []
+
+
+class Jobs:
+    name = "jobs"
+
+    @consume(Queue("jobs-always-fail"), requeue_on_error=True)
+    def always_fails(self, body):
+        raise ValueError("broken job")
+
+    @consume(Queue("jobs-flaky"), retry=Retry(on=OSError, attempts=2, backoff=0.05, jitter=0))
+    def flaky(self, body):
+        raise OSError("disk busy")
+
+    @event_handler("orders", "placed", payload_filter={"keep": True})
+    def kept(self, payload):
+        pass
+
+
+def test_message_fates_are_counted(container_factory, metrics_config, endpoint):
+    """Requeues, retries, dead letters and filtered events, exact, in /metrics."""
+    config = dict(metrics_config, MAX_REDELIVERIES=2)
+    container = container_factory(Jobs, config)
+    container.start()
+    with kombu.Connection(config["AMQP_URI"]) as connection:
+        producer = connection.Producer()
+        producer.publish({"job": 1}, routing_key="jobs-always-fail", serializer="json")
+        # undecodable: dead-lettered at once
+        producer.publish(b"{not json", routing_key="jobs-always-fail",
+                         content_type="application/json", content_encoding="utf-8")
+        producer.publish({"job": 2}, routing_key="jobs-flaky", serializer="json")
+    dispatch = event_dispatcher(config)
+    dispatch("orders", "placed", {"keep": True})
+    dispatch("orders", "placed", {"keep": False})
+
+    # the always-failing job: 2 requeues then dead-lettered; the undecodable
+    # one dead-lettered; the flaky job: 1 retry, then dead-lettered
+    expected = {
+        ("nameko_like_messages_dead_lettered_total", (("service", "jobs"),)): 3,
+        ("nameko_like_messages_redelivered_total",
+         (("by", "requeue"), ("queue", "jobs-always-fail"), ("service", "jobs"))): 2,
+        ("nameko_like_messages_retried_total",
+         (("queue", "jobs-flaky"), ("service", "jobs"))): 1,
+        ("nameko_like_events_filtered_total", (("method", "kept"), ("service", "jobs"))): 1,
+    }
+    for method, kind, outcome, count in [("kept", "EventHandler", "ok", 1),
+                                         ("always_fails", "Consumer", "error", 3),
+                                         ("flaky", "Consumer", "error", 2)]:
+        expected[("nameko_like_entrypoint_calls_total", tuple(sorted(
+            {"service": "jobs", "method": method, "entrypoint": kind,
+             "outcome": outcome}.items())))] = count
+
+    def counted():
+        samples = endpoint.scrape()
+        return {key: samples.get(key) for key in expected}
+
+    # a worker's end is counted just after its message's fate: wait for all
+    endpoint.wait_until(lambda: counted() == expected)
+    samples = endpoint.scrape()
+    assert endpoint.value(samples, "nameko_like_messages_redelivered_total", service="jobs",
+                          queue="jobs-always-fail", by="broker") is None

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode, format_trace_id
 from nameko_like import tracing
 from nameko_like._eventlet import eventlet
 from nameko_like.events import EventDispatcher, event_handler
+from nameko_like.health import health_check
 from nameko_like.messaging import Publisher, consume
 from nameko_like.rpc import RpcProxy, rpc
 from nameko_like.web.handlers import http
@@ -409,3 +410,36 @@ def test_websocket_calls_and_http_errors(
     assert failed.attributes is not None
     assert failed.attributes["error.type"] == "500"
     assert failed.attributes["http.response.status_code"] == 500
+
+
+class Checked:
+    name = "checked"
+
+    @health_check
+    def fine(self) -> bool:
+        return True
+
+    @rpc
+    def ping(self) -> str:
+        return "pong"
+
+
+def test_health_check_methods_start_no_trace(spans: Spans, container_factory: Any,
+                                             rabbit_config: dict[str, Any]) -> None:
+    import requests
+
+    from nameko_like import operations
+    from nameko_like.standalone.rpc import ServiceRpcProxy
+
+    container = container_factory(Checked, dict(rabbit_config, METRICS_ADDRESS="127.0.0.1:0"))
+    container.start()
+    url = operations.servers()[0].url
+    for _ in range(3):
+        ready = requests.get(url + "/health/ready", timeout=5)
+        assert ready.json()["checks"][0]["ok"] is True
+    with ServiceRpcProxy("checked", rabbit_config, timeout=10) as checked:
+        assert checked.ping() == "pong"
+    spans.wait_for("process nameko-rpc:checked.ping:rpc-checked")
+    # the probes ran the check three times, as workers, and made no span
+    assert sorted(span.name for span in spans.all()) == [
+        "process nameko-rpc:checked.ping:rpc-checked", "publish nameko-rpc:checked.ping"]

@@ -12,8 +12,9 @@ package is imported, before any service starts, and reads:
 * unset: nothing is set up (with ``TRACING`` on, trace context still
   passes through the services).
 
-The spans of the three services share the resource's ``service.name``,
-``travel``; each span says which service made it (``nameko.service``).
+The resource's ``service.name`` is ``OTEL_SERVICE_NAME`` (the compose file
+sets ``travel-gateway``, ``travel-trips``, ``travel-airports``), else
+``travel``; each span also says which service made it (``nameko.service``).
 """
 
 import os
@@ -44,6 +45,9 @@ def setup() -> None:
         processor = BatchSpanProcessor(OTLPSpanExporter())
     else:
         raise SystemExit(f"TRAVEL_TRACES must be 'console' or 'otlp', not {choice!r}")
-    provider = TracerProvider(resource=Resource.create({"service.name": "travel"}))
+    # OTEL_SERVICE_NAME names the process in the trace backend (the compose
+    # file gives each service its own); "travel" when unset
+    name = os.environ.get("OTEL_SERVICE_NAME") or "travel"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)

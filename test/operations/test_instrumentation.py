@@ -1,0 +1,79 @@
+"""The instrumentation seam itself: dispatch to observers, publishing(), failures."""
+
+import logging
+
+import pytest
+
+from nameko_like import instrumentation
+
+
+class Recorder(instrumentation.Observer):
+    def __init__(self):
+        self.seen = []
+
+    def rpc_call_sent(self, service_name, method_name):
+        self.seen.append(("sent", service_name, method_name))
+
+    def message_publishing(self, exchange, routing_key, headers, correlation_id):
+        headers["added"] = "by observer"
+        self.seen.append(("publishing", exchange, routing_key, correlation_id))
+
+    def message_published(self, exchange, routing_key, error):
+        self.seen.append(("published", exchange, routing_key, error))
+
+
+class Broken(instrumentation.Observer):
+    def rpc_call_sent(self, service_name, method_name):
+        raise RuntimeError("observer bug")
+
+
+@pytest.fixture
+def registered():
+    observers = []
+
+    def register(observer):
+        observers.append(observer)
+        instrumentation.register(observer)
+        return observer
+
+    yield register
+    for observer in observers:
+        instrumentation.unregister(observer)
+    assert instrumentation.observers == ()
+
+
+def test_hooks_reach_observers_that_override_them(registered, caplog):
+    broken, recorder = registered(Broken()), registered(Recorder())
+    registered(recorder)  # registering again does nothing
+    assert instrumentation.observers == (broken, recorder)
+    # an instance attribute overrides a hook too
+    replies = []
+    plain = registered(instrumentation.Observer())
+    plain.rpc_call_replied = lambda *args: replies.append(args)
+    instrumentation.unregister(plain)
+    registered(plain)
+
+    with caplog.at_level(logging.ERROR, logger="nameko_like.instrumentation"):
+        instrumentation.emit("rpc_call_sent", "shop", "hello")
+        instrumentation.emit("rpc_call_replied", "shop", "hello", 0.5)
+    # the broken observer is logged and skipped; the next one still runs
+    assert recorder.seen == [("sent", "shop", "hello")]
+    assert "failed in rpc_call_sent" in caplog.text
+    assert replies == [("shop", "hello", 0.5)]
+
+    instrumentation.unregister(recorder)
+    instrumentation.emit("rpc_call_sent", "shop", "again")
+    assert recorder.seen == [("sent", "shop", "hello")]
+
+
+def test_publishing_brackets_the_publish(registered):
+    recorder = registered(Recorder())
+    headers = {}
+    with instrumentation.publishing("orders", "placed", headers, "corr-1"):
+        assert headers == {"added": "by observer"}
+    error = OSError("connection lost")
+    with pytest.raises(OSError), instrumentation.publishing("orders", "placed", {}):
+        raise error
+    assert recorder.seen == [
+        ("publishing", "orders", "placed", "corr-1"), ("published", "orders", "placed", None),
+        ("publishing", "orders", "placed", None), ("published", "orders", "placed", error)]
