@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable
 
 import amqp
 
@@ -34,7 +35,7 @@ from nameko_like.amqp.channel_errors import (
     find_offender,
 )
 from nameko_like.amqp.outcome import PublishOutcome
-from nameko_like.amqp.retry import PublishConnectionLost
+from nameko_like.amqp.retry import PublishConnectionLost, PublishNacked
 from nameko_like.exceptions import UndeliverableMessage
 
 _log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class ConfirmTracker:
         self._by_route: dict[tuple[str, str], collections.deque[PublishOutcome]] = {}
         #: perf_counter() of each first send, only while observers are registered
         self._sent_at: dict[int, float] = {}
+        #: called with a nacked publish: True if its owner sends it again
+        #: later (then it stays unsettled), False to fail it now
+        self.retry_nacked: Callable[[PublishOutcome, SentPublish], bool] | None = None
 
     @property
     def watching_returns(self) -> int:
@@ -162,9 +166,55 @@ class ConfirmTracker:
         self._settle(delivery_tag, multiple, None)
 
     def on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        """``basic.nack``: the broker rejected the message(s)."""
-        self._settle(delivery_tag, multiple,
-                     UndeliverableMessage("the broker rejected the message (nack)"))
+        """``basic.nack``: the broker could not take the message(s).
+
+        Not unroutable (that comes as a return first): the owner may send
+        it again (``retry_nacked``); otherwise it fails with ``PublishNacked``.
+        """
+        retry = self.retry_nacked
+        for tag in self._tags_up_to(delivery_tag, multiple):
+            outcome = self._pending.pop(tag, None)
+            sent = self._sent.pop(tag, None)
+            self._sent_at.pop(tag, None)
+            if outcome is None or sent is None:
+                continue
+            outcome.nacks += 1
+            if outcome.returned:
+                outcome.settle(UndeliverableMessage(outcome.returned))
+            elif retry is None or not retry(outcome, sent):
+                outcome.settle(PublishNacked(
+                    f"the broker refused the message (basic.nack) {outcome.nacks} time(s): "
+                    "a queue it routes to could not take it (at its length limit with "
+                    "reject-publish, or a quorum queue without a leader after a node loss); "
+                    "it was not taken, send it again later"))
+            else:
+                continue
+            if outcome.route is not None:
+                self._forget_settled(outcome.route)
+
+    def requeue_route(self, outcome: PublishOutcome) -> None:
+        """A nacked mandatory publish is sent again: watch it for returns as
+        the newest on its route (returns come in publish order)."""
+        waiting = self._by_route.get(outcome.route) if outcome.route else None
+        if waiting is None:
+            return
+        try:
+            waiting.remove(outcome)
+        except ValueError:
+            pass
+        waiting.append(outcome)
+
+    def _tags_up_to(self, delivery_tag: int, multiple: bool) -> list[int]:
+        if not multiple:
+            return [delivery_tag]
+        # tags are tracked in ascending order: stop at the first one past
+        # delivery_tag instead of scanning every publish in flight
+        tags = []
+        for tag in self._pending:
+            if tag > delivery_tag:
+                break
+            tags.append(tag)
+        return tags
 
     def on_return(self, exc: Exception, exchange: str, routing_key: str,
                   message: amqp.Message) -> None:
@@ -184,17 +234,7 @@ class ConfirmTracker:
         _log.debug("message to %s/%s returned as unroutable", exchange, routing_key)
 
     def _settle(self, delivery_tag: int, multiple: bool, error: BaseException | None) -> None:
-        if multiple:
-            # tags are tracked in ascending order: stop at the first one past
-            # delivery_tag instead of scanning every publish in flight
-            tags = []
-            for tag in self._pending:
-                if tag > delivery_tag:
-                    break
-                tags.append(tag)
-        else:
-            tags = [delivery_tag]
-        for tag in tags:
+        for tag in self._tags_up_to(delivery_tag, multiple):
             outcome = self._pending.pop(tag, None)
             self._sent.pop(tag, None)
             if outcome is None:

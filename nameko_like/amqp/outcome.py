@@ -19,8 +19,8 @@ class PublishOutcome:
     That is what lets many publishes share one round trip to the broker.
     """
 
-    __slots__ = ("_callbacks", "_error", "_green_waiter", "_settled", "_waiter", "returned",
-                 "route")
+    __slots__ = ("_callbacks", "_error", "_green_waiter", "_settled", "_waiter", "deadline",
+                 "nacks", "returned", "route")
 
     def __init__(self) -> None:
         self._error: BaseException | None = None
@@ -34,6 +34,11 @@ class PublishOutcome:
         #: ``(exchange, routing_key)`` of a mandatory publish, which the
         #: publisher watches for returns until it settles
         self.route: tuple[str, str] | None = None
+        #: ``time.monotonic()`` until which a refused (nacked) publish is
+        #: sent again; 0: not at all (set by the publisher)
+        self.deadline = 0.0
+        #: how many times the broker refused it (``basic.nack``)
+        self.nacks = 0
 
     @property
     def settled(self) -> bool:

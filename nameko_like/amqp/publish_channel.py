@@ -107,8 +107,12 @@ class PublishChannel(PublishConnection):
                         raise _NotNow()
                     if declare:
                         self._declare(declare, channel)
-                    return self._transport.publish(channel, self._confirms, body, exchange_name,
-                                                   routing_key, mandatory, properties)
+                    outcome = self._transport.publish(channel, self._confirms, body,
+                                                      exchange_name, routing_key, mandatory,
+                                                      properties)
+                    # a refused (nacked) publish is sent again until then
+                    outcome.deadline = deadline
+                    return outcome
                 except _NotNow:
                     pass
                 except self._connection_errors() as exc:

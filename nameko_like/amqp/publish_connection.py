@@ -22,6 +22,8 @@ which adds publishing on top:
 * **A channel closed by the broker** (a refused publish) is replaced on the
   same connection, and only the refused publish fails (see
   :mod:`nameko_like.amqp.channel_errors`).
+* **A refused publish** (``basic.nack``) is sent again as its retry policy
+  allows (see :mod:`nameko_like.amqp.nack_retry`).
 * **A lost connection** fails every unconfirmed publish with
   ``PublishConnectionLost``; the next publish reconnects.
 """
@@ -43,6 +45,7 @@ from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.channel_errors import (
     ChannelClosedByBroker,
+    SentPublish,
     acknowledge_close,
     open_channel_nowait,
     watch_channel_close,
@@ -56,7 +59,10 @@ from nameko_like.amqp.connection import (
     safe_uri,
 )
 from nameko_like.amqp.encode import send_publish
+from nameko_like.amqp.nack_retry import NackedPublishes
+from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.amqp.retry import (
+    NACK_RETRY_INTERVAL,
     RECONNECT_INTERVAL,
     PublishBlocked,
     PublishConnectionLost,
@@ -99,6 +105,9 @@ class PublishConnection:
         self._connection: Connection | None = None
         self._channel: BrokerChannel | None = None
         self._confirms = ConfirmTracker()
+        self._confirms.retry_nacked = self._retry_nacked
+        self._nacked = NackedPublishes()
+        self._resend_timer: Any = None  # eventlet's GreenThread
         self._reader: Any = None  # eventlet's GreenThread (eventlet ships no types)
         self._closed = False
         self._next_attempt_at = float("-inf")
@@ -285,13 +294,56 @@ class PublishConnection:
                      closed, len(resend))
         return settle
 
+    # -- refused publishes (basic.nack) ------------------------------------------------
+
+    def _retry_nacked(self, outcome: PublishOutcome, sent: SentPublish) -> bool:
+        """A nacked publish: keep it to send again if its deadline allows."""
+        if self._closed or not self._nacked.add(outcome, sent):
+            return False
+        if self._use_reader and self._resend_timer is None:
+            self._resend_timer = eventlet.spawn_after(NACK_RETRY_INTERVAL, self._resend_later)
+        return True
+
+    def _resend_later(self) -> None:
+        self._resend_timer = None
+        self.resend_nacked()
+        next_due = self._nacked.next_due
+        if next_due is not None and self._resend_timer is None and not self._closed:
+            self._resend_timer = eventlet.spawn_after(
+                max(next_due - time.monotonic(), BLOCKED_POLL), self._resend_later)
+
+    def resend_nacked(self) -> None:
+        """Send again the nacked publishes that are due, on the current channel."""
+        failed: list[PublishOutcome] = []
+        with self._lock:
+            due = self._nacked.take_due()
+            channel = self._channel
+            if due and (self._connection is None or channel is None):
+                failed = [outcome for outcome, _ in due]
+            elif due:
+                assert channel is not None
+                for index, (outcome, sent) in enumerate(due):
+                    try:
+                        send_publish(channel, sent.message, sent.exchange, sent.routing_key,
+                                     sent.mandatory)
+                    except self._connection_errors() as exc:
+                        self._lost(exc)
+                        failed = [outcome for outcome, _ in due[index:]]
+                        break
+                    self._confirms.resent(outcome, sent)
+                    self._confirms.requeue_route(outcome)
+        # outside the lock: an outcome's callback may publish
+        for outcome in failed:
+            outcome.settle(PublishConnectionLost(
+                "connection lost while a refused (nacked) publish waited to be sent again"))
+
     # -- losing the connection -------------------------------------------------------
 
     def _lost(self, exc: BaseException, expected: bool = False) -> None:
         """Drop the connection and fail every unconfirmed publish."""
         connection, self._connection = self._connection, None
         self._channel = None
-        pending = self._confirms.drop_all()
+        pending = self._confirms.drop_all() + self._nacked.take_all()
         self._blocked = None
         if connection is not None and not expected:
             _log.warning("publish connection to %s lost: %s", safe_uri(self.config), exc)
@@ -312,6 +364,9 @@ class PublishConnection:
         reader, self._reader = self._reader, None
         if reader is not None and reader is not eventlet.getcurrent():
             reader.kill()
+        timer, self._resend_timer = self._resend_timer, None
+        if timer is not None:
+            timer.cancel()
         if self._connection is not None:
             connection = self._connection
             self._lost(PublishConnectionLost("publisher closed"), expected=True)
@@ -337,6 +392,9 @@ class PublishConnection:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
+            if len(self._nacked):
+                # no timer thread in a plain script: whoever reads resends
+                self.resend_nacked()
             connection = self._connection
             if connection is None:
                 return done()
@@ -344,6 +402,11 @@ class PublishConnection:
             read_timeout = remaining
             if interval:
                 read_timeout = interval / 2 if remaining is None else min(remaining, interval / 2)
+            next_due = self._nacked.next_due
+            if next_due is not None:
+                until_due = max(next_due - time.monotonic(), 0.01)
+                read_timeout = until_due if read_timeout is None else min(read_timeout,
+                                                                          until_due)
             with self._drain_lock:
                 if done():
                     return True

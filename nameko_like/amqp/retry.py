@@ -11,9 +11,15 @@ Publishers waiting for the same connection share its reconnect attempts,
 which are made every :data:`RECONNECT_INTERVAL` (or as soon as the broker's
 port accepts connections again).
 
+A publish the broker refuses (``basic.nack``: it could not take the
+message, e.g. a queue at its length limit with ``reject-publish``, or a
+quorum queue whose leader was on a node just lost) is sent again every
+:data:`NACK_RETRY_INTERVAL` within the same deadline.
+
 A publish that runs out of time raises :class:`PublishConnectionLost` (no
-connection, or it dropped before the broker confirmed) or
-:class:`PublishBlocked` (the broker blocks publishing).
+connection, or it dropped before the broker confirmed),
+:class:`PublishBlocked` (the broker blocks publishing) or
+:class:`PublishNacked` (the broker refused every attempt).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ ATTEMPT_ALLOWANCE = 2.0
 #: Seconds between shared reconnect attempts while publishers wait.
 RECONNECT_INTERVAL = 0.5
 
+#: Seconds between sending a refused (nacked) publish again.
+NACK_RETRY_INTERVAL = 0.5
+
 #: Seconds between probes of the broker's port while waiting to reconnect.
 PROBE_INTERVAL = 0.1
 
@@ -57,6 +66,18 @@ class PublishConnectionLost(DeliveryError, ConnectionError):
 
 class PublishBlocked(DeliveryError, ConnectionError):
     """The broker blocked publishing (a memory or disk alarm) past the publish's time."""
+
+
+class PublishNacked(DeliveryError):
+    """The broker refused the message (``basic.nack``) each time it was sent.
+
+    Not an unroutable message (that is ``UndeliverableMessage``): a queue
+    took the route but could not take the message, for instance one at its
+    ``x-max-length`` with ``x-overflow: reject-publish``, or a quorum queue
+    without a leader for a few seconds after a cluster node was lost. The
+    publish was retried as its retry policy allows; the message was not
+    taken, so sending it again later is safe.
+    """
 
 
 def retry_seconds(retry: bool, retry_policy: dict[str, Any] | None) -> float:
