@@ -1,10 +1,13 @@
 """The shared, pipelined-confirm publish connection against RabbitMQ: many
 publishes in flight, each settled with its own message's fate."""
 
+import re
+
 import pytest
 from kombu import Connection, Exchange, Queue
 
 from nameko_like.amqp import Publisher
+from nameko_like.amqp.retry import PublishNacked
 from nameko_like.exceptions import UndeliverableMessage
 
 pytestmark = pytest.mark.integration
@@ -54,8 +57,10 @@ def test_mandatory_returns_match_their_own_publishes(rabbit_config, management):
 def test_broker_nack_fails_only_the_refused_publish(rabbit_config):
     publisher = Publisher(config=rabbit_config, declare=[FULL, KEPT])
     publisher.publish("fits", exchange="pipeline", routing_key="full.a")
-    with pytest.raises(UndeliverableMessage, match="nack"):
-        publisher.publish("refused", exchange="pipeline", routing_key="full.b")
+    # a nack is not a return (unroutable): a delivery error of its own, and
+    # with no retry it is not sent again
+    with pytest.raises(PublishNacked, match=r"basic\.nack\) 1 time\(s\)"):
+        publisher.publish("refused", exchange="pipeline", routing_key="full.b", retry=False)
     # the connection carries on
     publisher.publish("after", exchange="pipeline", routing_key="kept.a")
     assert ready_count(rabbit_config, "full") == 1
@@ -70,8 +75,9 @@ def test_concurrent_publishers_each_get_their_own_fate(rabbit_config):
     from nameko_like.amqp.publish_pool import PublishPool
 
     pool = PublishPool()
+    # nacked publishes are sent again every 0.5 s for 0.1 + 2 s
     publisher = Publisher(config=rabbit_config, declare=[FULL, KEPT], mandatory=True,
-                          pool=pool)
+                          pool=pool, retry_policy={"max_retries": 1, "interval_start": 0.1})
     publisher.publish("fits", exchange="pipeline", routing_key="full.first")
     assert publisher.channel.has_reader  # confirms read by a greenthread, waits on events
     routes = {0: "kept.ok", 1: "void.key", 2: "full.more"}
@@ -81,8 +87,8 @@ def test_concurrent_publishers_each_get_their_own_fate(rabbit_config):
         key = routes[number % 3] if number % 2 else "kept.ok"
         try:
             publisher.publish({"n": number}, exchange="pipeline", routing_key=key)
-        except UndeliverableMessage as exc:
-            return number, key, str(exc)
+        except (UndeliverableMessage, PublishNacked) as exc:
+            return number, key, f"{type(exc).__name__}: {exc}"
         finally:
             in_flight.append(len(publisher.channel._confirms._pending))
         return number, key, None
@@ -92,9 +98,13 @@ def test_concurrent_publishers_each_get_their_own_fate(rabbit_config):
 
     for number, key, error in fates:
         if key == "void.key":
-            assert error is not None and "void.key" in error, number
+            assert error is not None and "UndeliverableMessage" in error, number
+            assert "void.key" in error, number
         elif key == "full.more":
-            assert error is not None and "nack" in error, number
+            # refused on each of its attempts (0.5 s apart within 2.1 s)
+            assert error is not None and "PublishNacked" in error, number
+            attempts = int(re.search(r"(\d+) time\(s\)", error).group(1))
+            assert 2 <= attempts <= 5, (number, error)
         else:
             assert error is None, (number, error)
     # the waits overlapped: confirms were shared, not one round trip each
