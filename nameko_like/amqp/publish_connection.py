@@ -375,6 +375,25 @@ class PublishConnection:
             except Exception:  # noqa: BLE001 - closing a broken connection may fail; it's gone
                 pass
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the connection unclosed; the next publish connects.
+
+        Its socket is shared with the parent: closing it, or publishing or
+        reading on it, from the child would corrupt the parent's AMQP stream.
+        The parent's unconfirmed publishes are the parent's business.
+        """
+        self._connection = None
+        self._channel = None
+        self._reader = None
+        self._resend_timer = None
+        self._blocked = None
+        self._confirms = ConfirmTracker()
+        self._confirms.retry_nacked = self._retry_nacked
+        self._nacked = NackedPublishes()
+        self._declared = set()
+        self._lock = eventlet.semaphore.Semaphore() if self._use_reader else threading.RLock()
+        self._drain_lock = threading.Lock()
+
     # -- reading -------------------------------------------------------------------
 
     def drain_until(self, done: Callable[[], bool], timeout: float | None) -> bool:

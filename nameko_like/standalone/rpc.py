@@ -11,7 +11,9 @@ broker restarts: calls caught by the outage fail with
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from typing import Any, Generic, TypeVar
 
 from kombu import Connection
@@ -38,6 +40,16 @@ _log = logging.getLogger(__name__)
 STANDALONE_OWNER = "standalone_rpc_proxy"
 
 
+#: Every router, to give each a connection and reply queue of its own in a
+#: forked child.
+_routers: weakref.WeakSet[StandaloneReplyRouter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for router in list(_routers):
+        router.after_fork()
+
+
 class StandaloneReplyRouter(RpcReplyRouter):
     """A reply router with a connection of its own, which publishes the
     requests and consumes their replies."""
@@ -49,6 +61,18 @@ class StandaloneReplyRouter(RpcReplyRouter):
         #: whether stop() closed the current publish channel (closing is final)
         self._stopped = False
         self._open_channel()
+        _routers.add(self)
+
+    def after_fork(self) -> None:
+        """In a forked child: a connection and a reply queue of its own.
+
+        The parent's socket and reply queue stay the parent's; the calls it
+        was waiting for are not the child's.
+        """
+        self._publish_channel.forget_after_fork()
+        self._pending = {}
+        if not self._stopped:
+            self._open_channel()
 
     @property
     def publish_channel(self) -> PublishChannel:
@@ -222,3 +246,6 @@ class ServiceRpcProxy(StandaloneProxyBase[ServiceProxy]):
 
     def _make_proxy(self) -> ServiceProxy:
         return ServiceProxy(self._router, self.service_name, **self._options)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
