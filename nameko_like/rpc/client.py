@@ -96,7 +96,13 @@ class RpcReply:
                                      error)
 
     def on_publish_outcome(self, outcome: PublishOutcome) -> None:
-        """Fail the call if its request never reached a queue."""
+        """Fail the call if its request never reached a queue.
+
+        ``UnknownService`` only when no queue is bound to the route (a
+        return); a request the broker refused (a nack, sent again until the
+        call's time ran out) or lost with its connection is an
+        ``RpcConnectionError`` saying so.
+        """
         error = outcome.error
         if error is None:
             return
@@ -220,6 +226,11 @@ class MethodProxy:
             reply.discard()
             raise
         reply.send_seconds = time.monotonic() - started
+        if self.timeout is not None and not outcome.settled:
+            # a refused (nacked) request is sent again for as long as the
+            # caller waits for its reply anyway (a cluster node loss refuses
+            # publishes for ~10 s), not just the retry policy's few seconds
+            outcome.deadline = max(outcome.deadline, started + self.timeout)
         outcome.add_callback(reply.on_publish_outcome)
         return reply
 

@@ -149,21 +149,24 @@ def test_nacked_publishes_are_retried_within_their_policy(
         plain_attempts, green_attempts = rpc_attempts["plain-spent"], rpc_attempts["green-spent"]
         event_attempts = [body["id"] for body in _take(fault_config, "tap_evt")]
 
-        # 2. the refusal passes within the policy: delivered once
+        # 2. the refusal passes within the policy (the plain call: its
+        # 20 s timeout): delivered once
         plain_reply = cluster.fault_backend.work.call_async("plain-ok")
         green_reply = cluster.fault_frontend.relay.call_async("green-ok")
         event_errors: list[BaseException] = []
 
         def dispatch_one() -> None:
             try:
-                with event_dispatcher(fault_config) as dispatch:
+                # a policy of 10 s, to ride through the policy change
+                with event_dispatcher(fault_config, retry_policy={"max_retries": 8}) as dispatch:
                     dispatch("fault_source", EVENT_TYPE, {"id": "event-ok"})
             except BaseException as exc:  # noqa: BLE001 - reported by the assert below
                 event_errors.append(exc)
 
         dispatcher = threading.Thread(target=dispatch_one)
         dispatcher.start()
-        time.sleep(1.5)
+        # the relayed call has the frontend's 4 s: lift the refusal soon
+        time.sleep(0.5)
         _block(fault_broker, fault_config, wait_until, on=False)
         plain_result = plain_reply.result()
         green_result = green_reply.result()
