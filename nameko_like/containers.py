@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
-import time
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from nameko_like import asyncio_support, instrumentation, serialization, tracing
@@ -24,17 +21,12 @@ from nameko_like.constants import (
 )
 from nameko_like.container_lifecycle import exc_info_of, run_on_all
 from nameko_like.exceptions import ContainerBeingKilled, ServiceNameError
-from nameko_like.extensions import (
-    ENTRYPOINT_EXTENSIONS_ATTR,
-    DependencyProvider,
-    Entrypoint,
-    Extension,
-    is_dependency,
-    iter_extensions,
-)
+from nameko_like.extensions import DependencyProvider, Entrypoint, Extension
 from nameko_like.protocols import ExcInfo, ResultHandler
+from nameko_like.service_binding import bind_dependencies, bind_entrypoints, subextensions_of
 from nameko_like.utils import import_from_path
 from nameko_like.worker_context import WorkerContext
+from nameko_like.worker_lifecycle import run_worker
 
 if TYPE_CHECKING:
     from nameko_like.amqp.publish_pool import PublishPool
@@ -88,20 +80,10 @@ class ServiceContainer:
         # reconnect loop, forever: refuse it here instead.
         check_transport(config.get(AMQP_URI_CONFIG_KEY) or DEFAULT_AMQP_URI)
 
-        self.dependencies: set[DependencyProvider] = set()
-        self.entrypoints: set[Entrypoint] = set()
-        self.subextensions: set[Extension] = set()
-
-        for attr_name, declaration in inspect.getmembers(service_cls, is_dependency):
-            bound = declaration.bind(self, attr_name)
-            self.dependencies.add(bound)
-            self.subextensions.update(iter_extensions(bound))
-
-        for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
-            for declaration in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
-                bound = declaration.bind(self, method_name)
-                self.entrypoints.add(bound)
-                self.subextensions.update(iter_extensions(bound))
+        self.dependencies: set[DependencyProvider] = bind_dependencies(self, service_cls)
+        self.entrypoints: set[Entrypoint] = bind_entrypoints(self, service_cls)
+        self.subextensions: set[Extension] = subextensions_of(
+            [*self.dependencies, *self.entrypoints])
 
         # Workers of these methods await a coroutine (asyncio_support).
         self._async_methods = asyncio_support.async_method_names(
@@ -317,7 +299,8 @@ class ServiceContainer:
             self._workers_idle.reset()
         # registered before it can run: spawn_n only schedules the greenlet
         self._worker_threads[worker_ctx] = eventlet.spawn_n(
-            self._run_worker, worker_ctx, handle_result
+            run_worker, self, worker_ctx, handle_result,
+            entrypoint.method_name in self._async_methods, self._worker_done,
         )
         return worker_ctx
 
@@ -347,104 +330,11 @@ class ServiceContainer:
     def _managed_thread_exited(self, thread: Any) -> None:  # an eventlet GreenThread
         self._managed_threads.pop(thread, None)
 
-    def _run_worker(self, worker_ctx: WorkerContext, handle_result: ResultHandler | None) -> None:
-        try:
-            self._run_worker_lifecycle(worker_ctx, handle_result)
-        except Exception as exc:  # noqa: BLE001 - kills the container, logged
-            # An error outside the service method before its outcome is
-            # settled (worker_setup, a result handler) leaves the service in
-            # an unknown state: as in Nameko the container dies loudly rather
-            # than limp on. (worker_result/worker_teardown errors don't get
-            # here: see _run_after_hook.)
-            _log.error("worker %s failed outside its method", worker_ctx.call_id)
-            # kill() kills every worker thread, this one included: do it
-            # from a thread of its own so it runs to the end.
-            eventlet.spawn_n(self.kill, exc_info_of(exc))
-
-    def _run_worker_lifecycle(
-        self, worker_ctx: WorkerContext, handle_result: ResultHandler | None
-    ) -> None:
-        entrypoint = worker_ctx.entrypoint
-        # read once: a worker's started and finished hooks always pair up
-        observing = instrumentation.observers
-        started_at = 0.0
-        if observing:
-            started_at = time.perf_counter()
-            instrumentation.emit("worker_started", worker_ctx)
-        outcome = instrumentation.ERROR
-        try:
-            method = getattr(worker_ctx.service, entrypoint.method_name)
-            is_async = entrypoint.method_name in self._async_methods
-            self._inject_dependencies(worker_ctx, is_async)
-            for provider in self.dependencies:
-                provider.worker_setup(worker_ctx)
-
-            result: Any = None  # whatever the service method returns
-            exc_info: ExcInfo | None = None
-            try:
-                if is_async:
-                    result = asyncio_support.run_coroutine(
-                        method(*worker_ctx.args, **worker_ctx.kwargs))
-                else:
-                    result = method(*worker_ctx.args, **worker_ctx.kwargs)
-                outcome = instrumentation.OK
-            except Exception as exc:  # noqa: BLE001 - the worker's outcome, passed on
-                exc_info = exc_info_of(exc)
-                if isinstance(exc, entrypoint.expected_exceptions or ()):
-                    outcome = instrumentation.EXPECTED_ERROR
-                    _log.warning("(expected) %s raised %r", worker_ctx.call_id, exc)
-                else:
-                    _log.exception("error handling worker %s", worker_ctx.call_id)
-
-            if handle_result is not None:
-                result, exc_info = handle_result(worker_ctx, result, exc_info)
-
-            for provider in self.dependencies:
-                self._run_after_hook(provider, "worker_result", worker_ctx,
-                                     partial(provider.worker_result, worker_ctx, result, exc_info))
-        finally:
-            try:
-                for provider in self.dependencies:
-                    self._run_after_hook(provider, "worker_teardown", worker_ctx,
-                                         partial(provider.worker_teardown, worker_ctx))
-            finally:
-                self._worker_done(worker_ctx)
-                worker_ctx.run_teardown_callbacks()
-                if observing:
-                    instrumentation.emit("worker_finished", worker_ctx, outcome,
-                                         time.perf_counter() - started_at)
-
-    def _run_after_hook(self, provider: DependencyProvider, hook: str,
-                        worker_ctx: WorkerContext, call: Callable[[], object]) -> None:
-        """Run a provider's ``worker_result``/``worker_teardown``; log what it raises.
-
-        These run once the method's outcome is settled: the entrypoint has
-        already sent the reply and its acknowledgement is on its way. Killing
-        the container here would race that ack (the request redelivered and
-        run again) and stop every other worker for one provider's bug, so
-        the error is logged once, the other providers' hooks still run, and
-        the container keeps serving.
-        """
-        try:
-            call()
-        except Exception:  # noqa: BLE001 - one provider's bug must not stop the service
-            _log.exception("%s of %r raised for worker %s of %s; the container keeps serving",
-                           hook, provider, worker_ctx.call_id, self.service_name)
-
     def _worker_done(self, worker_ctx: WorkerContext) -> None:
         if self._worker_threads.pop(worker_ctx, None) is not None:
             self._worker_slots.release()
         if not self._worker_threads and not self._workers_idle.ready():
             self._workers_idle.send(True)
-
-    def _inject_dependencies(self, worker_ctx: WorkerContext, is_async: bool = False) -> None:
-        if is_async:  # an async def method gets the awaitable variants
-            for provider in self.dependencies:
-                setattr(worker_ctx.service, provider.attr_name,
-                        provider.get_async_dependency(worker_ctx))
-            return
-        for provider in self.dependencies:
-            setattr(worker_ctx.service, provider.attr_name, provider.get_dependency(worker_ctx))
 
     def _kill_worker_threads(self) -> None:
         current = eventlet.getcurrent()

@@ -13,13 +13,8 @@ import typing
 from typing import TYPE_CHECKING, Any
 
 from nameko_like.exceptions import ExtensionNotFound, NamekoLikeException
-from nameko_like.extensions import (
-    DependencyProvider,
-    Entrypoint,
-    Extension,
-    is_dependency,
-    iter_extensions,
-)
+from nameko_like.extensions import DependencyProvider, Entrypoint, is_dependency
+from nameko_like.service_binding import subextensions_of
 from nameko_like.testing._mock import mock_lib
 
 if TYPE_CHECKING:
@@ -155,9 +150,7 @@ def _drop_unused_subextensions(container: ContainerUnderTest) -> None:
     Otherwise a removed RPC entrypoint's consumer, say, would still start
     and connect to a broker the test does not need.
     """
-    used: set[Extension] = set()
-    for extension in container.dependencies | container.entrypoints:
-        used.update(iter_extensions(extension))
+    used = subextensions_of(container.dependencies | container.entrypoints)
     container.subextensions.intersection_update(used)
     for key, shared in list(container.shared_extensions.items()):
         if shared not in used:
