@@ -272,6 +272,26 @@ class QueueConsumer(SharedExtension, ProviderCollector):
         """
         self._settle(message, True)
 
+    # Nameko's names, for entrypoints written for Nameko
+    def ack_message(self, message: DeliveredMessage) -> None:
+        """Acknowledge ``message`` (Nameko's name for :meth:`ack`).
+
+        A message from a connection since lost is left alone: the broker has
+        already made it available again.
+        """
+        self._settle(message, None)
+
+    def requeue_message(self, message: DeliveredMessage) -> None:
+        """Reject ``message`` back to its queue for the broker to redeliver (as Nameko).
+
+        The broker delivers it again flagged as redelivered; each such
+        redelivery counts, and past ``MAX_REDELIVERIES`` the message is
+        dead-lettered instead of handled, so one that always fails can't
+        hot-loop. Same as :meth:`give_back`; :meth:`requeue` republishes
+        with a count in the message's headers instead.
+        """
+        self._settle(message, True)
+
     def requeue(self, message: DeliveredMessage, queue_name: str) -> None:
         """Put ``message`` back on ``queue_name``, at most ``MAX_REDELIVERIES`` times.
 

@@ -12,3 +12,5 @@ def test_extensions_without_super_init_work_in_a_container(differ: Any) -> None:
         "value": 42, "helper": "helper", "helper_bound": True}}}
     assert report["hook"]["value"]["x"] == 5
     assert report["rpc_bad_signature"]["raised"]["type"] == "IncorrectSignature"
+    # failed, requeue_message, redelivered, ack_message: on both sides
+    assert report["job_attempts"] == ["j1", "j1"]
