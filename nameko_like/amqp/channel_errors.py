@@ -13,19 +13,28 @@ order, so when the close arrives:
   new channel of the same connection.
 
 The close's text names the exchange or the message size, which identifies
-the offender among the unconfirmed publishes.
+the offender among the unconfirmed publishes (:func:`find_offender`);
+:func:`replace_closed_channel` then sends the discarded ones again.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import amqp
 from amqp import spec
 
+from nameko_like.amqp.encode import send_publish
 from nameko_like.exceptions import DeliveryError
+
+if TYPE_CHECKING:
+    from nameko_like.amqp.confirms import ConfirmTracker, Settlements
+
+_log = logging.getLogger(__name__)
 
 _EXCHANGE_TEXT = re.compile(r"exchange '((?:[^'\\]|\\.)*)' in vhost")
 _SIZE_TEXT = re.compile(r"message size (\d+) is larger than")
@@ -123,3 +132,30 @@ def find_offender(reply_text: str, sent: list[SentPublish]) -> int | None:
         return next((index for index, item in enumerate(sent) if len(item.message.body) == length),
                     None)
     return 0 if sent else None
+
+
+def replace_closed_channel(
+    connection: amqp.Connection, closed: ChannelClosedByBroker, confirms: ConfirmTracker,
+    prepare: Callable[[amqp.Channel], None],
+) -> tuple[amqp.Channel, Settlements]:
+    """A new channel in place of the one the broker closed over one publish.
+
+    The close is acknowledged, a new channel of ``connection`` opened
+    without waiting and given to ``prepare``; the publishes the broker
+    discarded go out again on it first, in order, with the same outcomes
+    (see :meth:`ConfirmTracker.split_at_close`). Returns the new channel
+    and the outcomes to settle, with their errors (the refused publish's
+    among them).
+    """
+    # a new channel first: callbacks of settled outcomes may publish
+    acknowledge_close(closed.channel)
+    channel = open_channel_nowait(connection)
+    prepare(channel)
+    settle, resend = confirms.split_at_close(closed)
+    confirms.new_channel()
+    for outcome, sent in resend:
+        send_publish(channel, sent.message, sent.exchange, sent.routing_key, sent.mandatory)
+        confirms.resent(outcome, sent)
+    _log.warning("the broker refused a publish (%s); %d publish(es) sent again",
+                 closed, len(resend))
+    return channel, settle

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 import amqp
@@ -47,7 +48,7 @@ from nameko_like.amqp.channel_errors import (
     ChannelClosedByBroker,
     SentPublish,
     acknowledge_close,
-    open_channel_nowait,
+    replace_closed_channel,
     watch_channel_close,
 )
 from nameko_like.amqp.confirms import ConfirmTracker, Settlements
@@ -279,19 +280,9 @@ class PublishConnection:
         if closed.channel is not self._channel or connection is None:
             acknowledge_close(closed.channel)
             return []
-        # a new channel first: callbacks of settled outcomes may publish
-        acknowledge_close(closed.channel)
-        channel = open_channel_nowait(connection.connection)
-        self._prepare_channel(channel, confirm=False)
-        self._channel = channel
-        settle, resend = self._confirms.split_at_close(closed)
-        self._confirms.new_channel()
-        # the publishes the broker discarded go out again first, in order
-        for outcome, sent in resend:
-            send_publish(channel, sent.message, sent.exchange, sent.routing_key, sent.mandatory)
-            self._confirms.resent(outcome, sent)
-        _log.warning("the broker refused a publish (%s); %d publish(es) sent again",
-                     closed, len(resend))
+        self._channel, settle = replace_closed_channel(
+            connection.connection, closed, self._confirms,
+            partial(self._prepare_channel, confirm=False))
         return settle
 
     # -- refused publishes (basic.nack) ------------------------------------------------
