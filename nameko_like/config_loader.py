@@ -19,7 +19,8 @@ plain scalars, so there a reference must be quoted and tagged:
 ``PORTS: [!env_var "${PORT:80}"]``.
 
 Substitution happens after merging, so a reference in a value that a later
-file overrides is never evaluated.
+file overrides is never evaluated. The references themselves are parsed in
+:mod:`nameko_like.env_references`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nameko_like.config_keys import warn_misspelt_keys
+from nameko_like.env_references import substitute
 from nameko_like.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -44,115 +46,6 @@ PathLike = str | os.PathLike[str]
 ENV_VAR_TAG = "!env_var"
 #: Tag for a scalar whose references are substituted and kept a string.
 RAW_ENV_VAR_TAG = "!raw_env_var"
-
-
-# --- parsing ${...} references ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Ref:
-    """A parsed ``${name:default}``; ``default`` is None when absent."""
-
-    name: str
-    default: tuple[_Part, ...] | None
-
-
-_Part = str | _Ref
-
-
-class _SyntaxProblem(ConfigurationError):
-    """Internal: a malformed reference (reported with file and key)."""
-
-
-class _MissingVariable(ConfigurationError):
-    """Internal: a required variable is unset (reported with file and key)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _is_name(text: str) -> bool:
-    return bool(text) and (text[0].isalpha() or text[0] == "_") and all(
-        char.isalnum() or char == "_" for char in text)
-
-
-def _parse(text: str, pos: int = 0,
-           nested: bool = False) -> tuple[tuple[_Part, ...], int]:
-    """Parse ``text`` from ``pos`` into literal strings and references.
-
-    Inside a default (``nested``), parsing stops at the ``}`` that closes it
-    and the returned position points just past that brace.
-    """
-    parts: list[_Part] = []
-    literal: list[str] = []
-    while pos < len(text):
-        if text.startswith("${", pos):
-            end = pos + 2
-            while end < len(text) and text[end] not in ":}":
-                end += 1
-            name = text[pos + 2:end]
-            if end >= len(text):
-                raise _SyntaxProblem(f"unterminated '${{' in {text!r}")
-            if not _is_name(name):
-                raise _SyntaxProblem(
-                    f"invalid environment variable name {name!r} in {text!r}")
-            default: tuple[_Part, ...] | None = None
-            if text[end] == ":":
-                default, pos = _parse(text, end + 1, nested=True)
-            else:
-                pos = end + 1
-            if literal:
-                parts.append("".join(literal))
-                literal = []
-            parts.append(_Ref(name, default))
-        elif nested and text[pos] == "}":
-            break
-        else:
-            literal.append(text[pos])
-            pos += 1
-    else:
-        if nested:
-            raise _SyntaxProblem(f"unterminated '${{' in {text!r}")
-    if literal:
-        parts.append("".join(literal))
-    return tuple(parts), pos + 1 if nested else pos
-
-
-def _evaluate(parts: tuple[_Part, ...], env: Mapping[str, str]) -> str:
-    pieces = []
-    for part in parts:
-        if isinstance(part, str):
-            pieces.append(part)
-        elif part.name in env:
-            pieces.append(env[part.name])
-        elif part.default is not None:
-            # Defaults are evaluated only when needed, so a nested default
-            # may name a variable that is unset whenever the outer one is set.
-            pieces.append(_evaluate(part.default, env))
-        else:
-            raise _MissingVariable(part.name)
-    return "".join(pieces)
-
-
-def substitute(text: str, env: Mapping[str, str]) -> str:
-    """Return ``text`` with every ``${VAR}`` / ``${VAR:default}`` replaced.
-
-    Raises:
-        ConfigurationError: a reference is malformed or names an unset
-            variable without a default.
-    """
-    try:
-        parts, _ = _parse(text)
-        return _evaluate(parts, env)
-    except _SyntaxProblem as exc:
-        raise ConfigurationError(str(exc)) from None
-    except _MissingVariable as exc:
-        raise ConfigurationError(_missing_message(exc.name)) from None
-
-
-def _missing_message(name: str) -> str:
-    return f"environment variable {name} is not set and has no default"
 
 
 # --- YAML loading -------------------------------------------------------------
@@ -290,14 +183,10 @@ def _key_path(parent: str, key: Any) -> str:
 def _resolve(value: Any, env: Mapping[str, str], key_path: str) -> Any:
     if isinstance(value, _Deferred):
         try:
-            parts, _ = _parse(value.text)
-            text = _evaluate(parts, env)
-        except (_SyntaxProblem, _MissingVariable) as exc:
-            problem = (_missing_message(exc.name)
-                       if isinstance(exc, _MissingVariable) else str(exc))
+            text = substitute(value.text, env)
+        except ConfigurationError as exc:
             raise ConfigurationError(
-                f"{value.source}:{value.line}: key '{key_path}': "
-                f"{problem}") from None
+                f"{value.source}:{value.line}: key '{key_path}': {exc}") from None
         return text if value.raw else _scalar_type(text)
     if isinstance(value, dict):
         resolved = {}
