@@ -61,38 +61,44 @@ def consume_destination(exchange: str, routing_key: str, queue: str) -> str:
     return ":".join(part for part in parts if part) or "amq.default"
 
 
+def _put_present(attributes: Attributes, key: str, value: object) -> None:
+    """Set ``key`` to ``value`` as text, unless ``value`` is missing or empty."""
+    if value:
+        attributes[key] = str(value)
+
+
+def _messaging_attributes(attributes: Attributes, operation_type: str, operation_name: str,
+                          destination: str, routing_key: str) -> Attributes:
+    """``attributes`` plus those a publish and a delivery share: system,
+    operation, destination."""
+    attributes.update({
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": operation_type,
+        "messaging.operation.name": operation_name,
+        "messaging.destination.name": destination,
+    })
+    if routing_key:
+        attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
+    return attributes
+
+
 # The parts of a span's name and attributes that depend only on where a
 # message goes are built once per destination (the cache is bounded: a
 # Publisher's routing keys may be many).
 @lru_cache(maxsize=1024)
 def _producer_base(exchange: str, routing_key: str) -> tuple[str, Attributes]:
     destination = publish_destination(exchange, routing_key)
-    attributes: Attributes = {
-        "messaging.system": "rabbitmq",
-        "messaging.operation.type": "send",
-        "messaging.operation.name": "publish",
-        "messaging.destination.name": destination,
-    }
-    if routing_key:
-        attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
-    return f"publish {destination}", attributes
+    return f"publish {destination}", _messaging_attributes(
+        {}, "send", "publish", destination, routing_key)
 
 
 @lru_cache(maxsize=1024)
 def _consumer_base(service: str, method: str, exchange: str, routing_key: str,
                    queue: str) -> tuple[str, Attributes]:
     destination = consume_destination(exchange, routing_key, queue)
-    attributes: Attributes = {
-        "nameko.service": service,
-        "nameko.entrypoint": method,
-        "messaging.system": "rabbitmq",
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
-        "messaging.destination.name": destination,
-    }
-    if routing_key:
-        attributes["messaging.rabbitmq.destination.routing_key"] = routing_key
-    return f"process {destination}", attributes
+    attributes: Attributes = {"nameko.service": service, "nameko.entrypoint": method}
+    return f"process {destination}", _messaging_attributes(
+        attributes, "process", "process", destination, routing_key)
 
 
 def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
@@ -116,12 +122,9 @@ def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
     if isinstance(tag, int):
         attributes["messaging.rabbitmq.message.delivery_tag"] = tag
     properties: Mapping[str, Any] = getattr(message, "properties", None) or {}
-    correlation_id = properties.get("correlation_id")
-    if correlation_id:
-        attributes["messaging.message.conversation_id"] = str(correlation_id)
-    message_id = properties.get("message_id")
-    if message_id:
-        attributes["messaging.message.id"] = str(message_id)
+    _put_present(attributes, "messaging.message.conversation_id",
+                 properties.get("correlation_id"))
+    _put_present(attributes, "messaging.message.id", properties.get("message_id"))
     body = getattr(message, "body", None)
     if isinstance(body, (bytes, bytearray)):
         attributes["messaging.message.body.size"] = len(body)
@@ -157,12 +160,8 @@ def http_request(environ: Mapping[str, Any]) -> tuple[str, Attributes]:
     protocol = str(environ.get("SERVER_PROTOCOL") or "")
     if protocol.startswith("HTTP/"):
         attributes["network.protocol.version"] = protocol[5:]
-    agent = environ.get("HTTP_USER_AGENT")
-    if agent:
-        attributes["user_agent.original"] = str(agent)
-    client = environ.get("REMOTE_ADDR")
-    if client:
-        attributes["client.address"] = str(client)
+    _put_present(attributes, "user_agent.original", environ.get("HTTP_USER_AGENT"))
+    _put_present(attributes, "client.address", environ.get("REMOTE_ADDR"))
     return method, attributes
 
 
