@@ -76,6 +76,12 @@ class MemoryDelivery:
     def delivery_info(self) -> dict[str, Any]:
         """``exchange``, ``routing_key``, ``redelivered``, ``delivery_tag``."""
         info: dict[str, Any] = self.raw.delivery_info
+        payload: dict[str, Any] = getattr(self.raw, "_raw", None) or {}  # kombu's virtual one
+        if "redelivered" not in info and payload.get("redelivered"):
+            # kombu marks a message it put back (rejected with requeue) in
+            # its payload only: say so where RabbitMQ does, so that its
+            # redeliveries are counted (MAX_REDELIVERIES) as on RabbitMQ
+            info["redelivered"] = True
         return info
 
     @property

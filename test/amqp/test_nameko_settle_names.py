@@ -3,7 +3,8 @@ custom entrypoints written for Nameko, which spawn their own workers and
 settle in their result handler.
 
 ``requeue_message`` gives the message back to the broker, which redelivers
-it; past ``MAX_REDELIVERIES`` redeliveries it is dead-lettered, not handled.
+it; past ``MAX_REDELIVERIES`` redeliveries it is dead-lettered, not handled
+(on RabbitMQ and on ``memory://``, whose redeliveries are flagged the same way).
 """
 
 import pytest
@@ -12,8 +13,6 @@ from kombu import Connection, Queue
 from nameko_like.extensions import Entrypoint
 from nameko_like.messaging import QueueConsumer
 from nameko_like.testing.services import entrypoint_waiter
-
-pytestmark = pytest.mark.integration
 
 QUEUE = Queue("nameko-style-jobs", durable=True)
 MAX_REDELIVERIES = 2
@@ -66,9 +65,9 @@ def ready_messages(config):
     return ready
 
 
-def test_ack_and_requeue_message(container_factory, rabbit_config, take_messages):
+def test_ack_and_requeue_message(container_factory, backend, take_messages):
     Jobs.attempts = []
-    config = dict(rabbit_config, MAX_REDELIVERIES=MAX_REDELIVERIES)
+    config = dict(backend, MAX_REDELIVERIES=MAX_REDELIVERIES)
     container = container_factory(Jobs, config)
     container.start()
     with Connection(config["AMQP_URI"]) as connection:
