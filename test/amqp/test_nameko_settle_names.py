@@ -7,7 +7,6 @@ it; past ``MAX_REDELIVERIES`` redeliveries it is dead-lettered, not handled
 (on RabbitMQ and on ``memory://``, whose redeliveries are flagged the same way).
 """
 
-import pytest
 from kombu import Connection, Queue
 
 from nameko_like.extensions import Entrypoint
