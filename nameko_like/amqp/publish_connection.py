@@ -71,6 +71,7 @@ from nameko_like.amqp.retry import (
 )
 from nameko_like.amqp.transport import transport_of
 from nameko_like.amqp.transport_tuning import (
+    event_reader,
     heartbeat_interval,
     read_pending,
     start_heartbeats,
@@ -398,6 +399,10 @@ class PublishConnection:
         after two missed heartbeats, instead of leaving it to its timeout.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        # resolved once per connection read, not per read
+        reading: Connection | None = None
+        read_event: Callable[..., Any] | None = None
+        interval = 0.0
         while not done():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -408,7 +413,9 @@ class PublishConnection:
             connection = self._connection
             if connection is None:
                 return done()
-            interval = heartbeat_interval(connection)
+            if read_event is None or connection is not reading:
+                reading, read_event = connection, event_reader(connection)
+                interval = heartbeat_interval(connection)
             read_timeout = remaining
             if interval:
                 read_timeout = interval / 2 if remaining is None else min(remaining, interval / 2)
@@ -424,7 +431,7 @@ class PublishConnection:
                     try:
                         # no timeout unless there is a deadline or heartbeats:
                         # each timeout costs socket-option system calls
-                        connection.drain_events(timeout=read_timeout)
+                        read_event(timeout=read_timeout)
                     except TimeoutError:
                         pass
                     if interval:

@@ -19,6 +19,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -261,6 +262,24 @@ def heartbeat_interval(connection: Connection) -> float:
     """The heartbeat interval negotiated on ``connection`` (0: none)."""
     interval: float = getattr(getattr(connection, "connection", None), "heartbeat", 0) or 0
     return interval
+
+
+def event_reader(connection: Connection) -> Callable[..., Any]:
+    """``drain_events`` of ``connection``, without kombu's layers where it can.
+
+    On py-amqp, kombu's ``Connection.drain_events`` goes through its
+    ``connection`` property (which checks the connection, or even makes a
+    new one) and its transport to py-amqp's: a waiting caller that reads
+    the same connection again and again (a plain script's client, twice
+    per call) can call py-amqp's directly. Resolve it once per wait: a
+    lost connection is dropped, not read again.
+    """
+    raw = getattr(connection, "_connection", None)
+    if isinstance(raw, amqp.Connection):
+        reader: Callable[..., Any] = raw.drain_events
+        return reader
+    fallback: Callable[..., Any] = connection.drain_events
+    return fallback
 
 
 def read_pending(connection: Connection) -> None:
