@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nameko_like import instrumentation
 from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.amqp.publish_channel import DEFAULT_RETRY_POLICY, PublishConnectionLost
+from nameko_like.amqp.retry import retry_seconds
 from nameko_like.exceptions import (
     RpcConnectionError,
     RpcTimeout,
@@ -160,8 +161,10 @@ class MethodProxy:
         self.timeout = timeout
         self.serializer = serializer
         self.exchange = exchange
-        self._retry_policy = DEFAULT_RETRY_POLICY if timeout is None else dict(
-            DEFAULT_RETRY_POLICY, timeout=timeout)
+        # reconnecting must not outlast the call's timeout by much; worked
+        # out once here, not from the policy on every publish
+        self._retry_seconds = retry_seconds(True, DEFAULT_RETRY_POLICY if timeout is None else
+                                            dict(DEFAULT_RETRY_POLICY, timeout=timeout))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method and wait for its result."""
@@ -211,8 +214,7 @@ class MethodProxy:
                     headers=headers,
                     serializer=self.serializer,
                     delivery_mode=2,
-                    # reconnecting must not outlast the call's timeout by much
-                    retry_policy=self._retry_policy,
+                    deadline=started + self._retry_seconds,
                 )
         except PublishConnectionLost as exc:
             reply.discard()
