@@ -121,6 +121,8 @@ class PublishConnection:
         self._declared: set[Declarable] = set()
         #: when a plain script's client last checked heartbeats (monotonic)
         self._last_beat_check = 0.0
+        #: the heartbeat interval negotiated on the current connection (0: none)
+        self._heartbeat = 0.0
         #: called with each new (connection, publish channel) right after
         #: connecting, before the reader starts: clients add consumers here
         self.on_connected: list[Callable[[Connection, BrokerChannel], object]] = []
@@ -161,6 +163,7 @@ class PublishConnection:
         channel = connection.channel()
         if self._confirmed:
             self._prepare_channel(channel)
+        self._heartbeat = heartbeat_interval(connection)  # before readers see the connection
         self._connection, self._channel = connection, channel
         self._last_beat_check = time.monotonic()
         self._confirms.new_channel()
@@ -415,7 +418,7 @@ class PublishConnection:
                 return done()
             if read_event is None or connection is not reading:
                 reading, read_event = connection, event_reader(connection)
-                interval = heartbeat_interval(connection)
+                interval = self._heartbeat
             read_timeout = remaining
             if interval:
                 read_timeout = interval / 2 if remaining is None else min(remaining, interval / 2)
@@ -475,7 +478,7 @@ class PublishConnection:
         connection = self._connection
         if connection is None or self._use_reader or not self._confirmed:
             return
-        interval = heartbeat_interval(connection)
+        interval = self._heartbeat
         if not interval or time.monotonic() - self._last_beat_check < interval / 2:
             return
         if not self._drain_lock.acquire(blocking=False):
