@@ -57,8 +57,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import threading
-
     from kombu import Queue
 
     from nameko_like.amqp.confirms import ConfirmTracker
@@ -68,6 +66,7 @@ if TYPE_CHECKING:
     from nameko_like.amqp.publish_channel import PublishChannel
     from nameko_like.extensions import Entrypoint, Extension
     from nameko_like.rpc.client import RpcReply
+    from nameko_like.rpc.reply_ready import ReplyReady
     from nameko_like.worker_context import WorkerContext
 
 __all__ = [
@@ -242,7 +241,7 @@ class ReplyRouter(Protocol):
     def unregister(self, correlation_id: str) -> None:
         """Stop expecting a reply for ``correlation_id``."""
 
-    def wait_until(self, ready: threading.Event, timeout: float | None) -> bool:
+    def wait_until(self, ready: ReplyReady, timeout: float | None) -> bool:
         """Block until ``ready`` (a reply's) is set; False if ``timeout`` passed first."""
 
 

@@ -9,7 +9,6 @@ the requests and hands each reply to its ``RpcReply``.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,6 +26,7 @@ from nameko_like.exceptions import (
 from nameko_like.messaging import encode_context_headers
 from nameko_like.protocols import ReplyRouter
 from nameko_like.rpc import wire
+from nameko_like.rpc.reply_ready import ReplyReady
 from nameko_like.worker_context import unique_id
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class RpcReply:
         self._sent_at = 0.0
         self._body: Any = _NOT_SET
         self._error: BaseException | None = None
-        self._ready = threading.Event()
+        self._ready = ReplyReady()
 
     @property
     def reply_to(self) -> str | None:

@@ -13,13 +13,13 @@ calls through the router (it is the ``ReplyRouter`` seam of
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nameko_like.amqp.publish_channel import PublishChannel
 from nameko_like.exceptions import RpcConnectionError
 from nameko_like.protocols import DeliveredMessage
+from nameko_like.rpc.reply_ready import ReplyReady
 
 if TYPE_CHECKING:
     from nameko_like.amqp.publish_pool import PublishPool
@@ -65,7 +65,7 @@ class RpcReplyRouter:
         """Stop expecting a reply for ``correlation_id``."""
         self._pending.pop(correlation_id, None)
 
-    def wait_until(self, ready: threading.Event, timeout: float | None) -> bool:
+    def wait_until(self, ready: ReplyReady, timeout: float | None) -> bool:
         """Block until ``ready`` (a reply's) is set, or ``timeout``; False on timeout.
 
         Here the replies are routed by another thread (the container's

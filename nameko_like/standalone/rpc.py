@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import weakref
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +30,7 @@ from nameko_like.exceptions import RpcConnectionError
 from nameko_like.protocols import DeliveredMessage
 from nameko_like.rpc import wire
 from nameko_like.rpc.client import RpcReply, ServiceProxy
+from nameko_like.rpc.reply_ready import ReplyReady
 from nameko_like.rpc.reply_router import RpcReplyRouter
 from nameko_like.worker_context import unique_id
 
@@ -132,7 +132,7 @@ class StandaloneReplyRouter(RpcReplyRouter):
         self.publish_channel.check_connection()
         super().register(correlation_id, reply)
 
-    def wait_until(self, ready: threading.Event, timeout: float | None) -> bool:
+    def wait_until(self, ready: ReplyReady, timeout: float | None) -> bool:
         """Block until ``ready`` is set, or ``timeout``; False on timeout.
 
         Without a reader greenthread (a plain script) the replies arrive
