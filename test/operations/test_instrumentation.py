@@ -49,7 +49,7 @@ def test_hooks_reach_observers_that_override_them(registered, caplog):
     before = instrumentation.observers
     broken, recorder = registered(Broken()), registered(Recorder())
     registered(recorder)  # registering again does nothing
-    assert instrumentation.observers == before + (broken, recorder)
+    assert instrumentation.observers == (*before, broken, recorder)
     # an instance attribute overrides a hook too
     replies = []
     plain = registered(instrumentation.Observer())
