@@ -68,7 +68,7 @@ def test_broker_nack_fails_only_the_refused_publish(rabbit_config):
 
 
 def test_concurrent_publishers_each_get_their_own_fate(rabbit_config):
-    """60 greenthreads publish at once through one pipelined channel, each
+    """60 greenthreads publish 240 messages at once through one pipelined channel, each
     waiting for its confirm: a returned (unroutable) or nacked (full queue)
     message fails its own publisher only, and every other one returns."""
     from nameko_like._eventlet import eventlet
@@ -93,7 +93,7 @@ def test_concurrent_publishers_each_get_their_own_fate(rabbit_config):
             in_flight.append(len(publisher.channel._confirms._pending))
         return number, key, None
 
-    fates = list(eventlet.GreenPool(60).imap(publish, range(600)))
+    fates = list(eventlet.GreenPool(60).imap(publish, range(240)))
     pool.close()
 
     for number, key, error in fates:
