@@ -26,6 +26,12 @@ which adds publishing on top:
   allows (see :mod:`nameko_like.amqp.nack_retry`).
 * **A lost connection** fails every unconfirmed publish with
   ``PublishConnectionLost``; the next publish reconnects.
+
+This module connects, reconnects and loses the connection, and runs the
+reader greenthread; :class:`PublishConnection` takes the plain script's
+reading from :class:`~nameko_like.amqp.plain_reading.PlainScriptReading`
+and the resending of nacked publishes from
+:class:`~nameko_like.amqp.nack_retry.NackResending`.
 """
 
 from __future__ import annotations
@@ -46,7 +52,6 @@ from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.channel_errors import (
     ChannelClosedByBroker,
-    SentPublish,
     acknowledge_close,
     replace_closed_channel,
     watch_channel_close,
@@ -59,11 +64,10 @@ from nameko_like.amqp.connection import (
     make_connection,
     safe_uri,
 )
-from nameko_like.amqp.encode import send_publish
-from nameko_like.amqp.nack_retry import NackedPublishes
-from nameko_like.amqp.outcome import PublishOutcome
+from nameko_like.amqp.nack_retry import NackedPublishes, NackResending
+from nameko_like.amqp.plain_reading import PlainScriptReading
 from nameko_like.amqp.retry import (
-    NACK_RETRY_INTERVAL,
+    BLOCKED_POLL,
     RECONNECT_INTERVAL,
     PublishBlocked,
     PublishConnectionLost,
@@ -71,9 +75,7 @@ from nameko_like.amqp.retry import (
 )
 from nameko_like.amqp.transport import transport_of
 from nameko_like.amqp.transport_tuning import (
-    event_reader,
     heartbeat_interval,
-    read_pending,
     start_heartbeats,
     tune_connection,
 )
@@ -81,8 +83,8 @@ from nameko_like.exceptions import DeliveryError
 
 _log = logging.getLogger(__name__)
 
-#: Seconds between checks of a blocked connection by a waiting publisher.
-BLOCKED_POLL = 0.05
+# BLOCKED_POLL lives in nameko_like.amqp.retry; importers still find it here.
+__all__ = ["BLOCKED_POLL", "PublishConnection"]
 
 
 def _green_process() -> bool:
@@ -90,7 +92,7 @@ def _green_process() -> bool:
     return patched
 
 
-class PublishConnection:
+class PublishConnection(PlainScriptReading, NackResending):
     """A connection and a confirm-mode channel, kept up for publishers."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -289,49 +291,6 @@ class PublishConnection:
             partial(self._prepare_channel, confirm=False))
         return settle
 
-    # -- refused publishes (basic.nack) ------------------------------------------------
-
-    def _retry_nacked(self, outcome: PublishOutcome, sent: SentPublish) -> bool:
-        """A nacked publish: keep it to send again if its deadline allows."""
-        if self._closed or not self._nacked.add(outcome, sent):
-            return False
-        if self._use_reader and self._resend_timer is None:
-            self._resend_timer = eventlet.spawn_after(NACK_RETRY_INTERVAL, self._resend_later)
-        return True
-
-    def _resend_later(self) -> None:
-        self._resend_timer = None
-        self.resend_nacked()
-        next_due = self._nacked.next_due
-        if next_due is not None and self._resend_timer is None and not self._closed:
-            self._resend_timer = eventlet.spawn_after(
-                max(next_due - time.monotonic(), BLOCKED_POLL), self._resend_later)
-
-    def resend_nacked(self) -> None:
-        """Send again the nacked publishes that are due, on the current channel."""
-        failed: list[PublishOutcome] = []
-        with self._lock:
-            due = self._nacked.take_due()
-            channel = self._channel
-            if due and (self._connection is None or channel is None):
-                failed = [outcome for outcome, _ in due]
-            elif due:
-                assert channel is not None
-                for index, (outcome, sent) in enumerate(due):
-                    try:
-                        send_publish(channel, sent.message, sent.exchange, sent.routing_key,
-                                     sent.mandatory)
-                    except self._connection_errors() as exc:
-                        self._lost(exc)
-                        failed = [outcome for outcome, _ in due[index:]]
-                        break
-                    self._confirms.resent(outcome, sent)
-                    self._confirms.requeue_route(outcome)
-        # outside the lock: an outcome's callback may publish
-        for outcome in failed:
-            outcome.settle(PublishConnectionLost(
-                "connection lost while a refused (nacked) publish waited to be sent again"))
-
     # -- losing the connection -------------------------------------------------------
 
     def _lost(self, exc: BaseException, expected: bool = False) -> None:
@@ -389,108 +348,7 @@ class PublishConnection:
         self._lock = eventlet.semaphore.Semaphore() if self._use_reader else threading.RLock()
         self._drain_lock = threading.Lock()
 
-    # -- reading -------------------------------------------------------------------
-
-    def drain_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Read from the connection until ``done()`` is true; False on timeout.
-
-        For processes without a reader greenthread: whoever waits reads, one
-        at a time, and what it reads settles everyone's outcomes. Where a
-        heartbeat was negotiated, reads wait at most half an interval, and
-        heartbeats are sent and checked between them: a broker that went
-        silent fails the wait (and every waiting call) as a lost connection
-        after two missed heartbeats, instead of leaving it to its timeout.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        # resolved once per connection read, not per read
-        reading: Connection | None = None
-        read_event: Callable[..., Any] | None = None
-        interval = 0.0
-        while not done():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            if len(self._nacked):
-                # no timer thread in a plain script: whoever reads resends
-                self.resend_nacked()
-            connection = self._connection
-            if connection is None:
-                return done()
-            if read_event is None or connection is not reading:
-                reading, read_event = connection, event_reader(connection)
-                interval = self._heartbeat
-            read_timeout = remaining
-            if interval:
-                read_timeout = interval / 2 if remaining is None else min(remaining, interval / 2)
-            next_due = self._nacked.next_due
-            if next_due is not None:
-                until_due = max(next_due - time.monotonic(), 0.01)
-                read_timeout = until_due if read_timeout is None else min(read_timeout,
-                                                                          until_due)
-            with self._drain_lock:
-                if done():
-                    return True
-                try:
-                    try:
-                        # no timeout unless there is a deadline or heartbeats:
-                        # each timeout costs socket-option system calls
-                        read_event(timeout=read_timeout)
-                    except TimeoutError:
-                        pass
-                    if interval:
-                        self._beat(connection, interval)
-                except self._connection_errors() as exc:
-                    with self._lock:
-                        if self._connection is connection:
-                            self._lost(exc)
-        return True
-
-    def _beat(self, connection: Connection, interval: float) -> None:
-        """Send a heartbeat if due; raise if the broker missed two (plain scripts)."""
-        now = time.monotonic()
-        if now - self._last_beat_check < interval / 4:
-            return
-        self._last_beat_check = now
-        # the lock: another thread of the script may be writing a publish
-        with self._lock:
-            connection.heartbeat_check(rate=2)
-
-    def check_connection(self) -> None:
-        """In a plain script: drop the connection if the broker dropped it or went silent.
-
-        Publishing does this by itself; clients that fail their waiting
-        calls when the connection is lost call it before they register a
-        new call, so a connection found dead does not take the new call
-        with it. Does nothing where a reader greenthread keeps watch.
-        """
-        with self._lock:
-            self._check_idle_connection()
-
-    def _check_idle_connection(self) -> None:
-        """Before a publish in a plain script: is the connection still alive?
-
-        Called with the lock held. Nobody read the connection while the
-        script was idle: read what the broker sent meanwhile (its
-        heartbeats, or the end of a connection it dropped because ours were
-        missing), then check heartbeats. A dead or silent connection is
-        dropped here, so the publish reconnects instead of writing into it.
-        """
-        connection = self._connection
-        if connection is None or self._use_reader or not self._confirmed:
-            return
-        interval = self._heartbeat
-        if not interval or time.monotonic() - self._last_beat_check < interval / 2:
-            return
-        if not self._drain_lock.acquire(blocking=False):
-            return  # another thread is reading, and checking heartbeats as it does
-        try:
-            read_pending(connection)
-            self._beat(connection, interval)
-        except self._connection_errors() as exc:
-            if self._connection is connection:
-                self._lost(exc)
-        finally:
-            self._drain_lock.release()
+    # -- reading (eventlet) ---------------------------------------------------------
 
     def _read_forever(self, connection: Connection) -> None:
         heartbeats = start_heartbeats(connection, self._lock)

@@ -53,6 +53,9 @@ RECONNECT_INTERVAL = 0.5
 #: Seconds between sending a refused (nacked) publish again.
 NACK_RETRY_INTERVAL = 0.5
 
+#: Seconds between checks of a blocked connection by a waiting publisher.
+BLOCKED_POLL = 0.05
+
 #: Seconds between probes of the broker's port while waiting to reconnect.
 PROBE_INTERVAL = 0.1
 
