@@ -87,9 +87,23 @@ def test_a_forged_log_line_in_a_header_is_escaped(
                          application_headers={"x-original-exchange": forged}),
             exchange="fault_hygiene_source.events", routing_key="note")
     wait_until(lambda: "dead-lettering" in service.log(), 20)
-    with Connection(fault_config["AMQP_URI"]) as connection:
-        message = connection.default_channel.basic_get("fault_hygiene.dead-letter",
-                                                       no_ack=True)
+    # The log line comes before the republish that declares the dead-letter
+    # queue on first use: poll until the message is there.
+    taken = []
+
+    def take_dead_lettered() -> bool:
+        with Connection(fault_config["AMQP_URI"]) as connection:
+            try:
+                got = connection.default_channel.basic_get("fault_hygiene.dead-letter",
+                                                           no_ack=True)
+            except amqp.exceptions.NotFound:
+                return False
+        if got is not None:
+            taken.append(got)
+        return bool(taken)
+
+    wait_until(take_dead_lettered, 20)
+    [message] = taken
     log_lines = service.log().splitlines()
     print("\n".join(line for line in log_lines if "forged" in line))
 
