@@ -3,7 +3,7 @@
 import os as _os
 import sys as _sys
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Opt-in: `import nameko...` resolves to nameko_like (see nameko_like.nameko_alias).
 # Done here because every way in (the CLI, the pytest plugin, a script's first
