@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from nameko_like._eventlet import eventlet
-from nameko_like.exceptions import ConfigurationError
+from nameko_like.exceptions import ConfigurationError, NamekoLikeException
 
 if TYPE_CHECKING:
     from nameko_like.protocols import ContainerInterface
@@ -43,6 +43,7 @@ __all__ = [
     "AsyncGeneratorMethod",
     "AsyncioHubRequired",
     "AwaitingProxy",
+    "WorkerCancelled",
     "async_method_names",
     "check_hub",
     "in_greenthread",
@@ -81,6 +82,17 @@ def async_method_names(service_cls: type[Any], method_names: Iterable[str]) -> f
         name for name in method_names
         if inspect.iscoroutinefunction(getattr(service_cls, name, None))
     )
+
+
+class WorkerCancelled(NamekoLikeException):
+    """The task of an ``async def`` method was cancelled from inside the
+    method (it let an ``asyncio.CancelledError`` out) rather than by a kill.
+
+    ``CancelledError`` is a ``BaseException``: raised as it is, it would
+    pass every ``except Exception`` of the worker life cycle, so the
+    message would never be settled nor the caller answered. It is raised as
+    this error instead, which the worker handles as any other failure.
+    """
 
 
 class AsyncGeneratorMethod(ConfigurationError):
@@ -138,7 +150,12 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
     except BaseException:  # GreenletExit: the worker is being killed
         task.cancel()
         raise
-    return task.result()
+    try:
+        return task.result()
+    except asyncio.CancelledError as exc:
+        raise WorkerCancelled(
+            f"the coroutine {getattr(coroutine, '__qualname__', coroutine)!s} "
+            "was cancelled from inside (an asyncio.CancelledError escaped it)") from exc
 
 
 def in_greenthread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Awaitable[Any]:

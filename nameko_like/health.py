@@ -138,6 +138,10 @@ class HealthCheckEntrypoint(Entrypoint):
                 f"@health_check(timeout=...) takes a number of seconds > 0, got {timeout!r}")
         self.critical = critical
         self.timeout = float(timeout)
+        # The previous run's "done" event: a check that outlived its timeout
+        # keeps its worker (and its max_workers slot) until it returns, so a
+        # probe must not start another one meanwhile.
+        self._previous_run: eventlet.event.Event | None = None
         # a check that raises reports a failure, it is not a bug of the
         # service: logged as a warning (no traceback at every probe) and
         # counted as an expected error
@@ -156,6 +160,9 @@ class HealthCheckEntrypoint(Entrypoint):
     def run(self) -> CheckResult:
         """Run the check in a worker now and return its result."""
         service, name = self.container.service_name, self.method_name
+        if self._previous_run is not None and not self._previous_run.ready():
+            return CheckResult(service, name, False, self.critical,
+                               f"still running: its previous run outlasted {self.timeout:g}s")
         outcome: list[tuple[object, ExcInfo | None]] = []
         done = eventlet.event.Event()
 
@@ -170,6 +177,7 @@ class HealthCheckEntrypoint(Entrypoint):
                 self.container.spawn_worker(self, (), {}, handle_result=handle_result)
             except ContainerBeingKilled:
                 return CheckResult(service, name, False, self.critical, "service stopping")
+            self._previous_run = done
             done.wait()
         if not outcome:
             return CheckResult(service, name, False, self.critical,

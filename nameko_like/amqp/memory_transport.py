@@ -11,6 +11,7 @@ RabbitMQ. kombu delivers its own ``Message`` objects, already decompressed;
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,10 @@ class MemoryTransport:
     in_process = True
     confirms = False
 
+    def __init__(self) -> None:
+        # One kombu Producer per channel, made on its first publish.
+        self._producers: weakref.WeakKeyDictionary[Any, Producer] = weakref.WeakKeyDictionary()
+
     def connection_params(self, uri: str, config: dict[str, Any],
                           transport_options: dict[str, Any],
                           heartbeat: bool) -> dict[str, Any]:
@@ -155,6 +160,9 @@ class MemoryTransport:
             if not routes:
                 return settled_outcome(UndeliverableMessage(
                     f"no queue bound to exchange {exchange!r} with routing key {routing_key!r}"))
-        Producer(channel, auto_declare=False).publish(
-            body, exchange=exchange, routing_key=routing_key, retry=False, **properties)
+        producer = self._producers.get(channel)
+        if producer is None:
+            producer = self._producers[channel] = Producer(channel, auto_declare=False)
+        producer.publish(body, exchange=exchange, routing_key=routing_key, retry=False,
+                         **properties)
         return settled_outcome()

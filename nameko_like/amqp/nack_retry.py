@@ -18,6 +18,7 @@ a part of :class:`~nameko_like.amqp.publish_connection.PublishConnection`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -46,6 +47,9 @@ class NackedPublishes:
     def __init__(self) -> None:
         self._waiting: list[tuple[float, PublishOutcome, SentPublish]] = []
         self._warned_at = float("-inf")
+        # In a threaded plain script the thread reading a nack adds while
+        # another, resending, takes: each change of the list is atomic.
+        self._guard = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -61,7 +65,8 @@ class NackedPublishes:
             _log.warning("the broker refused a publish to %r/%r (basic.nack); sending it "
                          "again every %ss as its retry policy allows", sent.exchange,
                          sent.routing_key, NACK_RETRY_INTERVAL)
-        self._waiting.append((due, outcome, sent))
+        with self._guard:
+            self._waiting.append((due, outcome, sent))
         return True
 
     @property
@@ -72,14 +77,16 @@ class NackedPublishes:
     def take_due(self) -> list[tuple[PublishOutcome, SentPublish]]:
         """The publishes due now, oldest first (forgotten here)."""
         now = time.monotonic()
-        due = [(outcome, sent) for at, outcome, sent in self._waiting if at <= now]
-        if due:
-            self._waiting = [item for item in self._waiting if item[0] > now]
+        with self._guard:
+            due = [(outcome, sent) for at, outcome, sent in self._waiting if at <= now]
+            if due:
+                self._waiting = [item for item in self._waiting if item[0] > now]
         return due
 
     def take_all(self) -> list[PublishOutcome]:
         """Every waiting publish's outcome (the connection is gone)."""
-        waiting, self._waiting = self._waiting, []
+        with self._guard:
+            waiting, self._waiting = self._waiting, []
         return [outcome for _, outcome, _ in waiting]
 
 

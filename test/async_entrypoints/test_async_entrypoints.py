@@ -114,6 +114,11 @@ class AsyncService:
         await asyncio.sleep(0)
         if kind == "expected":
             raise KeyError("missing")
+        if kind == "cancelled":
+            # a task cancelled under the method: CancelledError escapes it
+            inner = asyncio.ensure_future(asyncio.sleep(10))
+            inner.cancel()
+            await inner
         raise ValueError("broken")
 
     @rpc
@@ -263,10 +268,14 @@ def test_errors_are_the_sync_errors(services, config):
             cluster.async_service.fail("other")
         with pytest.raises(IncorrectSignature):
             cluster.async_service.add(1)
+        # a CancelledError (a BaseException) is still an error reply
+        with pytest.raises(RemoteError) as cancelled:
+            cluster.async_service.fail("cancelled")
         # the service keeps serving
         assert cluster.async_service.add(2, 2)["sum"] == 4
     assert expected.value.exc_type == "KeyError"
     assert unexpected.value.exc_type == "ValueError"
+    assert cancelled.value.exc_type == "WorkerCancelled"
 
 
 @asyncio_hub

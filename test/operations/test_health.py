@@ -126,6 +126,9 @@ def test_health_check_method_timeout_false_and_error(container_factory, metrics_
         ("answers_false", False, "check failed"),
         ("raises", False, "OSError: database unreachable"),
         ("sluggish", False, "timed out after 0.2s")]
+    # a probe while the sluggish check still runs starts no second worker
+    again = {c["check"]: c["reason"] for c in endpoint.get("/health/ready").json()["checks"]}
+    assert again["sluggish"] == "still running: its previous run outlasted 0.2s"
     # a check that raises reports a failure: an expected error, no traceback
     samples = endpoint.scrape()
     assert endpoint.value(samples, "nameko_like_entrypoint_calls_total", service="slow",
