@@ -129,9 +129,10 @@ def install() -> bool:
     installed = False
     for name in RESOLVER_NAMES:
         current = getattr(green_socket, name)
-        # Only the standard library's own (blocking) function is replaced:
-        # greendns's, or one a program installed, is left alone.
-        if getattr(current, "__module__", None) != "socket":
+        # Only the standard library's own (blocking) functions are replaced
+        # (getaddrinfo is socket's, the others _socket's): greendns's, or
+        # one a program installed, is left alone.
+        if getattr(current, "__module__", None) not in ("socket", "_socket"):
             continue
         replacement = off_hub(name, current)
         setattr(green_socket, name, replacement)

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 BOOTSTRAP = """
 import json, os, socket, sys
 from nameko_like import green_resolver
@@ -103,6 +105,27 @@ def test_names_resolve_on_a_native_thread_and_addresses_in_place():
         "host": True,
     } | {"threads_for_name": result["threads_for_name"]}
     assert result["threads_for_name"] > 0  # eventlet's native thread pool did it
+
+
+@pytest.mark.parametrize("call", [
+    'socket.getaddrinfo("localhost", 80)',
+    'socket.gethostbyname("localhost")',
+    'socket.gethostbyname_ex("localhost")',
+    'socket.getnameinfo(("127.0.0.1", 80), 0)',
+    # eventlet's create_connection looks the name up through its own module
+    'eventlet.green.socket.create_connection(("localhost", 9), timeout=1)',
+])
+def test_every_lookup_by_name_runs_on_a_native_thread(call):
+    result = _run(f"""
+        import eventlet.green.socket
+        before = native_threads()
+        try:
+            {call}
+        except OSError:  # nothing listens on port 9: the look-up happened first
+            pass
+        print(json.dumps({{"threads_started": native_threads() - before}}))
+    """)
+    assert result["threads_started"] > 0
 
 
 def test_lookup_errors_reach_the_caller():
