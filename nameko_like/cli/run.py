@@ -148,8 +148,8 @@ def setup_logging(config: dict[str, Any], config_files: list[str]) -> None:
         logging.basicConfig(level=logging.INFO, format=DEFAULT_LOG_FORMAT, stream=sys.stderr)
         return
 
-    # Imported only here: it pulls in logging.handlers, socketserver and
-    # pickle, which a service logging to stderr never uses.
+    # Imported only here: a service logging to stderr needs neither it nor
+    # the socketserver module it imports.
     from logging import config as logging_config
 
     source = ", ".join(config_files) or "--define"
