@@ -108,8 +108,8 @@ def run_command(command: CommandModule, args: argparse.Namespace) -> int:
         from nameko_like import green_resolver
 
         # Without dnspython's green resolver unless the environment asks for
-        # it (a sixth of the start-up and 7 MB); look-ups then run the OS
-        # resolver on a native thread, off the hub.
+        # it (about a third of the start-up's CPU time, and 7 MB); look-ups
+        # then run the OS resolver on a native thread, off the hub.
         eventlet = green_resolver.import_eventlet()
         green_resolver.install()
         eventlet.monkey_patch()
