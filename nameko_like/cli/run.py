@@ -131,8 +131,6 @@ def setup_logging(config: dict[str, Any], config_files: list[str]) -> None:
     Library modules log per-message details at DEBUG only, so the default
     INFO level keeps logging off the message-handling path.
     """
-    import logging.config
-
     from nameko_like.constants import LOG_FORMAT_CONFIG_KEY
     from nameko_like.exceptions import ConfigurationError
 
@@ -150,9 +148,13 @@ def setup_logging(config: dict[str, Any], config_files: list[str]) -> None:
         logging.basicConfig(level=logging.INFO, format=DEFAULT_LOG_FORMAT, stream=sys.stderr)
         return
 
+    # Imported only here: a service logging to stderr needs neither it nor
+    # the socketserver module it imports.
+    from logging import config as logging_config
+
     source = ", ".join(config_files) or "--define"
     try:
-        logging.config.dictConfig(settings)
+        logging_config.dictConfig(settings)
     # dictConfig raises many types for the many ways its input can be wrong.
     except Exception as exc:  # noqa: BLE001
         # Its messages name the broken part; the reason is in the cause.

@@ -13,7 +13,6 @@ from typing import Any
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import safe_uri
-from nameko_like.cli.backdoor_server import start_backdoor
 from nameko_like.cli.startup_report import log_startup
 from nameko_like.exceptions import CommandError, ConfigurationError
 from nameko_like.runners import ServiceRunner
@@ -109,6 +108,9 @@ def serve(services: list[type], config: dict[str, Any],
     backdoor = None
     try:
         if backdoor_address is not None:
+            # Imported only when asked for: it loads eventlet's backdoor (and code, pprint).
+            from nameko_like.cli.backdoor_server import start_backdoor
+
             backdoor = start_backdoor(backdoor_address, {"runner": runner})
         try:
             runner.start()

@@ -161,6 +161,54 @@ def test_memory_broker_runs_two_services_that_call_each_other(cli):
     assert run.wait() == 0
 
 
+def test_run_resolves_names_without_dnspython_and_off_the_hub(cli):
+    # The service reports, from inside the running process, what resolves
+    # its names: eventlet's green DNS (dnspython) must not be loaded, and a
+    # look-up by name must run on a native thread while greenthreads tick.
+    cli.write("resolving.py", """
+        import logging
+        import os
+        import socket
+        import sys
+
+        from eventlet import patcher
+        from nameko_like._eventlet import eventlet
+        from nameko_like.timer import timer
+
+        log = logging.getLogger("resolving")
+        native_threads = patcher.original("threading").active_count
+
+
+        class Resolving:
+            name = "resolving"
+
+            @timer(interval=60, eager=True)
+            def report(self):
+                ticks = []
+
+                def tick():
+                    while True:
+                        ticks.append(1)
+                        eventlet.sleep(0.001)
+
+                # Runs only when this greenthread yields: here, only in the look-up.
+                ticker = eventlet.spawn(tick)
+                before = native_threads()
+                entries = socket.getaddrinfo("localhost", 5672, type=socket.SOCK_STREAM)
+                log.info("dnspython=%s env=%s resolved=%s native_threads_grew=%s ticked=%s",
+                         "dns" in sys.modules, os.environ.get("EVENTLET_NO_GREENDNS"),
+                         entries[0][4][1], native_threads() > before, bool(ticks))
+                ticker.kill()
+    """)
+    run = cli.start("run", "resolving", "--broker", "memory://")
+    report = run.wait_for_log(r"dnspython=(\w+) env=(\w+) resolved=(\d+) "
+                              r"native_threads_grew=(\w+) ticked=(\w+)")
+    # ticked: the hub ran the ticker while the look-up waited on its thread.
+    assert report.groups() == ("False", "None", "5672", "True", "True")
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0
+
+
 _SLOW_TICKER = """
     import logging
 
