@@ -28,8 +28,9 @@ from nameko_like.amqp.connection import BrokerChannel, connect, make_connection,
 from nameko_like.amqp.pyamqp_transport import Delivery as Delivery  # where it used to live
 from nameko_like.amqp.queue_types import dead_letter_target, explain_declaration_error
 from nameko_like.amqp.retry import wait_for_broker
+from nameko_like.amqp.socket_watch import keep_watching
 from nameko_like.amqp.transport import transport_of
-from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
+from nameko_like.amqp.transport_tuning import event_reader, start_heartbeats, tune_connection
 from nameko_like.exceptions import ConfigurationError
 from nameko_like.protocols import ContainerInterface, DeliveredMessage
 
@@ -295,10 +296,12 @@ class ConsumerConnection:
 
     def _drain(self, connection: Connection) -> None:
         heartbeats = start_heartbeats(connection, self._write_lock)
+        read, release_watch = event_reader(connection), keep_watching(connection)
         try:
             while not self._stopping and self._connection is connection:
-                connection.drain_events(timeout=None)
+                read(timeout=None)
         finally:
+            release_watch()
             if heartbeats is not None:
                 heartbeats.kill()
 
