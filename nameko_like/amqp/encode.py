@@ -11,6 +11,8 @@ from typing import Any
 
 import amqp
 from amqp import spec
+from amqp.exceptions import RecoverableConnectionError
+from amqp.serialization import dumps as dumps_args
 from kombu.compression import compress
 from kombu.exceptions import EncodeError
 from kombu.serialization import dumps, registry
@@ -71,6 +73,22 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
                         application_headers=headers, **properties)
 
 
+def write_method(channel: amqp.Channel, method: Any, argsig: str, args: tuple[Any, ...],
+                 content: amqp.Message | None = None) -> None:
+    """Write a method (and its content) on a py-amqp channel, not waiting for a reply.
+
+    What py-amqp's ``send_method`` does for a method without a reply, less
+    the promise it makes and fulfils on every call.
+    """
+    connection = channel.connection
+    if connection is None:
+        raise RecoverableConnectionError("connection already closed")
+    try:
+        connection.frame_writer(1, channel.channel_id, method, dumps_args(argsig, args), content)
+    except StopIteration:
+        raise RecoverableConnectionError("connection already closed") from None
+
+
 def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, routing_key: str,
                  mandatory: bool) -> None:
     """Write a basic.publish on a py-amqp channel without polling the socket.
@@ -78,5 +96,10 @@ def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, ro
     py-amqp's own ``basic_publish`` reads the socket before each publish to
     catch ``connection.blocked``; here a reader greenthread owns reads.
     """
-    channel.send_method(spec.Basic.Publish, "Bssbb",
-                        (0, exchange, routing_key, mandatory, False), message)
+    write_method(channel, spec.Basic.Publish, "Bssbb", (0, exchange, routing_key, mandatory, False),
+                 message)
+
+
+def send_ack(channel: amqp.Channel, delivery_tag: int) -> None:
+    """Write a basic.ack for one message (py-amqp's ``basic_ack``, through :func:`write_method`)."""
+    write_method(channel, spec.Basic.Ack, "Lb", (delivery_tag, False))
