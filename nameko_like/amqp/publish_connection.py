@@ -73,14 +73,9 @@ from nameko_like.amqp.retry import (
     PublishConnectionLost,
     deadline_for,
 )
-from nameko_like.amqp.socket_watch import keep_watching
+from nameko_like.amqp.reader_loop import read_while
 from nameko_like.amqp.transport import transport_of
-from nameko_like.amqp.transport_tuning import (
-    event_reader,
-    heartbeat_interval,
-    start_heartbeats,
-    tune_connection,
-)
+from nameko_like.amqp.transport_tuning import heartbeat_interval, tune_connection
 from nameko_like.exceptions import DeliveryError
 
 _log = logging.getLogger(__name__)
@@ -353,18 +348,9 @@ class PublishConnection(PlainScriptReading, NackResending):
     # -- reading (eventlet) ---------------------------------------------------------
 
     def _read_forever(self, connection: Connection) -> None:
-        heartbeats = start_heartbeats(connection, self._lock)
-        # py-amqp's drain_events, without kombu's layers (once per confirm)
-        read = event_reader(connection)
-        release_watch = keep_watching(connection)  # registered with the hub until released
         try:
-            while self._connection is connection:
-                read(timeout=None)
+            read_while(connection, self._lock, lambda: self._connection is connection)
         except Exception as exc:  # noqa: BLE001 - any failure here means the connection is gone
             with self._lock:
                 if self._connection is connection:
                     self._lost(exc)
-        finally:
-            release_watch()
-            if heartbeats is not None:
-                heartbeats.kill()
