@@ -4,7 +4,7 @@ Each workload runs ``--rounds`` times, raw and nameko_like interleaved, each
 run in a fresh vhost against the local RabbitMQ; the report gives medians,
 the nameko_like / raw ratio and the goal of each row (issue 17). Usage::
 
-    python bench/run.py [--rounds 3] [--quick] [--only TEXT] [--callgrind]
+    python bench/run.py [--rounds 3] [--quick] [--only TEXT] [--callgrind] [--callgrind-keep DIR]
 
 ``--callgrind`` adds instruction counts per sequential call, service side and
 client side, measured under ``valgrind --tool=callgrind`` (stable on a busy
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import select
+import shutil
 import statistics
 import subprocess
 import sys
@@ -200,8 +201,12 @@ def startup_run(side: str) -> dict:
         drop_vhost(vhost)
 
 
-def callgrind_run(side: str, measured: str, calls: int) -> dict:
-    """Instructions per sequential call in the service (``measured="service"``) or the client."""
+def callgrind_run(side: str, measured: str, calls: int, keep: str | None = None) -> dict:
+    """Instructions per sequential call in the service (``measured="service"``) or the client.
+
+    With ``keep`` (a directory), the dump is copied there as
+    ``<side>-<measured>.callgrind`` for ``callgrind_annotate``.
+    """
     vhost = make_vhost()
     with tempfile.TemporaryDirectory(prefix="bench-cg-") as out_dir:
         prefix = callgrind(out_dir)
@@ -217,13 +222,16 @@ def callgrind_run(side: str, measured: str, calls: int) -> dict:
         dumps = list(Path(out_dir).glob("cg.*.1"))
         if len(dumps) != 1:
             raise RuntimeError(f"expected one callgrind dump, found {dumps}")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(dumps[0], Path(keep) / f"{side}-{measured}.callgrind")
         for line in dumps[0].read_text().splitlines():
             if line.startswith("totals:"):
                 return {"instructions_per_call": int(line.split()[1]) / calls}
     raise RuntimeError(f"no totals in {dumps[0]}")
 
 
-def workloads(quick: bool, with_callgrind: bool, cg_calls: int) -> dict[str, Callable[[str], dict]]:
+def workloads(quick: bool, with_callgrind: bool, cg_calls: int, cg_keep: str | None = None) -> dict[str, Callable[[str], dict]]:
     n = 500 if quick else 2000
     burst = 1000 if quick else 5000
     events = 2000 if quick else 10000
@@ -239,8 +247,8 @@ def workloads(quick: bool, with_callgrind: bool, cg_calls: int) -> dict[str, Cal
         "start-up and idle memory": startup_run,
     }
     if with_callgrind:
-        chosen["callgrind: service instructions per call"] = lambda side: callgrind_run(side, "service", cg_calls)
-        chosen["callgrind: client instructions per call"] = lambda side: callgrind_run(side, "client", cg_calls)
+        chosen["callgrind: service instructions per call"] = lambda side: callgrind_run(side, "service", cg_calls, cg_keep)
+        chosen["callgrind: client instructions per call"] = lambda side: callgrind_run(side, "client", cg_calls, cg_keep)
     return chosen
 
 
@@ -282,10 +290,13 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true",
                         help="also count instructions per sequential call under valgrind's callgrind")
     parser.add_argument("--callgrind-calls", type=int, default=200, help="calls counted under callgrind")
+    parser.add_argument("--callgrind-keep", metavar="DIR",
+                        help="keep the callgrind dumps in DIR (for callgrind_annotate)")
     options = parser.parse_args()
     with_callgrind = options.callgrind or (options.only is not None and "callgrind" in options.only)
     results: dict[str, dict[str, list[dict]]] = {}
-    for name, run in workloads(options.quick, with_callgrind, options.callgrind_calls).items():
+    for name, run in workloads(options.quick, with_callgrind, options.callgrind_calls,
+                                   options.callgrind_keep).items():
         if options.only and options.only not in name:
             continue
         results[name] = {"raw": [], "nameko_like": []}

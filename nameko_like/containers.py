@@ -93,8 +93,8 @@ class ServiceContainer:
         # A semaphore and bare greenlets rather than a GreenPool: no
         # GreenThread, result event and link per call on the hot path.
         self._worker_slots = eventlet.semaphore.Semaphore(self.max_workers)
-        self._workers_idle = eventlet.event.Event()
-        self._workers_idle.send(True)
+        #: made by whoever waits for the workers to finish (nothing per call)
+        self._workers_idle: Any = None
         # eventlet's greenlets and greenthreads (eventlet ships no types)
         self._worker_threads: dict[WorkerContext, Any] = {}
         self._managed_threads: dict[Any, str | None] = {}
@@ -219,6 +219,8 @@ class ServiceContainer:
         """Wait until no worker runs; False if ``timeout`` passed first."""
         if not self._worker_threads:
             return True
+        if self._workers_idle is None:
+            self._workers_idle = eventlet.event.Event()
         return bool(self._workers_idle.wait(timeout)) or not self._worker_threads
 
     def kill(self, exc_info: ExcInfo | None = None) -> None:
@@ -295,8 +297,6 @@ class ServiceContainer:
         service = self.service_cls()
         worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
         self._worker_slots.acquire()
-        if self._workers_idle.ready():
-            self._workers_idle.reset()
         # registered before it can run: spawn_n only schedules the greenlet
         self._worker_threads[worker_ctx] = eventlet.spawn_n(
             run_worker, self, worker_ctx, handle_result,
@@ -333,8 +333,9 @@ class ServiceContainer:
     def _worker_done(self, worker_ctx: WorkerContext) -> None:
         if self._worker_threads.pop(worker_ctx, None) is not None:
             self._worker_slots.release()
-        if not self._worker_threads and not self._workers_idle.ready():
-            self._workers_idle.send(True)
+        if not self._worker_threads and self._workers_idle is not None:
+            idle, self._workers_idle = self._workers_idle, None
+            idle.send(True)
 
     def _kill_worker_threads(self) -> None:
         current = eventlet.getcurrent()

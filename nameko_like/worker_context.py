@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
     DEFAULT_PARENT_CALLS_TRACKED,
@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 # call per id.
 #: Random bytes fetched per system call; each id takes 16.
 _ID_BLOCK_SIZE = 4096
-_id_lock = threading.Lock()
+# An OS lock even in a monkey-patched process: nothing in it yields to the
+# hub, and eventlet's green lock is Python code, paid twice per call.
+_os_lock = eventlet.patcher.original("threading").Lock
+_id_lock = _os_lock()
 _id_block = b""
 _id_offset = 0
 
@@ -33,7 +36,7 @@ _id_offset = 0
 def _forget_random_block() -> None:
     # A forked child must not hand out the ids its parent will.
     global _id_block, _id_offset, _id_lock
-    _id_block, _id_offset, _id_lock = b"", 0, threading.Lock()
+    _id_block, _id_offset, _id_lock = b"", 0, _os_lock()
 
 
 os.register_at_fork(after_in_child=_forget_random_block)

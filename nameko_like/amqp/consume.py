@@ -28,8 +28,9 @@ from nameko_like.amqp.connection import BrokerChannel, connect, make_connection,
 from nameko_like.amqp.pyamqp_transport import Delivery as Delivery  # where it used to live
 from nameko_like.amqp.queue_types import dead_letter_target, explain_declaration_error
 from nameko_like.amqp.retry import wait_for_broker
+from nameko_like.amqp.reader_loop import read_while
 from nameko_like.amqp.transport import transport_of
-from nameko_like.amqp.transport_tuning import start_heartbeats, tune_connection
+from nameko_like.amqp.transport_tuning import tune_connection
 from nameko_like.exceptions import ConfigurationError
 from nameko_like.protocols import ContainerInterface, DeliveredMessage
 
@@ -91,7 +92,8 @@ class ConsumerConnection:
         self._reader: Any = None
         self._dispatcher: Any = None
         self._unsettled = 0
-        self._settled_all = eventlet.event.Event()
+        #: made by stop() when it waits for acks still due (none per message)
+        self._settled_all: Any = None
         #: deliveries that arrive while connecting, with the write lock held:
         #: handled once it is released, as a handler may settle at once (a
         #: reply's ack would wait for the lock this thread holds: deadlock)
@@ -203,6 +205,7 @@ class ConsumerConnection:
         self._stopping = True
         self._requeue_backlog()
         if self._unsettled and self._connection is not None:
+            self._settled_all = self._settled_all or eventlet.event.Event()
             with eventlet.Timeout(settle_timeout, False):
                 self._settled_all.wait()
         self._close()
@@ -294,13 +297,8 @@ class ConsumerConnection:
                     callback(exc)
 
     def _drain(self, connection: Connection) -> None:
-        heartbeats = start_heartbeats(connection, self._write_lock)
-        try:
-            while not self._stopping and self._connection is connection:
-                connection.drain_events(timeout=None)
-        finally:
-            if heartbeats is not None:
-                heartbeats.kill()
+        read_while(connection, self._write_lock,
+                   lambda: not self._stopping and self._connection is connection)
 
     def _is_connection_error(self, exc: BaseException) -> bool:
         connection = self._connection or make_connection(self.config)
@@ -314,8 +312,6 @@ class ConsumerConnection:
             self._held.append((queue_name, message))
             return
         self._unsettled += 1
-        if self._settled_all.ready():
-            self._settled_all.reset()
         if queue_name in self._workerless or (
                 not self._backlog and self.container.free_worker_slots > 0):
             self._handle(queue_name, message)
@@ -386,11 +382,15 @@ class ConsumerConnection:
             _log.debug("could not settle a message (%s); the broker redelivers it", exc)
             return
         self._unsettled -= 1
-        if self._unsettled <= 0 and not self._settled_all.ready():
-            self._settled_all.send(None)
+        if self._unsettled <= 0:
+            self._all_settled()
 
     def _forget_unsettled(self) -> None:
         self._unsettled = 0
         self._backlog.clear()
-        if not self._settled_all.ready():
-            self._settled_all.send(None)
+        self._all_settled()
+
+    def _all_settled(self) -> None:
+        waited, self._settled_all = self._settled_all, None
+        if waited is not None:
+            waited.send(None)

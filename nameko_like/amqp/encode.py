@@ -7,16 +7,20 @@ with kombu's serializer registry and hand py-amqp a ready message instead.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import amqp
 from amqp import spec
+from amqp.exceptions import RecoverableConnectionError
 from kombu.compression import compress
 from kombu.exceptions import EncodeError
 from kombu.serialization import dumps, registry
 from kombu.utils import json as kombu_json
 
 from nameko_like.serialization import JSON_ENCODER
+
+_pack = struct.pack
 
 #: AMQP basic properties a publish may set (besides body and headers).
 _PROPERTY_NAMES = frozenset({
@@ -71,6 +75,39 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
                         application_headers=headers, **properties)
 
 
+def write_method(channel: amqp.Channel, method: Any, args: bytes,
+                 content: amqp.Message | None = None) -> None:
+    """Write a method (its ``args`` serialized) on a py-amqp channel, not waiting for a reply.
+
+    What py-amqp's ``send_method`` does for a method without a reply, less
+    the promise it makes and fulfils on every call.
+    """
+    connection = channel.connection
+    if connection is None:
+        raise RecoverableConnectionError("connection already closed")
+    try:
+        connection.frame_writer(1, channel.channel_id, method, args, content)
+    except StopIteration:
+        raise RecoverableConnectionError("connection already closed") from None
+
+
+def _short_string(value: str | bytes | None) -> bytes:
+    """An AMQP shortstr: length octet, then the bytes (as py-amqp encodes it)."""
+    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else (value or b"")
+    return _pack("B", len(data)) + data
+
+
+def publish_args(exchange: str, routing_key: str, mandatory: bool) -> bytes:
+    """basic.publish's arguments: py-amqp's ``dumps("Bssbb", ...)`` without its generic loop."""
+    return (b"\x00\x00" + _short_string(exchange) + _short_string(routing_key)
+            + (b"\x01" if mandatory else b"\x00"))
+
+
+def ack_args(delivery_tag: int) -> bytes:
+    """basic.ack's arguments for one message (``multiple`` off), as ``dumps("Lb", ...)``."""
+    return _pack(">QB", delivery_tag, 0)
+
+
 def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, routing_key: str,
                  mandatory: bool) -> None:
     """Write a basic.publish on a py-amqp channel without polling the socket.
@@ -78,5 +115,10 @@ def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, ro
     py-amqp's own ``basic_publish`` reads the socket before each publish to
     catch ``connection.blocked``; here a reader greenthread owns reads.
     """
-    channel.send_method(spec.Basic.Publish, "Bssbb",
-                        (0, exchange, routing_key, mandatory, False), message)
+    write_method(channel, spec.Basic.Publish, publish_args(exchange, routing_key, mandatory),
+                 message)
+
+
+def send_ack(channel: amqp.Channel, delivery_tag: int) -> None:
+    """Write a basic.ack for one message, as py-amqp's ``basic_ack`` does."""
+    write_method(channel, spec.Basic.Ack, ack_args(delivery_tag))

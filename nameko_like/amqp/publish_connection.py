@@ -73,12 +73,9 @@ from nameko_like.amqp.retry import (
     PublishConnectionLost,
     deadline_for,
 )
+from nameko_like.amqp.reader_loop import read_while
 from nameko_like.amqp.transport import transport_of
-from nameko_like.amqp.transport_tuning import (
-    heartbeat_interval,
-    start_heartbeats,
-    tune_connection,
-)
+from nameko_like.amqp.transport_tuning import heartbeat_interval, tune_connection
 from nameko_like.exceptions import DeliveryError
 
 _log = logging.getLogger(__name__)
@@ -351,14 +348,9 @@ class PublishConnection(PlainScriptReading, NackResending):
     # -- reading (eventlet) ---------------------------------------------------------
 
     def _read_forever(self, connection: Connection) -> None:
-        heartbeats = start_heartbeats(connection, self._lock)
         try:
-            while self._connection is connection:
-                connection.drain_events(timeout=None)
+            read_while(connection, self._lock, lambda: self._connection is connection)
         except Exception as exc:  # noqa: BLE001 - any failure here means the connection is gone
             with self._lock:
                 if self._connection is connection:
                     self._lost(exc)
-        finally:
-            if heartbeats is not None:
-                heartbeats.kill()

@@ -17,7 +17,7 @@ import amqp
 
 from nameko_like.amqp.channel_errors import SentPublish
 from nameko_like.amqp.confirms import ConfirmTracker
-from nameko_like.amqp.encode import build_message, send_publish
+from nameko_like.amqp.encode import build_message, send_ack, send_publish
 from nameko_like.amqp.outcome import PublishOutcome
 from nameko_like.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -55,7 +55,7 @@ class Delivery:
 
     def ack(self) -> None:
         """Acknowledge the message."""
-        self.channel.basic_ack(self.delivery_tag)
+        send_ack(self.channel, self.delivery_tag)
 
     def reject(self, requeue: bool = False) -> None:
         """Reject the message, back to its queue if ``requeue``."""

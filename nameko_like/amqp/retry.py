@@ -83,12 +83,27 @@ class PublishNacked(DeliveryError):
     """
 
 
+#: ``(DEFAULT_RETRY_POLICY as it was, its seconds)``: worked out once, not per reply
+_default_seconds: tuple[dict[str, Any], float] | None = None
+
+
 def retry_seconds(retry: bool, retry_policy: dict[str, Any] | None) -> float:
     """How long a publish may keep trying to reach the broker."""
+    global _default_seconds
     if not retry:
         return 0.0
+    if retry_policy is None:
+        cached = _default_seconds
+        if cached is None or cached[0] != DEFAULT_RETRY_POLICY:  # a dict: it may be changed
+            cached = _default_seconds = (dict(DEFAULT_RETRY_POLICY),
+                                         _policy_seconds(DEFAULT_RETRY_POLICY))
+        return cached[1]
+    return _policy_seconds(retry_policy)
+
+
+def _policy_seconds(retry_policy: dict[str, Any]) -> float:
     policy = dict(_INTERVAL_DEFAULTS)
-    policy.update(DEFAULT_RETRY_POLICY if retry_policy is None else retry_policy)
+    policy.update(retry_policy)
     max_retries = policy.get("max_retries")
     timeout = policy.get("timeout")
     if max_retries is None:

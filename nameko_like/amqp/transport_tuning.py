@@ -31,6 +31,7 @@ from kombu import Connection
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.socket_timeouts import ReadTimeout, ScopedWriter
+from nameko_like.amqp.socket_watch import SocketWatch
 
 GreenSocket = eventlet.greenio.GreenSocket
 
@@ -56,7 +57,7 @@ class _BufferedReader:
     once it is whole, so a read that times out mid-frame loses nothing.
     """
 
-    __slots__ = ("buffer", "drained", "position", "timeouts", "transport")
+    __slots__ = ("buffer", "drained", "position", "timeouts", "transport", "watch")
 
     def __init__(self, transport: TCPTransport, timeouts: ReadTimeout | None = None) -> None:
         self.transport = transport
@@ -65,6 +66,9 @@ class _BufferedReader:
         self.position = 0
         #: whether the last recv emptied the socket (it returned less than asked)
         self.drained = False
+        sock = transport.sock
+        #: waits for an eventlet socket (None: the socket blocks by itself)
+        self.watch = SocketWatch.of(sock)
 
     def __call__(self, n: int, initial: bool = False) -> bytes:
         buffer, position = self.buffer, self.position
@@ -105,20 +109,24 @@ class _BufferedReader:
         sock = self.transport.sock
         if self.timeouts is not None:
             self.timeouts.apply(sock)
-        recv = sock.recv
-        # An eventlet socket tries recv first and waits on the hub only when
-        # it fails with EAGAIN. After a read that emptied the socket that
-        # try is a wasted system call (and exception) per message: wait first.
-        wait_first = self.drained and isinstance(sock, GreenSocket)
+        watch = self.watch
+        # An eventlet socket is read raw and waited for through the watch.
+        # Its own recv tries first and waits when that fails: after a read
+        # that emptied the socket, a wasted system call. Wait first then.
+        recv = sock.recv if watch is None else sock.fd.recv
+        wait_first = self.drained and watch is not None
         try:
             while have < n:
                 if wait_first:
                     wait_first = False
-                    sock._read_trampoline()
+                    watch.wait()  # type: ignore[union-attr]  # wait_first implies a watch
                 try:
                     asked = max(n - have, READ_CHUNK)
                     data = recv(asked)
                 except OSError as exc:
+                    if watch is not None and exc.errno == errno.EAGAIN:
+                        wait_first = True  # nothing there yet (the raw socket never blocks)
+                        continue
                     if exc.errno in _errnos:
                         if initial and self.transport.raise_on_initial_eintr:
                             raise TimeoutError() from None
@@ -134,7 +142,6 @@ class _BufferedReader:
             # out resumes where it was
             self.buffer, self.position = b"".join(chunks), 0
         return self.buffer
-
 
 class _CoalescingWriter:
     """A replacement for ``TCPTransport._write`` that batches per hub turn.
