@@ -39,6 +39,7 @@ from nameko_like.exceptions import (
 )
 from nameko_like.extensions import Entrypoint
 from nameko_like.protocols import ExcInfo
+from nameko_like.web.response import WholeResponse
 from nameko_like.web.server import WebServer
 from nameko_like.worker_context import WorkerContext
 
@@ -255,7 +256,7 @@ class HttpRequestHandler(Entrypoint):
             # As in Nameko: werkzeug would otherwise iterate a dict's keys or
             # send an empty body for None, and answer 200.
             raise TypeError(f"Payload must be a string. Got `{payload!r}`")
-        return Response(payload, status=status, headers=headers)
+        return WholeResponse(payload, status=status, headers=headers)
 
     def response_from_exception(self, exc: BaseException) -> Response:
         """Build the error response for ``exc`` (never with a traceback)."""
@@ -270,7 +271,7 @@ class HttpRequestHandler(Entrypoint):
         else:
             status = 500
         error = serialize(exc)
-        return Response(f"Error: {error['exc_type']}: {error['value']}\n", status=status)
+        return WholeResponse(f"Error: {error['exc_type']}: {error['value']}\n", status=status)
 
 
 http = HttpRequestHandler.decorator
