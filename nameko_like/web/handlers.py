@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import Map, Rule
@@ -73,8 +73,7 @@ _SPAWN_WORKER = ServiceContainer.spawn_worker
 
 
 def _announce(request: Request, worker_ctx: WorkerContext) -> None:
-    if instrumentation.observers:
-        instrumentation.emit("worker_spawned", worker_ctx, request)
+    instrumentation.emit("worker_spawned", worker_ctx, request)
 
 
 class _Outcome:
@@ -201,10 +200,10 @@ class HttpRequestHandler(Entrypoint):
                 # The request's greenthread would only wait for the worker:
                 # the worker runs in it instead (see run_worker_here).
                 outcome = _Outcome()
-                container.run_worker_here(
+                cast("ServiceContainer", container).run_worker_here(
                     self, args, kwargs, context_data=context_data,
                     handle_result=partial(self.handle_result, outcome),
-                    announce=partial(_announce, request),
+                    announce=partial(_announce, request) if instrumentation.observers else None,
                 )
                 result = outcome.wait()
             else:

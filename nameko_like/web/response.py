@@ -24,6 +24,19 @@ if TYPE_CHECKING:
 _REWRITTEN = frozenset(("location", "content-location"))
 
 
+_content_types: dict[str | None, str | None] = {}
+
+
+def _default_content_type(mimetype: str | None) -> str | None:
+    """The ``Content-Type`` werkzeug gives a response of ``mimetype`` (computed once)."""
+    try:
+        return _content_types[mimetype]
+    except KeyError:
+        found = _content_types[mimetype] = (
+            get_content_type(mimetype, "utf-8") if mimetype is not None else None)
+        return found
+
+
 class WholeResponse(Response):
     """werkzeug's ``Response``, answered without a copy of its headers when it can be.
 
@@ -37,7 +50,7 @@ class WholeResponse(Response):
                  mimetype: str | None = None, content_type: str | None = None,
                  direct_passthrough: bool = False) -> None:
         if headers is None and mimetype is None and content_type is None:
-            content_type = get_content_type(self.default_mimetype, "utf-8")
+            content_type = _default_content_type(self.default_mimetype)
         super().__init__(response, status=status, headers=headers, mimetype=mimetype,
                          content_type=content_type, direct_passthrough=direct_passthrough)
 
@@ -47,7 +60,7 @@ class WholeResponse(Response):
         body = self.response
         status = self.status_code
         if (type(body) is list and len(body) == 1 and type(body[0]) is bytes
-                and not self._on_close and 200 <= status and status not in (204, 304)
+                and not self._on_close and status >= 200 and status not in (204, 304)
                 and environ["REQUEST_METHOD"] != "HEAD"):
             headers = self.headers.to_wsgi_list()
             has_length = False

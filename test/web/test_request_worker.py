@@ -7,6 +7,7 @@ request to the next on a keep-alive connection; a container whose
 """
 
 import contextvars
+import socket
 import time
 
 import pytest
@@ -211,3 +212,37 @@ def test_a_container_overriding_spawn_worker_gets_every_http_worker(web_config, 
     finally:
         container.kill()
     assert CountingContainer.spawned == 2
+
+
+class Order:
+    name = "order"
+
+    served = []
+
+    @http("GET", "/order/<name>")
+    def order(self, request, name):
+        Order.served.append(name)
+        return name
+
+
+def test_a_busy_connection_lets_the_others_take_turns(container_factory, web_config,
+                                                      web_config_port):
+    # Pipelined requests are all there at once: served in a row, with no
+    # turn for the others, a second client would wait for the whole burst.
+    Order.served = []
+    container = container_factory(Order, web_config)
+    container.start()
+    burst = 200
+    with socket.create_connection(("127.0.0.1", web_config_port)) as busy, \
+            socket.create_connection(("127.0.0.1", web_config_port)) as other:
+        eventlet.sleep(0.1)  # both accepted, waiting for a request
+        busy.sendall(b"GET /order/busy HTTP/1.1\r\nHost: test\r\n\r\n" * burst)
+        other.sendall(b"GET /order/other HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"other"):
+            answer += other.recv(4096)
+        received = b""
+        while received.count(b"busy") < burst:
+            received += busy.recv(65536)
+    assert Order.served.count("busy") == burst
+    assert Order.served.index("other") < burst // 2
