@@ -35,7 +35,7 @@ _log = logging.getLogger(__name__)
 access_log = logging.getLogger("nameko_like.web.access")
 #: Requests a connection is answered in a row before the other connections'
 #: greenthreads get a turn (their own requests in between).
-REQUESTS_PER_TURN = 8
+REQUESTS_PER_TURN = 4
 
 
 def connection_environ(state: list[Any], base: WSGIEnvironment) -> WSGIEnvironment:
