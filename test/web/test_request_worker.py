@@ -246,3 +246,39 @@ def test_a_busy_connection_lets_the_others_take_turns(container_factory, web_con
             received += busy.recv(65536)
     assert Order.served.count("busy") == burst
     assert Order.served.index("other") < burst // 2
+
+
+class ContainerAccess(DependencyProvider):
+    def get_dependency(self, worker_ctx):
+        return self.container
+
+
+class SelfStopping:
+    name = "self_stopping"
+
+    container = ContainerAccess()
+
+    @http("GET", "/kill")
+    def kill(self, request):
+        self.container.kill()
+        return "killed"
+
+    @http("GET", "/stop")
+    def stop(self, request):
+        self.container.stop()
+        return "stopped"
+
+
+@pytest.mark.parametrize("path", ["/kill", "/stop"])
+def test_a_worker_can_stop_or_kill_its_own_container(container_factory, web_config,
+                                                     web_config_port, path):
+    container = container_factory(SelfStopping, dict(web_config, SHUTDOWN_GRACE_PERIOD=0.2))
+    container.start()
+    in_flight = _get_in_background(f"http://127.0.0.1:{web_config_port}{path}")
+    with eventlet.Timeout(5):
+        container.wait()  # the stop or kill went through to its end
+    assert not container.running
+    try:
+        in_flight.wait()
+    except requests.ConnectionError:
+        pass  # the connection may be closed before the answer
