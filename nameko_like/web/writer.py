@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
 import eventlet.wsgi  # after _eventlet silenced its import warning
+from eventlet.greenio import GreenSocket
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -199,7 +200,8 @@ class ResponseWriter:
         # eventlet's green socket wraps a non-blocking socket: a response
         # the socket buffer takes at once goes straight to it, without the
         # green socket's layers (a time-out exception made per send, ...).
-        raw = getattr(sock, "fd", None)
+        # (Only a plain green socket: a TLS one must encrypt what it sends.)
+        raw = sock.fd if isinstance(sock, GreenSocket) else None
         self._raw: Any = raw if isinstance(raw, _socket.socket) and raw.gettimeout() == 0 else None
 
     def send(self, data: bytes) -> None:
