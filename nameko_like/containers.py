@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -290,6 +291,49 @@ class ServiceContainer:
         worker once the method returned; it returns the (possibly changed)
         ``(result, exc_info)`` passed on to the dependencies.
         """
+        worker_ctx = self._take_worker_slot(entrypoint, args, kwargs, context_data)
+        # registered before it can run: spawn_n only schedules the greenlet
+        self._worker_threads[worker_ctx] = eventlet.spawn_n(
+            run_worker, self, worker_ctx, handle_result,
+            entrypoint.method_name in self._async_methods, self._worker_done,
+        )
+        return worker_ctx
+
+    def run_worker_here(
+        self,
+        entrypoint: Entrypoint,
+        args: Iterable[Any],
+        kwargs: dict[str, Any],
+        context_data: dict[str, Any] | None = None,
+        handle_result: ResultHandler | None = None,
+        announce: Callable[[WorkerContext], object] | None = None,
+    ) -> WorkerContext:
+        """Run ``entrypoint``'s method in the calling greenthread; return once it ended.
+
+        :meth:`spawn_worker` without a greenthread of its own, for a caller
+        that would only wait for the worker (an HTTP request): no spawn, no
+        two switches through the hub. The worker takes a slot of
+        ``max_workers``, runs the same hooks, gets an empty ``contextvars``
+        context as a new greenthread would, and ``kill``/``stop`` kill it
+        (so the calling greenthread) like any worker.
+
+        ``announce(worker_ctx)`` is called once the worker is registered,
+        before it starts (where a spawning caller emits ``worker_spawned``).
+        """
+        worker_ctx = self._take_worker_slot(entrypoint, args, kwargs, context_data)
+        self._worker_threads[worker_ctx] = eventlet.getcurrent()
+        if announce is not None:
+            announce(worker_ctx)
+        contextvars.Context().run(
+            run_worker, self, worker_ctx, handle_result,
+            entrypoint.method_name in self._async_methods, self._worker_done,
+        )
+        return worker_ctx
+
+    def _take_worker_slot(self, entrypoint: Entrypoint, args: Iterable[Any],
+                          kwargs: dict[str, Any],
+                          context_data: dict[str, Any] | None) -> WorkerContext:
+        """Check the call, take a worker slot (waiting for one) and make the worker's context."""
         if self._being_killed:
             raise ContainerBeingKilled()
         args = tuple(args)
@@ -297,11 +341,6 @@ class ServiceContainer:
         service = self.service_cls()
         worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
         self._worker_slots.acquire()
-        # registered before it can run: spawn_n only schedules the greenlet
-        self._worker_threads[worker_ctx] = eventlet.spawn_n(
-            run_worker, self, worker_ctx, handle_result,
-            entrypoint.method_name in self._async_methods, self._worker_done,
-        )
         return worker_ctx
 
     def spawn_managed_thread(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from nameko_like._eventlet import eventlet
 from nameko_like.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
     DEFAULT_PARENT_CALLS_TRACKED,
@@ -25,32 +24,36 @@ if TYPE_CHECKING:
 # call per id.
 #: Random bytes fetched per system call; each id takes 16.
 _ID_BLOCK_SIZE = 4096
-# An OS lock even in a monkey-patched process: nothing in it yields to the
-# hub, and eventlet's green lock is Python code, paid twice per call.
-_os_lock = eventlet.patcher.original("threading").Lock
-_id_lock = _os_lock()
-_id_block = b""
-_id_offset = 0
+#: The ids formatted from the current block, not yet handed out. Taking one
+#: is a ``next()``, atomic under the GIL: no lock, for threads or greenthreads.
+_ids: Iterator[str] = iter(())
 
 
 def _forget_random_block() -> None:
     # A forked child must not hand out the ids its parent will.
-    global _id_block, _id_offset, _id_lock
-    _id_block, _id_offset, _id_lock = b"", 0, _os_lock()
+    global _ids
+    _ids = iter(())
 
 
 os.register_at_fork(after_in_child=_forget_random_block)
 
 
+def _ids_of(block: bytes) -> list[str]:
+    """The uuid4-shaped ids of a random block, 16 bytes each, in order."""
+    digits = block.hex()
+    return [f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{d[16:20]}-{d[20:32]}"
+            for d in (digits[at:at + 32] for at in range(0, len(digits), 32))]
+
+
 def unique_id() -> str:
     """A random id in uuid4's textual form, from the OS's random source."""
-    global _id_block, _id_offset
-    with _id_lock:
-        if _id_offset >= len(_id_block):
-            _id_block, _id_offset = os.urandom(_ID_BLOCK_SIZE), 0
-        digits = _id_block[_id_offset:_id_offset + 16].hex()
-        _id_offset += 16
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{digits[16:20]}-{digits[20:]}"
+    global _ids
+    value = next(_ids, None)
+    while value is None:
+        # Two threads may both refill: each gets ids of its own block.
+        _ids = iter(_ids_of(os.urandom(_ID_BLOCK_SIZE)))
+        value = next(_ids, None)
+    return value
 
 
 def new_call_id() -> str:
@@ -91,14 +94,18 @@ class WorkerContext:
         self.args: tuple[Any, ...] = args if args is not None else ()
         self.kwargs: dict[str, Any] = kwargs if kwargs is not None else {}
         self.data: dict[str, Any] = dict(data) if data else {}
-        self.parent_calls_tracked: int = self.config.get(
-            PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED
-        )
-        self.call_id = f"{container.service_name}.{entrypoint.method_name}.{new_call_id()}"
-        parents = list(self.data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or ())
-        if self.parent_calls_tracked >= 0:
-            parents = parents[-self.parent_calls_tracked:] if self.parent_calls_tracked else []
-        self.call_id_stack: list[str] = [*parents, self.call_id]
+        tracked: int = self.config.get(PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED)
+        self.parent_calls_tracked = tracked
+        self.call_id = call_id = (
+            f"{container.service_name}.{entrypoint.method_name}.{new_call_id()}")
+        parents = self.data.pop(CALL_ID_STACK_CONTEXT_KEY, None) if data else None
+        if not parents:  # a call nothing called (HTTP, timers): no need to trim
+            self.call_id_stack: list[str] = [call_id]
+        else:
+            parents = list(parents)
+            if tracked >= 0:
+                parents = parents[-tracked:] if tracked else []
+            self.call_id_stack = [*parents, call_id]
         self._teardown_callbacks: list[Callable[[], object]] | None = None
 
     def after_teardown(self, callback: Callable[[], object]) -> None:

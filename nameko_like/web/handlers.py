@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import Map, Rule
@@ -29,14 +29,17 @@ from nameko_like import instrumentation
 from nameko_like._eventlet import eventlet
 from nameko_like.contracts import hooks as contracts
 from nameko_like.contracts.errors import http_response as validation_response
+from nameko_like.containers import ServiceContainer
 from nameko_like.exceptions import (
     ConnectionNotFound,
+    ContainerBeingKilled,
     DeclarationError,
     RequestError,
     serialize,
 )
 from nameko_like.extensions import Entrypoint
 from nameko_like.protocols import ExcInfo
+from nameko_like.web.response import WholeResponse
 from nameko_like.web.server import WebServer
 from nameko_like.worker_context import WorkerContext
 
@@ -64,6 +67,42 @@ def _check_rule(url: str, methods: list[str]) -> None:
         raise DeclarationError(
             f"invalid URL rule {url!r} ({exc}); a rule starts with '/', e.g. "
             f"'/items/<int:item_id>'") from None
+
+
+_SPAWN_WORKER = ServiceContainer.spawn_worker
+
+
+def _announce(request: Request, worker_ctx: WorkerContext) -> None:
+    instrumentation.emit("worker_spawned", worker_ctx, request)
+
+
+class _Outcome:
+    """A worker's outcome for a request whose greenthread ran the worker itself."""
+
+    __slots__ = ("exc_info", "result", "sent")
+
+    def __init__(self) -> None:
+        self.sent = False
+        self.result: Any = None
+        self.exc_info: ExcInfo | None = None
+
+    def send(self, result: Any, exc_info: ExcInfo | None = None) -> None:
+        """Keep the outcome (what ``Event.send`` is given by ``handle_result``)."""
+        self.sent, self.result, self.exc_info = True, result, exc_info
+
+    def wait(self) -> Any:
+        """The result, or raise the worker's error.
+
+        Nothing sent means the worker failed outside its method (in a
+        ``worker_setup``, say), and the container is being killed for it.
+        """
+        if not self.sent:
+            raise ContainerBeingKilled(
+                "the worker failed before its result was handled; the container is "
+                "being killed (see the log for the error)")
+        if self.exc_info is not None:
+            raise self.exc_info[1].with_traceback(self.exc_info[2])
+        return self.result
 
 
 class HttpRequestHandler(Entrypoint):
@@ -156,17 +195,30 @@ class HttpRequestHandler(Entrypoint):
             contract = contracts.contract_of(self)
             if contract is not None:
                 args, kwargs = contracts.http_arguments(contract, request, args, kwargs)
-            done = eventlet.event.Event()
-            # spawn_worker checks the signature and raises at once on a
-            # mismatch, before taking a worker slot.
-            worker_ctx = self.container.spawn_worker(
-                self, args, kwargs,
-                context_data=context_data,
-                handle_result=partial(self.handle_result, done),
-            )
-            if instrumentation.observers:
-                instrumentation.emit("worker_spawned", worker_ctx, request)
-            result = done.wait()
+            container = self.container
+            if getattr(container.spawn_worker, "__func__", None) is _SPAWN_WORKER:
+                # The request's greenthread would only wait for the worker:
+                # the worker runs in it instead (see run_worker_here).
+                outcome = _Outcome()
+                cast("ServiceContainer", container).run_worker_here(
+                    self, args, kwargs, context_data=context_data,
+                    handle_result=partial(self.handle_result, outcome),
+                    announce=partial(_announce, request) if instrumentation.observers else None,
+                )
+                result = outcome.wait()
+            else:
+                # spawn_worker replaced (a subclass, entrypoint_waiter): through it.
+                done = eventlet.event.Event()
+                # spawn_worker checks the signature and raises at once on a
+                # mismatch, before taking a worker slot.
+                worker_ctx = container.spawn_worker(
+                    self, args, kwargs,
+                    context_data=context_data,
+                    handle_result=partial(self.handle_result, done),
+                )
+                if instrumentation.observers:
+                    instrumentation.emit("worker_spawned", worker_ctx, request)
+                result = done.wait()
             if contract is not None:
                 result = contracts.http_result(contract, result)
             return self.response_from_result(result)
@@ -175,7 +227,10 @@ class HttpRequestHandler(Entrypoint):
 
     def handle_result(self, done: Any, worker_ctx: WorkerContext, result: Any,
                       exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
-        """Hand the worker's outcome to the waiting request (runs in the worker)."""
+        """Hand the worker's outcome to the request (runs in the worker).
+
+        ``done`` has an eventlet ``Event``'s ``send(result, exc_info)``.
+        """
         done.send(result, exc_info)
         return result, exc_info
 
@@ -200,7 +255,7 @@ class HttpRequestHandler(Entrypoint):
             # As in Nameko: werkzeug would otherwise iterate a dict's keys or
             # send an empty body for None, and answer 200.
             raise TypeError(f"Payload must be a string. Got `{payload!r}`")
-        return Response(payload, status=status, headers=headers)
+        return WholeResponse(payload, status=status, headers=headers)
 
     def response_from_exception(self, exc: BaseException) -> Response:
         """Build the error response for ``exc`` (never with a traceback)."""
@@ -215,7 +270,7 @@ class HttpRequestHandler(Entrypoint):
         else:
             status = 500
         error = serialize(exc)
-        return Response(f"Error: {error['exc_type']}: {error['value']}\n", status=status)
+        return WholeResponse(f"Error: {error['exc_type']}: {error['value']}\n", status=status)
 
 
 http = HttpRequestHandler.decorator

@@ -33,6 +33,9 @@ _log = logging.getLogger(__name__)
 #: seconds). Silence it by setting this logger's level to WARNING; a
 #: disabled logger costs one level check per request.
 access_log = logging.getLogger("nameko_like.web.access")
+#: Requests a connection is answered in a row before the other connections'
+#: greenthreads get a turn (their own requests in between).
+REQUESTS_PER_TURN = 4
 
 
 def connection_environ(state: list[Any], base: WSGIEnvironment) -> WSGIEnvironment:
@@ -78,6 +81,7 @@ class HttpConnection:
     def serve(self) -> None:
         """Answer requests until the connection is to close."""
         state, reader = self.state, self.reader
+        served = 0
         while True:
             try:
                 environ = reader.next_request()
@@ -97,6 +101,12 @@ class HttpConnection:
             if not keep_alive or state[2] == eventlet.wsgi.STATE_CLOSE:
                 return
             state[2] = eventlet.wsgi.STATE_IDLE
+            served += 1
+            if served % REQUESTS_PER_TURN == 0:
+                # A client that sends its next request as soon as it has
+                # the answer could keep this greenthread from ever waiting
+                # on its socket, and the other connections waiting on it.
+                eventlet.sleep(0)
 
     def _reject(self, rejected: RequestRejected) -> None:
         _log.debug("rejected request from %s with %s: %s",

@@ -231,7 +231,7 @@ class WebServer(ProviderCollector, SharedExtension):
             timeout = (getattr(self._wsgi_server, "request_timeout", None)
                        or self._wsgi_server.socket_timeout)
             with eventlet.Timeout(timeout, False):
-                self._pool.waitall()
+                self._wait_for_connections()
             self._kill_connections()
 
     def kill(self) -> None:
@@ -259,11 +259,25 @@ class WebServer(ProviderCollector, SharedExtension):
                 pass
         _log.debug("%s stopped accepting HTTP requests", self.container.service_name)
 
+    def _wait_for_connections(self) -> None:
+        pool, current = self._pool, eventlet.getcurrent()
+        if current not in pool.coroutines_running:
+            pool.waitall()
+            return
+        # Stopped from an @http worker, which runs in its connection's
+        # greenthread: wait for the others (waitall would wait for itself).
+        while len(pool.coroutines_running) > 1:
+            eventlet.sleep(0.05)
+
     def _kill_connections(self) -> None:
         if self._pool is None:
             return
+        # An @http worker runs in its connection's greenthread: one that
+        # stops or kills the container must not be killed halfway through.
+        current = eventlet.getcurrent()
         for thread in list(self._pool.coroutines_running):
-            thread.kill()
+            if thread is not current:
+                thread.kill()
 
     def _accept_loop(self) -> None:
         sock, pool = self._sock, self._pool

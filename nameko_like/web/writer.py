@@ -8,6 +8,7 @@ request (closures, header capitalisation, the date string).
 
 from __future__ import annotations
 
+import _socket
 import logging
 import socket
 import time
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
 import eventlet.wsgi  # after _eventlet silenced its import warning
+from eventlet.greenio import GreenSocket
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -144,7 +146,7 @@ class _Response:
             self.written += len(data)
             out += b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
         if out:
-            self.protocol.sock.sendall(out)
+            self.protocol.send(out)
 
     def send_whole(self, body: bytes) -> None:
         """Send the head and a body known in full, in one go."""
@@ -152,14 +154,14 @@ class _Response:
         if not self.bodyless:
             self.written = len(body)
             out += body
-        self.protocol.sock.sendall(out)
+        self.protocol.send(out)
 
     def finish(self) -> None:
         """Complete a streamed body."""
         if not self.head_sent:
             self.send_whole(b"")
         elif self.chunked:
-            self.protocol.sock.sendall(b"0\r\n\r\n")
+            self.protocol.send(b"0\r\n\r\n")
         if self.length is not None and not self.bodyless and self.written < self.length:
             # The client still waits for bytes that will never come.
             self.close = True
@@ -195,6 +197,25 @@ class ResponseWriter:
     def __init__(self, sock: socket.socket, state: list[Any]) -> None:
         self.sock = sock
         self.state = state
+        # eventlet's green socket wraps a non-blocking socket: a response
+        # the socket buffer takes at once goes straight to it, without the
+        # green socket's layers (a time-out exception made per send, ...).
+        # (Only a plain green socket: a TLS one must encrypt what it sends.)
+        raw = sock.fd if isinstance(sock, GreenSocket) else None
+        self._raw: Any = raw if isinstance(raw, _socket.socket) and raw.gettimeout() == 0 else None
+
+    def send(self, data: bytes) -> None:
+        """Send all of ``data``, waiting (green) only if the socket buffer is full."""
+        raw = self._raw
+        if raw is not None:
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]  # type: ignore[assignment]
+        self.sock.sendall(data)
 
     def respond(self, application: WSGIApplication, environ: WSGIEnvironment,
                 keep_alive: bool) -> bool:
