@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import amqp
-from amqp import spec
+from amqp import serialization, spec
+from amqp.exceptions import RecoverableConnectionError
 from kombu.compression import compress
 from kombu.exceptions import EncodeError
 from kombu.serialization import dumps, registry
@@ -71,12 +72,34 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
                         application_headers=headers, **properties)
 
 
+#: Encoded ``basic.publish`` arguments by (exchange, routing key, mandatory):
+#: a client or service publishes to a handful of routes, again and again.
+_publish_args: dict[tuple[str, str, bool], bytes] = {}
+#: Routes whose arguments are kept; past that, arguments are encoded each time.
+PUBLISH_ARGS_KEPT = 1024
+
+
 def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, routing_key: str,
                  mandatory: bool) -> None:
     """Write a basic.publish on a py-amqp channel without polling the socket.
 
     py-amqp's own ``basic_publish`` reads the socket before each publish to
-    catch ``connection.blocked``; here a reader greenthread owns reads.
+    catch ``connection.blocked``; here a reader greenthread owns reads. Its
+    ``send_method`` also encodes the method's arguments and makes a promise
+    nobody waits on, on every publish: here the arguments of a route are
+    encoded once, and the frames go to the connection's frame writer (which
+    holds py-amqp's write lock) directly.
     """
-    channel.send_method(spec.Basic.Publish, "Bssbb",
-                        (0, exchange, routing_key, mandatory, False), message)
+    key = (exchange, routing_key, mandatory)
+    args = _publish_args.get(key)
+    if args is None:
+        args = serialization.dumps("Bssbb", (0, exchange, routing_key, mandatory, False))
+        if len(_publish_args) < PUBLISH_ARGS_KEPT:
+            _publish_args[key] = args
+    connection = channel.connection
+    if connection is None:
+        raise RecoverableConnectionError("connection already closed")
+    try:
+        connection.frame_writer(1, channel.channel_id, spec.Basic.Publish, args, message)
+    except StopIteration:  # as py-amqp's send_method: the writer is gone
+        raise RecoverableConnectionError("connection already closed") from None

@@ -75,6 +75,7 @@ from nameko_like.amqp.retry import (
 )
 from nameko_like.amqp.transport import transport_of
 from nameko_like.amqp.transport_tuning import (
+    event_reader,
     heartbeat_interval,
     start_heartbeats,
     tune_connection,
@@ -352,9 +353,12 @@ class PublishConnection(PlainScriptReading, NackResending):
 
     def _read_forever(self, connection: Connection) -> None:
         heartbeats = start_heartbeats(connection, self._lock)
+        # py-amqp's drain_events, not kombu's: one read per reply or batch
+        # of confirms, each of which kombu would check the connection for
+        read_event = event_reader(connection)
         try:
             while self._connection is connection:
-                connection.drain_events(timeout=None)
+                read_event(timeout=None)
         except Exception as exc:  # noqa: BLE001 - any failure here means the connection is gone
             with self._lock:
                 if self._connection is connection:
