@@ -17,6 +17,7 @@ from kombu.exceptions import EncodeError
 from kombu.serialization import dumps, registry
 from kombu.utils import json as kombu_json
 
+from nameko_like.amqp.wire_properties import WireMessage
 from nameko_like.serialization import JSON_ENCODER
 
 #: AMQP basic properties a publish may set (besides body and headers).
@@ -68,8 +69,8 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
         properties["expiration"] = str(int(expiration * 1000))
     if not properties.get("priority"):
         properties.pop("priority", None)
-    return amqp.Message(data, content_type=content_type, content_encoding=content_encoding,
-                        application_headers=headers, **properties)
+    return WireMessage(data, content_type=content_type, content_encoding=content_encoding,
+                       application_headers=headers, **properties)
 
 
 #: Encoded ``basic.publish`` arguments by (exchange, routing key, mandatory):
