@@ -76,7 +76,7 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
 #: Encoded ``basic.publish`` arguments by (exchange, routing key, mandatory):
 #: a client or service publishes to a handful of routes, again and again.
 _publish_args: dict[tuple[str, str, bool], bytes] = {}
-#: Routes whose arguments are kept; past that, arguments are encoded each time.
+#: Routes whose arguments are kept; past that, the cache starts afresh.
 PUBLISH_ARGS_KEPT = 1024
 
 
@@ -95,8 +95,10 @@ def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, ro
     args = _publish_args.get(key)
     if args is None:
         args = serialization.dumps("Bssbb", (0, exchange, routing_key, mandatory, False))
-        if len(_publish_args) < PUBLISH_ARGS_KEPT:
-            _publish_args[key] = args
+        if len(_publish_args) >= PUBLISH_ARGS_KEPT:
+            # a service replies to many clients' queues over its life: start afresh
+            _publish_args.clear()
+        _publish_args[key] = args
     connection = channel.connection
     if connection is None:
         raise RecoverableConnectionError("connection already closed")
