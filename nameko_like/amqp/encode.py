@@ -18,6 +18,7 @@ from kombu.exceptions import EncodeError
 from kombu.serialization import dumps, registry
 from kombu.utils import json as kombu_json
 
+from nameko_like.amqp.wire_properties import WireMessage
 from nameko_like.serialization import JSON_ENCODER
 
 _pack = struct.pack
@@ -71,8 +72,10 @@ def build_message(body: Any, serializer: str | None = None, compression: str | N
         properties["expiration"] = str(int(expiration * 1000))
     if not properties.get("priority"):
         properties.pop("priority", None)
-    return amqp.Message(data, content_type=content_type, content_encoding=content_encoding,
-                        application_headers=headers, **properties)
+    return WireMessage(data, content_type=content_type, content_encoding=content_encoding,
+                       application_headers=headers, **properties)
+
+
 
 
 def write_method(channel: amqp.Channel, method: Any, args: bytes,
@@ -113,7 +116,11 @@ def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, ro
     """Write a basic.publish on a py-amqp channel without polling the socket.
 
     py-amqp's own ``basic_publish`` reads the socket before each publish to
-    catch ``connection.blocked``; here a reader greenthread owns reads.
+    catch ``connection.blocked``; here a reader greenthread owns reads. Its
+    ``send_method`` also encodes the method's arguments and makes a promise
+    nobody waits on, on every publish: here the arguments are packed
+    directly (:func:`publish_args`), and the frames go to the connection's frame writer (which
+    holds py-amqp's write lock) directly.
     """
     write_method(channel, spec.Basic.Publish, publish_args(exchange, routing_key, mandatory),
                  message)

@@ -117,6 +117,11 @@ class PlainScriptReading:
         new call, so a connection found dead does not take the new call
         with it. Does nothing where a reader greenthread keeps watch.
         """
+        if self._use_reader or not self._confirmed:
+            return  # the reader watches (and nothing to check): no lock per call
+        interval = self._heartbeat
+        if not interval or time.monotonic() - self._last_beat_check < interval / 2:
+            return  # checked lately: no lock per call (looked at again under it when due)
         with self._lock:
             self._check_idle_connection()
 

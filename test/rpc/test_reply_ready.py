@@ -47,3 +47,32 @@ def test_where_threading_is_patched_greenthreads_wait_on_eventlet(monkeypatch):
     assert timed_out.wait(0.02) is False
     timed_out.set()  # after its waiter gave up: nothing left to wake, no error
     assert timed_out.wait(0) is True
+
+
+def test_patched_set_wakes_every_green_waiter_and_only_them(monkeypatch):
+    monkeypatch.setattr(eventlet.patcher, "is_monkey_patched", lambda module: module == "thread")
+    ready = ReplyReady()
+    results = []
+    waiters = [eventlet.spawn(lambda: results.append(ready.wait(10))) for _ in range(3)]
+    patient = eventlet.spawn(lambda: results.append(ready.wait(0.01)))
+    eventlet.sleep(0.05)  # the short waiter times out and leaves
+    assert results == [False]
+    ready.set()
+    for waiter in waiters:
+        waiter.wait()
+    patient.wait()
+    assert results == [False, True, True, True]
+    # the woken greenthreads are not woken again by anything left behind
+    eventlet.sleep(0.01)
+    assert results == [False, True, True, True]
+
+
+def test_patched_waiter_killed_while_waiting_is_not_woken_later(monkeypatch):
+    monkeypatch.setattr(eventlet.patcher, "is_monkey_patched", lambda module: module == "thread")
+    ready = ReplyReady()
+    waiter = eventlet.spawn(ready.wait, 10)
+    eventlet.sleep(0)
+    waiter.kill()
+    ready.set()  # nobody to wake: no switch into a dead greenthread
+    eventlet.sleep(0.01)
+    assert ready.wait(0) is True
