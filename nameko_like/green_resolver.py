@@ -33,6 +33,19 @@ RESOLVER_NAMES = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "getnamein
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+#: Set in a forked child: eventlet's thread pool has no fork handling (it
+#: believes its threads exist, but they stayed in the parent), so a child
+#: resolves in place rather than queue look-ups no thread will answer.
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 def import_eventlet() -> Any:
     """Import eventlet, with its green DNS resolver off unless the environment chose.
@@ -92,19 +105,22 @@ def _needs_no_lookup(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
 def off_hub(name: str, blocking: _F) -> _F:
     """``blocking`` (the resolver function ``name``) run on a native thread.
 
-    Called from the hub's thread, the calling greenthread waits on
-    ``eventlet.tpool`` while the hub runs the others. Called with an IP
-    address (nothing to look up), or from any other native thread (which
-    may block), it calls ``blocking`` directly.
+    Called from a greenthread of the hub's thread, the calling greenthread
+    waits on ``eventlet.tpool`` while the hub runs the others. Called with
+    an IP address (nothing to look up), from any other native thread (which
+    may block), from the hub's own greenlet (a timer callback, which cannot
+    wait on the hub) or in a forked child (whose thread pool stayed in the
+    parent), it calls ``blocking`` directly.
     """
-    from eventlet import patcher, tpool
+    from eventlet import greenthread, hubs, patcher, tpool
 
     get_ident = patcher.original("_thread").get_ident
     hub_thread = get_ident()
 
     @functools.wraps(blocking)
     def resolve(*args: Any, **kwargs: Any) -> Any:
-        if get_ident() != hub_thread or _needs_no_lookup(name, args, kwargs):
+        if (_forked or get_ident() != hub_thread or _needs_no_lookup(name, args, kwargs)
+                or greenthread.getcurrent() is hubs.get_hub().greenlet):
             return blocking(*args, **kwargs)
         return tpool.execute(blocking, *args, **kwargs)
 
@@ -129,6 +145,8 @@ def install() -> bool:
     installed = False
     for name in RESOLVER_NAMES:
         current = getattr(green_socket, name)
+        if hasattr(current, "__wrapped_blocking__"):
+            continue  # installed already
         # Only the standard library's own (blocking) functions are replaced
         # (getaddrinfo is socket's, the others _socket's): greendns's, or
         # one a program installed, is left alone.

@@ -155,3 +155,48 @@ def test_an_explicit_no_greendns_gets_the_non_blocking_lookups_too():
                           "env": os.environ.get("EVENTLET_NO_GREENDNS")}))
     """, EVENTLET_NO_GREENDNS="yes")
     assert result == {"installed": True, "greendns": False, "env": "yes"}
+
+
+def test_a_forked_child_resolves_after_the_parent_used_the_thread_pool():
+    # eventlet's thread pool does not survive a fork: a child that queued its
+    # look-up there would wait forever for a thread that stayed in the parent
+    result = _run("""
+        import signal
+        socket.getaddrinfo("localhost", 5672)  # the parent's pool is up
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)  # a hang fails the test instead of blocking it
+            address = socket.getaddrinfo("localhost", 5672)[0][4][0]
+            os.write(write_end, address.encode())
+            os._exit(0)
+        os.close(write_end)
+        _, status = os.waitpid(pid, 0)
+        answer = os.read(read_end, 100).decode()
+        print(json.dumps({"status": status, "answer": answer}))
+    """)
+    assert result["status"] == 0
+    assert result["answer"] in ("127.0.0.1", "::1")
+
+
+def test_a_lookup_from_the_hubs_own_greenlet_returns():
+    # a timer callback runs in the hub's greenlet, which cannot wait on itself
+    result = _run("""
+        from eventlet import hubs
+        found = []
+        hubs.get_hub().schedule_call_global(
+            0, lambda: found.append(socket.gethostbyname("localhost")))
+        eventlet.sleep(0.1)
+        print(json.dumps({"found": found}))
+    """)
+    assert result["found"] == ["127.0.0.1"]
+
+
+def test_installing_twice_wraps_once():
+    result = _run("""
+        again = green_resolver.install()
+        wrapped = socket.getaddrinfo.__wrapped_blocking__
+        print(json.dumps({"first": installed, "again": again,
+                          "wraps_the_os_resolver": not hasattr(wrapped, "__wrapped_blocking__")}))
+    """)
+    assert result == {"first": True, "again": False, "wraps_the_os_resolver": True}

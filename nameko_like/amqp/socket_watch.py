@@ -41,7 +41,7 @@ class SocketWatch:
     it as it always did.
     """
 
-    __slots__ = ("hub", "keep", "listener", "sock", "waiter")
+    __slots__ = ("hub", "keep", "keeper", "listener", "sock", "waiter")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
@@ -51,6 +51,8 @@ class SocketWatch:
         self.waiter: Any = None
         #: whether the registration outlives a wait (a reader loops over the socket)
         self.keep = False
+        #: the looping reader's greenlet: only its waits leave the registration in place
+        self.keeper: Any = None
 
     @classmethod
     def of(cls, sock: Any) -> SocketWatch | None:
@@ -76,6 +78,7 @@ class SocketWatch:
             sock._read_trampoline()
             return
         if sock._closed:
+            self.stop()
             raise _IOClosed()
         hub = _hubs.get_hub()
         listener = self.listener
@@ -92,7 +95,10 @@ class SocketWatch:
             raise
         finally:
             self.waiter = None
-            if not self.keep:
+            # Only the looping reader's registration outlives its wait: one
+            # left by another greenthread (a close reading its Close-Ok) would
+            # stay behind for a descriptor that is about to be closed.
+            if not self.keep or self.keeper is not _getcurrent() or sock._closed:
                 self.stop()
 
     def _register(self, hub: Any) -> None:
@@ -120,6 +126,7 @@ class SocketWatch:
     def release(self) -> None:
         """The looping reader is done: registrations no longer outlive a wait."""
         self.keep = False
+        self.keeper = None
         if self.waiter is None:
             self.stop()
         # else another greenthread waits on the registration; its wait ends it
@@ -153,4 +160,5 @@ def keep_watching(connection: Any) -> Callable[[], None]:
     if not isinstance(watch, SocketWatch):
         return _nothing
     watch.keep = True
+    watch.keeper = _getcurrent()
     return watch.release

@@ -32,26 +32,56 @@ def read_when_ready(watch: SocketWatch, sock, got: list[bytes]) -> None:
     got.append(sock.fd.recv(100))
 
 
+def read_in_a_loop(watch: SocketWatch, sock, got: list[bytes], rounds: int) -> None:
+    watch.keep, watch.keeper = True, eventlet.getcurrent()  # as keep_watching does
+    for _ in range(rounds):
+        read_when_ready(watch, sock, got)
+
+
+def until(condition) -> None:
+    with eventlet.Timeout(2):
+        while not condition():
+            eventlet.sleep(0.001)
+
+
 def test_a_kept_watch_stays_registered_between_waits(pair):
     ours, broker = pair
     watch = SocketWatch.of(ours)
     assert watch is not None
-    watch.keep = True
     got: list[bytes] = []
+    reader = eventlet.spawn(read_in_a_loop, watch, ours, got, 3)
     listeners = []
     for n in range(3):
-        reader = eventlet.spawn(read_when_ready, watch, ours, got)
-        eventlet.sleep(0)  # the reader parks
+        until(lambda: watch.waiter is not None)  # the reader parks
         listener = registered(ours)
         assert listener is not None
         listeners.append(listener)
         broker.sendall(b"frame %d" % n)
-        reader.wait()
+        until(lambda n=n: len(got) == n + 1)
         assert registered(ours) is listener  # still registered after the wait
+    reader.wait()
     assert got == [b"frame 0", b"frame 1", b"frame 2"]
     assert listeners[0] is listeners[1] is listeners[2]  # registered once
     watch.release()
     assert registered(ours) is None
+
+
+def test_another_greenthreads_wait_does_not_stay_registered(pair):
+    # The loop's reader is busy elsewhere; a close reads its Close-Ok
+    # through the watch. Its registration must not outlive its wait: the
+    # descriptor is about to be closed (and its number reused).
+    ours, broker = pair
+    watch = SocketWatch(ours)
+    watch.keep, watch.keeper = True, eventlet.spawn(eventlet.sleep, 1)  # a busy loop reader
+    got: list[bytes] = []
+    closer = eventlet.spawn(read_when_ready, watch, ours, got)
+    eventlet.sleep(0)
+    assert registered(ours) is not None
+    broker.sendall(b"close-ok")
+    closer.wait()
+    assert got == [b"close-ok"]
+    assert registered(ours) is None
+    watch.keeper.kill()
 
 
 def test_a_wait_that_is_not_kept_unregisters_after_itself(pair):
@@ -75,6 +105,7 @@ def test_data_nobody_waits_for_drops_the_registration(pair):
     watch.keep = True
     got: list[bytes] = []
     reader = eventlet.spawn(read_when_ready, watch, ours, got)
+    watch.keeper = reader  # the loop's reader
     eventlet.sleep(0)
     broker.sendall(b"one")
     reader.wait()
