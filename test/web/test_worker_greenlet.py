@@ -153,3 +153,18 @@ def test_an_error_the_worker_lets_out_reaches_the_caller():
 
     with pytest.raises(KeyError, match="out"):
         run_in_child_greenlet({}, "worker", work)
+
+
+def test_a_timeout_of_the_caller_kills_the_worker_and_reaches_the_caller():
+    steps = []
+
+    def work():
+        try:
+            eventlet.sleep(10)
+        finally:
+            steps.append("worker torn down")
+
+    with pytest.raises(eventlet.Timeout), eventlet.Timeout(0.05):
+        run_in_child_greenlet({}, "worker", work)
+    assert steps == ["worker torn down"]
+    assert _live_worker_greenlets() == []
