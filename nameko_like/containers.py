@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from nameko_like.protocols import ExcInfo, ResultHandler
 from nameko_like.service_binding import bind_dependencies, bind_entrypoints, subextensions_of
 from nameko_like.utils import import_from_path
 from nameko_like.worker_context import WorkerContext
+from nameko_like.worker_greenlet import run_in_child_greenlet
 from nameko_like.worker_lifecycle import run_worker
 
 if TYPE_CHECKING:
@@ -308,24 +308,23 @@ class ServiceContainer:
         handle_result: ResultHandler | None = None,
         announce: Callable[[WorkerContext], object] | None = None,
     ) -> WorkerContext:
-        """Run ``entrypoint``'s method in the calling greenthread; return once it ended.
+        """Run ``entrypoint``'s method for the calling greenthread; return once it ended.
 
-        :meth:`spawn_worker` without a greenthread of its own, for a caller
-        that would only wait for the worker (an HTTP request): no spawn, no
-        two switches through the hub. The worker takes a slot of
-        ``max_workers``, runs the same hooks, gets an empty ``contextvars``
-        context as a new greenthread would, and ``kill``/``stop`` kill it
-        (so the calling greenthread) like any worker.
-
+        :meth:`spawn_worker` for a caller that would only wait for the worker
+        (an HTTP request): no spawn, no switches through the hub. The worker
+        runs in a child greenlet (:mod:`~nameko_like.worker_greenlet`) with
+        greenlet-local state and ``contextvars`` of its own, takes a slot,
+        runs the same hooks, and ``kill``/``stop`` kill it like any worker.
         ``announce(worker_ctx)`` is called once the worker is registered,
         before it starts (where a spawning caller emits ``worker_spawned``).
         """
         worker_ctx = self._take_worker_slot(entrypoint, args, kwargs, context_data)
-        self._worker_threads[worker_ctx] = eventlet.getcurrent()
         if announce is not None:
+            # until the worker starts, killing it kills the caller
+            self._worker_threads[worker_ctx] = eventlet.getcurrent()
             announce(worker_ctx)
-        contextvars.Context().run(
-            run_worker, self, worker_ctx, handle_result,
+        run_in_child_greenlet(
+            self._worker_threads, worker_ctx, run_worker, self, worker_ctx, handle_result,
             entrypoint.method_name in self._async_methods, self._worker_done,
         )
         return worker_ctx

@@ -198,7 +198,7 @@ class HttpRequestHandler(Entrypoint):
             container = self.container
             if getattr(container.spawn_worker, "__func__", None) is _SPAWN_WORKER:
                 # The request's greenthread would only wait for the worker:
-                # the worker runs in it instead (see run_worker_here).
+                # it switches to the worker directly (see run_worker_here).
                 outcome = _Outcome()
                 cast("ServiceContainer", container).run_worker_here(
                     self, args, kwargs, context_data=context_data,

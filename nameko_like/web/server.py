@@ -33,6 +33,7 @@ from nameko_like.web.routing import (
     WsgiApp,
     route_template,
 )
+from nameko_like.worker_greenlet import caller_of
 
 import eventlet.wsgi  # after _eventlet silenced its import warning
 
@@ -260,11 +261,11 @@ class WebServer(ProviderCollector, SharedExtension):
         _log.debug("%s stopped accepting HTTP requests", self.container.service_name)
 
     def _wait_for_connections(self) -> None:
-        pool, current = self._pool, eventlet.getcurrent()
+        pool, current = self._pool, caller_of(eventlet.getcurrent())
         if current not in pool.coroutines_running:
             pool.waitall()
             return
-        # Stopped from an @http worker, which runs in its connection's
+        # Stopped from an @http worker, which runs for its connection's
         # greenthread: wait for the others (waitall would wait for itself).
         while len(pool.coroutines_running) > 1:
             eventlet.sleep(0.05)
@@ -272,9 +273,10 @@ class WebServer(ProviderCollector, SharedExtension):
     def _kill_connections(self) -> None:
         if self._pool is None:
             return
-        # An @http worker runs in its connection's greenthread: one that
-        # stops or kills the container must not be killed halfway through.
-        current = eventlet.getcurrent()
+        # An @http worker runs for its connection's greenthread (in a child
+        # greenlet): one that stops or kills the container must not be
+        # killed halfway through.
+        current = caller_of(eventlet.getcurrent())
         for thread in list(self._pool.coroutines_running):
             if thread is not current:
                 thread.kill()
