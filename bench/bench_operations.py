@@ -72,14 +72,14 @@ def make_vhost() -> str:
     return name
 
 
-#: The sampler of the process's TracerProvider, switched between variants
-#: (a provider is set once per process); None without the SDK.
-SAMPLER: Any = None
+#: The process's TracerProvider (a provider is set once per process), whose
+#: sampler variants switch; None without the SDK.
+PROVIDER: Any = None
 
 
 def tracing_available() -> bool:
-    """Set up a TracerProvider (no exporter) whose sampling ratio variants can switch."""
-    global SAMPLER
+    """Set up a TracerProvider (no exporter); tell whether opentelemetry-sdk is installed."""
+    global PROVIDER
     try:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider, sampling
@@ -87,28 +87,23 @@ def tracing_available() -> bool:
         from nameko_like import tracing  # noqa: F401
     except ImportError:
         return False
-    if SAMPLER is not None:
-        return True
-
-    class Switchable(sampling.Sampler):
-        """Every span recorded, or the production choice: ParentBased(TraceIdRatioBased)."""
-
-        def __init__(self) -> None:
-            self.inner: sampling.Sampler = sampling.ALWAYS_ON
-
-        def ratio(self, ratio: float | None) -> None:
-            self.inner = (sampling.ALWAYS_ON if ratio is None else
-                          sampling.ParentBased(sampling.TraceIdRatioBased(ratio)))
-
-        def should_sample(self, *args: Any, **kwargs: Any) -> sampling.SamplingResult:
-            return self.inner.should_sample(*args, **kwargs)
-
-        def get_description(self) -> str:
-            return f"Switchable({self.inner.get_description()})"
-
-    SAMPLER = Switchable()
-    trace.set_tracer_provider(TracerProvider(sampler=SAMPLER))
+    if PROVIDER is None:
+        PROVIDER = TracerProvider(sampler=sampling.ALWAYS_ON)
+        trace.set_tracer_provider(PROVIDER)
     return True
+
+
+def set_sampling(ratio: float | None) -> None:
+    """Every span recorded, or the production choice: ParentBased(TraceIdRatioBased(ratio)).
+
+    The provider hands its sampler to the tracers it makes, and tracing
+    gets its tracer when it is switched on (each variant): so spans meet
+    the sampler itself, as in production, not a switching wrapper.
+    """
+    from opentelemetry.sdk.trace import sampling
+
+    PROVIDER.sampler = (sampling.ALWAYS_ON if ratio is None else
+                        sampling.ParentBased(sampling.TraceIdRatioBased(ratio)))
 
 
 def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
@@ -117,8 +112,9 @@ def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
     Returns (calls per second, CPU microseconds of this process per call).
     """
     extra = dict(extra)
-    if SAMPLER is not None:
-        SAMPLER.ratio(extra.pop("sampled", None))
+    sampled = extra.pop("sampled", None)
+    if PROVIDER is not None:
+        set_sampling(sampled)
     config = {"AMQP_URI": f"amqp://guest:guest@localhost:5672/{vhost}", **extra}
     container = ServiceContainer(Pinged, config)
     container.start()

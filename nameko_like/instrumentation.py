@@ -40,6 +40,7 @@ __all__ = [
     "UNOBSERVED",
     "Observer",
     "emit",
+    "observed",
     "observers",
     "publishing",
     "register",
@@ -229,6 +230,15 @@ def unregister(observer: Observer) -> None:
     with _lock:
         observers = tuple(obs for obs in observers if obs is not observer)
         _rebuild_dispatch()
+
+
+def observed(hook: str) -> bool:
+    """Whether a registered observer overrides ``hook``.
+
+    For call sites whose hook needs work beforehand (a timestamp kept per
+    publish, say): they skip it when nothing would use it.
+    """
+    return hook in _dispatch
 
 
 def emit(hook: str, *args: Any) -> None:

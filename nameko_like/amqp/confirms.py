@@ -86,7 +86,7 @@ class ConfirmTracker:
         """
         outcome = PublishOutcome()
         self._track(outcome, sent)
-        if instrumentation.observers:
+        if instrumentation.observers and instrumentation.observed("publish_confirmed"):
             self._sent_at[self._next_tag] = time.perf_counter()
         if sent.mandatory:
             outcome.route = (sent.exchange, sent.routing_key)

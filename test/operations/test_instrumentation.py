@@ -81,3 +81,18 @@ def test_publishing_brackets_the_publish(registered):
     assert recorder.seen == [
         ("publishing", "orders", "placed", "corr-1"), ("published", "orders", "placed", None),
         ("publishing", "orders", "placed", None), ("published", "orders", "placed", error)]
+
+
+def test_observed_tells_which_hooks_an_observer_overrides(registered):
+    class Confirms(instrumentation.Observer):
+        def publish_confirmed(self, latency):
+            pass
+
+    before = instrumentation.observed("publish_confirmed")
+    registered(Recorder())
+    assert instrumentation.observed("rpc_call_sent")
+    assert instrumentation.observed("publish_confirmed") is before
+    confirms = registered(Confirms())
+    assert instrumentation.observed("publish_confirmed")
+    instrumentation.unregister(confirms)
+    assert instrumentation.observed("publish_confirmed") is before
