@@ -68,5 +68,12 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
             # the worker goes with its caller, tearing down as it goes
             child.throw()
         raise
+    finally:
+        # A switch or throw into a dead greenlet goes to its parent: a
+        # timeout the worker armed and never cancelled must reach the hub
+        # (which reports it), as a spawned worker's would, not the caller,
+        # by then serving the connection's next request.
+        if child.dead:
+            child.parent = eventlet.hubs.get_hub().greenlet
     if isinstance(ended, _greenlet.GreenletExit):
         raise ended

@@ -11,6 +11,7 @@ from __future__ import annotations
 import _socket
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
@@ -201,8 +202,11 @@ class ResponseWriter:
         # the socket buffer takes at once goes straight to it, without the
         # green socket's layers (a time-out exception made per send, ...).
         # (Only a plain green socket: a TLS one must encrypt what it sends.)
-        raw = sock.fd if isinstance(sock, GreenSocket) else None
-        self._raw: Any = raw if isinstance(raw, _socket.socket) and raw.gettimeout() == 0 else None
+        raw: Any = sock.fd if isinstance(sock, GreenSocket) else None
+        # (an ssl.SSLSocket is a _socket.socket too: a partial TLS write
+        # raises SSLWantWriteError, which only the green socket handles)
+        plain = isinstance(raw, _socket.socket) and not isinstance(raw, ssl.SSLSocket)
+        self._raw: Any = raw if plain and raw.gettimeout() == 0 else None
 
     def send(self, data: bytes) -> None:
         """Send all of ``data``, waiting (green) only if the socket buffer is full."""

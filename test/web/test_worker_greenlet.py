@@ -53,6 +53,16 @@ class Service:
         eventlet.sleep(10)
         return "slept"
 
+    @http("GET", "/leaky-timeout")
+    def leaky_timeout(self, request):
+        eventlet.Timeout(0.1)  # armed and never cancelled: a user's slip
+        return "leaked"
+
+    @http("GET", "/slow")
+    def slow(self, request):
+        eventlet.sleep(0.3)
+        return "slow done"
+
 
 def _live_worker_greenlets():
     return [obj for obj in gc.get_objects()
@@ -87,6 +97,26 @@ def test_a_timeout_inside_the_worker_fires_in_it(container_factory, web_config, 
     container.start()
     assert web_session.get("/timeout").text == "timed out"
     assert web_session.get("/local").text == "empty"  # the connection still serves
+
+
+def test_a_timeout_a_finished_worker_left_armed_spares_the_next_request(
+    container_factory, web_config, web_config_port
+):
+    # The leaked timeout fires into the dead worker greenlet: it must go to
+    # the hub (which reports it), not to the connection's greenthread, by
+    # then waiting for the next request's worker.
+    container = container_factory(Service, web_config)
+    container.start()
+    conn = HTTPConnection("127.0.0.1", web_config_port, timeout=5)
+    try:
+        conn.request("GET", "/leaky-timeout")
+        first = conn.getresponse()
+        assert (first.status, first.read()) == (200, b"leaked")
+        conn.request("GET", "/slow")
+        second = conn.getresponse()
+        assert (second.status, second.read()) == (200, b"slow done")
+    finally:
+        conn.close()
 
 
 def test_no_worker_greenlet_is_left_behind(container_factory, web_config, web_session,
