@@ -18,6 +18,8 @@ from typing import Any
 
 import amqp
 
+from nameko_like.exceptions import NamekoLikeException
+
 #: (property, AMQP type, flag bit) in py-amqp's order; basic has 14, one flag word
 _PLAN = tuple((name, kind, 1 << (15 - index))
               for index, (name, kind) in enumerate(amqp.Message.PROPERTIES))
@@ -25,8 +27,8 @@ _PLAN = tuple((name, kind, 1 << (15 - index))
 _pack = struct.pack
 
 
-class _Unusual(Exception):
-    """A value this encoder leaves to py-amqp's."""
+class _Unusual(NamekoLikeException):
+    """A value this encoder leaves to py-amqp's (never leaves this module)."""
 
 
 def _text(value: Any) -> bytes:
