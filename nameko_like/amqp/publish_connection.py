@@ -294,6 +294,12 @@ class PublishConnection(PlainScriptReading, NackResending):
         """Drop the connection and fail every unconfirmed publish."""
         connection, self._connection = self._connection, None
         self._channel = None
+        # A loss seen by a publisher (a declare or write that failed) leaves
+        # the reader blocked on the old socket, which nobody would close:
+        # it goes with its connection (the next connect starts a new one).
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not eventlet.getcurrent():
+            reader.kill()
         pending = self._confirms.drop_all() + self._nacked.take_all()
         self._blocked = None
         if connection is not None and not expected:

@@ -219,3 +219,28 @@ def test_forked_child_gets_its_own_connection_and_ids(rabbit_config, tmp_path):
     assert result["child"]["id"] != result["parent_id"]
     # the parent's connection was not disturbed by the child: all 3 arrived
     assert ready_count(rabbit_config, "kept") == 3
+
+
+def test_a_loss_a_publisher_sees_takes_the_old_reader_with_it(rabbit_config):
+    # A declare or write that fails with a connection error drops the
+    # connection from the publishing side; the reader still blocked on the
+    # old socket must go too, or it (and its heartbeats) outlive everything.
+    from nameko_like._eventlet import eventlet
+    from nameko_like.amqp.publish_pool import PublishPool
+
+    pool = PublishPool()
+    publisher = Publisher(config=rabbit_config, declare=[KEPT], pool=pool)
+    try:
+        publisher.publish("first", exchange="pipeline", routing_key="kept.first")
+        channel = publisher.channel
+        old_reader = channel._reader
+        assert old_reader is not None and not old_reader.dead
+        with channel._lock:
+            channel._lost(ConnectionResetError("as a failed publish reports it"))
+        eventlet.sleep(0)
+        assert old_reader.dead
+        publisher.publish("second", exchange="pipeline", routing_key="kept.second")
+        assert channel._reader is not None and channel._reader is not old_reader
+        assert ready_count(rabbit_config, "kept") == 2
+    finally:
+        pool.close()
