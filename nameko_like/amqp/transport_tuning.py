@@ -154,11 +154,15 @@ class _CoalescingWriter:
     :mod:`~nameko_like.amqp.hub_turns`).
     """
 
-    __slots__ = ("error", "flush_scheduled", "os_lock", "pending", "sending", "sock",
+    __slots__ = ("error", "flush_scheduled", "os_lock", "pending", "raw", "sending", "sock",
                  "timeouts", "turn", "turns")
 
     def __init__(self, transport: TCPTransport, timeouts: ReadTimeout | None = None) -> None:
         self.sock = transport.sock
+        #: the eventlet socket's own (non-blocking) socket, tried first (see
+        #: _sendall); a plain TCP socket: only TCPTransport connections are tuned
+        self.raw = (self.sock.fd if isinstance(self.sock, GreenSocket)
+                    and not self.sock.act_non_blocking else None)
         self.timeouts = timeouts
         #: a real lock: the heartbeat OS thread writes between our frames
         self.os_lock = _os_threading.Lock()
@@ -197,16 +201,32 @@ class _CoalescingWriter:
         try:
             if first is not None:
                 with self.os_lock:
-                    self.sock.sendall(first)
+                    self._sendall(first)
             while self.pending:
                 pending, self.pending = self.pending, []
                 with self.os_lock:
-                    self.sock.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
+                    self._sendall(pending[0] if len(pending) == 1 else b"".join(pending))
         except OSError as exc:
             self._fail(exc)
             raise
         finally:
             self.sending = False
+
+    def _sendall(self, data: bytes | memoryview) -> None:
+        # An eventlet socket's sendall is three Python calls deep before its
+        # system call. The socket under it never blocks: try it first, and
+        # leave to eventlet only what it could not take (it waits for the
+        # socket, within its time-out, as it always did).
+        raw = self.raw
+        if raw is not None:
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self.sock.sendall(data)
 
     def _flush(self) -> None:
         self.flush_scheduled = False

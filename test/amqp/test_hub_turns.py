@@ -99,3 +99,23 @@ def test_a_failed_send_fails_later_writes(pair):
         writer(b"lost")
     with pytest.raises(OSError):
         writer(b"also lost")
+
+
+def test_a_write_larger_than_the_socket_takes_goes_out_whole_as_the_peer_reads(pair):
+    # The raw socket takes what fits; eventlet's sendall waits for the rest.
+    ours, broker = pair
+    writer = _CoalescingWriter(SimpleNamespace(sock=ours))
+    assert writer.raw is ours.fd
+    data = bytes(range(256)) * 16384  # 4 MiB, more than a socket pair buffers
+    got = bytearray()
+
+    def read_all():
+        broker.setblocking(True)
+        while len(got) < len(data):
+            got.extend(broker.recv(65536))
+
+    reader = eventlet.spawn(read_all)
+    eventlet.sleep(0)
+    writer(data)
+    reader.wait()
+    assert bytes(got) == data
