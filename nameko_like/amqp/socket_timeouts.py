@@ -27,7 +27,7 @@ class ReadTimeout:
     eight, and reads and writes wait exactly as long as they did.
     """
 
-    __slots__ = ("active", "base", "transport", "wanted")
+    __slots__ = ("active", "applied", "base", "transport", "wanted")
 
     def __init__(self, transport: TCPTransport) -> None:
         self.transport = transport
@@ -35,6 +35,8 @@ class ReadTimeout:
         self.base: float | None = transport.sock.gettimeout()
         self.wanted: float | None = None
         self.active = False
+        #: the timeout the socket has (set by apply only, from here on)
+        self.applied = self.base
 
     def __call__(self, timeout: float | None) -> ReadTimeout:
         self.wanted = timeout
@@ -56,11 +58,15 @@ class ReadTimeout:
         """Give ``sock`` the timeout of the scope it is used in, before it waits.
 
         Inside a ``having_timeout`` scope, the scope's; outside, the
-        socket's own. Only a change costs a system call.
+        socket's own. Only a change costs a system call. The timeout last
+        set is remembered rather than asked of the socket (an eventlet
+        socket's ``gettimeout`` is a Python call, four per RPC call): once
+        tuned, only this object sets the transport's socket time-out.
         """
         timeout = self.wanted if self.active else self.base
-        if sock.gettimeout() != timeout:
+        if self.applied != timeout:
             sock.settimeout(timeout)
+            self.applied = timeout
 
 
 class ScopedWriter:

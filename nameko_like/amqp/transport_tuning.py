@@ -30,6 +30,7 @@ from amqp.transport import TCPTransport
 from kombu import Connection
 
 from nameko_like._eventlet import eventlet
+from nameko_like.amqp.hub_turns import turns_of
 from nameko_like.amqp.socket_timeouts import ReadTimeout, ScopedWriter
 from nameko_like.amqp.socket_watch import SocketWatch
 
@@ -149,46 +150,47 @@ class _CoalescingWriter:
     The first write of a turn goes straight out (a lone reply should not
     wait); writes made after it in the same turn, or while a send is
     blocked, are held and leave together when the writing greenthread
-    yields.
+    yields. A turn ends when the hub waits for I/O (see
+    :mod:`~nameko_like.amqp.hub_turns`).
     """
 
-    __slots__ = ("busy", "error", "flush_scheduled", "os_lock", "pending", "sending", "sock",
-                 "timeouts", "turn_over")
+    __slots__ = ("error", "flush_scheduled", "os_lock", "pending", "raw", "sending", "sock",
+                 "timeouts", "turn", "turns")
 
     def __init__(self, transport: TCPTransport, timeouts: ReadTimeout | None = None) -> None:
         self.sock = transport.sock
+        #: the eventlet socket's own (non-blocking) socket, tried first (see
+        #: _sendall); a plain TCP socket: only TCPTransport connections are tuned
+        self.raw = (self.sock.fd if isinstance(self.sock, GreenSocket)
+                    and not self.sock.act_non_blocking else None)
         self.timeouts = timeouts
         #: a real lock: the heartbeat OS thread writes between our frames
         self.os_lock = _os_threading.Lock()
         self.pending: list[bytes] = []
-        self.busy = False
         self.sending = False
-        self.turn_over = False
         self.flush_scheduled = False
         self.error: OSError | None = None
+        #: the hub's turns, and the one whose first write was sent (-1: none yet)
+        self.turns = turns_of(eventlet.hubs.get_hub())
+        self.turn = -1
 
     def __call__(self, data: bytes | memoryview) -> None:
         if self.error is not None:
             raise self.error
         if self.timeouts is not None:
             self.timeouts.apply(self.sock)
-        if self.busy:
+        turn = self.turns.count
+        if self.turn == turn or self.sending or self.flush_scheduled:
             # py-amqp hands over a view of a buffer it reuses for the next
             # frame: keep a copy, not the view
             self.pending.append(bytes(data))
             if not self.flush_scheduled:
-                # scheduled after this turn's end (below): it runs once the
-                # writer yields, in the same turn of the hub as that end
+                # runs once the writer yields (after this turn's other
+                # greenthreads), or next turn
                 self.flush_scheduled = True
                 eventlet.spawn_n(self._flush)
             return
-        self.busy = True
-        self.turn_over = False
-        # A hub timer, not a greenthread: most turns write one frame and
-        # have nothing to flush, and a greenthread per turn costs a greenlet,
-        # two switches and (Python >= 3.11) an mmap'd frame stack. Only a
-        # turn that queued frames gets a greenthread to send them (above).
-        eventlet.hubs.get_hub().schedule_call_global(0, self._end_turn_in_hub)
+        self.turn = turn
         self._send(data)
 
     def _send(self, first: bytes | memoryview | None) -> None:
@@ -199,25 +201,32 @@ class _CoalescingWriter:
         try:
             if first is not None:
                 with self.os_lock:
-                    self.sock.sendall(first)
+                    self._sendall(first)
             while self.pending:
                 pending, self.pending = self.pending, []
                 with self.os_lock:
-                    self.sock.sendall(pending[0] if len(pending) == 1 else b"".join(pending))
+                    self._sendall(pending[0] if len(pending) == 1 else b"".join(pending))
         except OSError as exc:
             self._fail(exc)
             raise
         finally:
             self.sending = False
-        if self.turn_over:
-            self.busy = False
 
-    def _end_turn_in_hub(self) -> None:
-        # Runs in the hub, which must never block: a batch to send has a
-        # greenthread of its own (_flush), which runs next.
-        self.turn_over = True
-        if not (self.sending or self.flush_scheduled):
-            self.busy = False
+    def _sendall(self, data: bytes | memoryview) -> None:
+        # An eventlet socket's sendall is three Python calls deep before its
+        # system call. The socket under it never blocks: try it first, and
+        # leave to eventlet only what it could not take (it waits for the
+        # socket, within its time-out, as it always did).
+        raw = self.raw
+        if raw is not None:
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self.sock.sendall(data)
 
     def _flush(self) -> None:
         self.flush_scheduled = False

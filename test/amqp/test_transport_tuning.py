@@ -69,3 +69,40 @@ def test_writes_outside_a_read_scope_block_as_the_socket_did(wired):
     writer(frame(b"publish"))
     assert transport.sock.gettimeout() is None
     assert broker.recv(100) == frame(b"publish")
+
+
+class _CountingSocket:
+    """A socket stand-in counting the time-outs set on it."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.set = []
+        self.asked = 0
+
+    def gettimeout(self):
+        self.asked += 1
+        return self.sock.gettimeout()
+
+    def settimeout(self, value):
+        self.set.append(value)
+        self.sock.settimeout(value)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_a_time_out_is_set_only_when_the_scope_wants_another(wired):
+    transport, reader, broker = wired
+    counting = transport.sock = _CountingSocket(transport.sock)
+    writer = ScopedWriter(transport, transport.having_timeout)
+    for _ in range(3):  # a plain client's calls: publish, then read the reply
+        writer(frame(b"publish"))
+        broker.sendall(frame(b"reply"))
+        with transport.having_timeout(30):
+            assert reader.read_frame() == (1, 1, b"reply")
+    # set for each read and put back for each write, never re-set in between,
+    # and never asked of the socket (an eventlet socket's gettimeout is Python)
+    assert counting.set == [30, None] * 2 + [30]
+    assert counting.asked == 0
+    assert counting.gettimeout() == 30
+    assert broker.recv(1000) == frame(b"publish") * 3
