@@ -92,6 +92,16 @@ def _producer_base(exchange: str, routing_key: str) -> tuple[str, Attributes]:
         {}, "send", "publish", destination, routing_key)
 
 
+def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
+    """Name and attributes of the PRODUCER span of one publish."""
+    name, base = _producer_base(exchange, routing_key)
+    if not correlation_id:
+        return name, base  # the SDK copies what it keeps: the cached dict stays as it is
+    attributes = base.copy()
+    attributes["messaging.message.conversation_id"] = correlation_id
+    return name, attributes
+
+
 @lru_cache(maxsize=1024)
 def _consumer_base(service: str, method: str, exchange: str, routing_key: str,
                    queue: str) -> tuple[str, Attributes]:
@@ -101,24 +111,26 @@ def _consumer_base(service: str, method: str, exchange: str, routing_key: str,
         attributes, "process", "process", destination, routing_key)
 
 
-def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
-    """Name and attributes of the PRODUCER span of one publish."""
-    name, base = _producer_base(exchange, routing_key)
-    attributes = base.copy()  # the cached one stays as it is
-    if correlation_id:
-        attributes["messaging.message.conversation_id"] = correlation_id
-    return name, attributes
+def consumer_start(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
+    """Name and starting attributes of the CONSUMER span of the worker processing ``message``.
 
-
-def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
-    """Name and attributes of the CONSUMER span of the worker processing ``message``."""
+    Only what is the same for every message to this entrypoint and
+    destination (the attributes a sampler may look at, per the messaging
+    conventions): built once and shared, so the dict must not be changed
+    (the SDK copies what it keeps). What is particular to one message is
+    :func:`consumer_message`'s, added only to a span that records.
+    """
     info: Mapping[str, Any] = message.delivery_info or {}
-    name, base = _consumer_base(
+    return _consumer_base(
         worker_ctx.container.service_name, worker_ctx.entrypoint.method_name or "",
         info.get("exchange") or "", info.get("routing_key") or "", _queue_name(worker_ctx))
-    attributes = base.copy()  # the cached one stays as it is
-    attributes["nameko.call_id"] = worker_ctx.call_id
-    tag = info.get("delivery_tag")
+
+
+def consumer_message(worker_ctx: WorkerContext, message: Any) -> Attributes:
+    """The CONSUMER span's attributes particular to this worker and message:
+    call id, delivery tag, correlation and message ids, body size."""
+    attributes: Attributes = {"nameko.call_id": worker_ctx.call_id}
+    tag = (message.delivery_info or {}).get("delivery_tag")
     if isinstance(tag, int):
         attributes["messaging.rabbitmq.message.delivery_tag"] = tag
     properties: Mapping[str, Any] = getattr(message, "properties", None) or {}
@@ -128,7 +140,7 @@ def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
     body = getattr(message, "body", None)
     if isinstance(body, (bytes, bytearray)):
         attributes["messaging.message.body.size"] = len(body)
-    return name, attributes
+    return attributes
 
 
 def worker(worker_ctx: WorkerContext) -> tuple[str, SpanKind, Attributes]:
