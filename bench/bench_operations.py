@@ -115,14 +115,19 @@ def tracing_available() -> bool:
 def set_sampling(ratio: float | None) -> None:
     """Every span recorded, or the production choice: ParentBased(TraceIdRatioBased(ratio)).
 
-    The provider hands its sampler to the tracers it makes, and tracing
-    gets its tracer when it is switched on (each variant): so spans meet
-    the sampler itself, as in production, not a switching wrapper.
+    The provider hands its sampler to the tracers it makes, and keeps one
+    tracer per instrumentation scope: nameko_like's made by an earlier
+    variant is handed out again, so its sampler is set too. Spans meet the
+    sampler itself, as in production, not a switching wrapper.
     """
     from opentelemetry.sdk.trace import sampling
 
-    PROVIDER.sampler = (sampling.ALWAYS_ON if ratio is None else
-                        sampling.ParentBased(sampling.TraceIdRatioBased(ratio)))
+    from nameko_like import __version__
+
+    sampler = (sampling.ALWAYS_ON if ratio is None else
+               sampling.ParentBased(sampling.TraceIdRatioBased(ratio)))
+    PROVIDER.sampler = sampler
+    PROVIDER.get_tracer("nameko_like", __version__).sampler = sampler
 
 
 def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
