@@ -116,7 +116,7 @@ class _Family(Generic[_ChildT]):
         return child
 
     def _series(self) -> list[tuple[dict[str, str], _ChildT]]:
-        return [(dict(zip(self.labelnames, key)), child)
+        return [(dict(zip(self.labelnames, key, strict=True)), child)
                 for key, child in list(self._children.items())]
 
     def describe(self) -> list[Metric]:
@@ -184,6 +184,11 @@ class HistogramFamily(_Family[_Buckets]):
         if not bounds or bounds[-1] != float("inf"):
             bounds.append(float("inf"))
         self.bounds = tuple(bounds)
+        from prometheus_client.utils import floatToGoString
+
+        #: the ``le`` label of each bucket, written as prometheus-client writes it
+        self._le: tuple[str, ...] = tuple(
+            floatToGoString(bound) for bound in bounds)  # type: ignore[no-untyped-call]
 
     def _new_child(self) -> _Buckets:
         return _Buckets(self.bounds)
@@ -196,18 +201,15 @@ class HistogramFamily(_Family[_Buckets]):
     def collect(self) -> Iterator[Metric]:
         """Yield the family: cumulative ``_bucket`` samples, ``_count``, ``_sum``
         (and ``_created``) per series."""
-        from prometheus_client.utils import floatToGoString
-
         family = self._family()
         created = created_samples_enabled()
         for labels, child in self._series():
             with _LOCK:  # one consistent snapshot: count and sum of the same observations
                 counts, total = list(child.counts), child.sum
             cumulative = 0
-            for bound, count in zip(self.bounds, counts):
+            for le, count in zip(self._le, counts, strict=True):
                 cumulative += count
-                family.add_sample(self.name + "_bucket", {**labels, "le": floatToGoString(bound)},
-                                  cumulative)
+                family.add_sample(self.name + "_bucket", {**labels, "le": le}, cumulative)
             family.add_sample(self.name + "_count", labels, cumulative)
             family.add_sample(self.name + "_sum", labels, total)
             if created:
