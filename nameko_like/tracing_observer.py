@@ -90,12 +90,9 @@ class TracingObserver(instrumentation.Observer):
         if (type(headers) is dict or isinstance(headers, Mapping)) and hasattr(
                 origin, "delivery_info"):
             parent = extract_from_headers(headers)
-            name, attributes = tracing_spans.consumer_start(worker_ctx, origin)
+            # the message's own attributes are built only if the span keeps them
+            name, attributes = tracing_spans.consumer(worker_ctx, origin)
             span = self.tracer.start_span(name, parent, SpanKind.CONSUMER, attributes)
-            if span.is_recording():
-                # what differs message to message is built only for a span
-                # that keeps it: most are dropped where sampling is on
-                span.set_attributes(tracing_spans.consumer_message(worker_ctx, origin))
             self._workers[worker_ctx] = _WorkerSpan(
                 span, trace.set_span_in_context(span, parent), owned=True)
         else:

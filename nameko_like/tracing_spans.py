@@ -11,7 +11,7 @@ queue left out when it is the routing key). HTTP: a SERVER span
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -111,19 +111,50 @@ def _consumer_base(service: str, method: str, exchange: str, routing_key: str,
         attributes, "process", "process", destination, routing_key)
 
 
-def consumer_start(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
-    """Name and starting attributes of the CONSUMER span of the worker processing ``message``.
-
-    Only what is the same for every message to this entrypoint and
-    destination (the attributes a sampler may look at, per the messaging
-    conventions): built once and shared, so the dict must not be changed
-    (the SDK copies what it keeps). What is particular to one message is
-    :func:`consumer_message`'s, added only to a span that records.
-    """
+def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, ConsumerAttributes]:
+    """Name and attributes of the CONSUMER span of the worker processing ``message``."""
     info: Mapping[str, Any] = message.delivery_info or {}
-    return _consumer_base(
+    name, base = _consumer_base(
         worker_ctx.container.service_name, worker_ctx.entrypoint.method_name or "",
         info.get("exchange") or "", info.get("routing_key") or "", _queue_name(worker_ctx))
+    return name, ConsumerAttributes(base, worker_ctx, message)
+
+
+class ConsumerAttributes(Mapping[str, AttributeValue]):
+    """A CONSUMER span's attributes, those particular to its message built when first read.
+
+    The SDK reads the attributes a span starts with only to keep them (and
+    a sampler only if it looks at them): most spans are dropped where
+    sampling is on, and their message attributes (call id, delivery tag,
+    ids, body size) are then never built. A span that records reads them
+    all at its start, as if they were a dict.
+    """
+
+    __slots__ = ("_all", "_base", "_message", "_worker_ctx")
+
+    def __init__(self, base: Attributes, worker_ctx: WorkerContext, message: Any) -> None:
+        self._base = base  # shared by the entrypoint's spans: never changed
+        self._worker_ctx = worker_ctx
+        self._message = message
+        self._all: Attributes | None = None
+
+    def _built(self) -> Attributes:
+        if self._all is None:
+            self._all = {**self._base, **consumer_message(self._worker_ctx, self._message)}
+        return self._all
+
+    def __getitem__(self, key: str) -> AttributeValue:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def items(self) -> ItemsView[str, AttributeValue]:
+        """The attributes' items (the dict's own view: what the SDK iterates)."""
+        return self._built().items()
 
 
 def consumer_message(worker_ctx: WorkerContext, message: Any) -> Attributes:
