@@ -22,17 +22,30 @@ context injected and extracted) is a cost any instrumentation pays. To tell
 it from ours, ``--spans`` times, without a broker, what tracing adds to one
 round trip (the hooks, driven as the framework drives them, SDK included)
 beside the SDK alone making an equivalent span pair: the same names, kinds,
-attributes and propagation. Usage::
+attributes and propagation.
+
+``--callgrind N`` counts instructions instead (``valgrind --tool=callgrind``,
+which the neighbours of a shared machine do not disturb): each variant runs
+in a process of its own under valgrind, whose counters are zeroed after the
+warm-up and dumped after ``N`` sequential calls (``bench_zone``); reported
+is the count per round trip, client and service together. ``--before DIR``
+adds the same variants run on the nameko_like of another checkout (e.g. a
+``git worktree`` of main), in the same run. ``--sampled RATIO`` sets the
+sampling ratio of the ``both`` sampled variant (default 0.1). Usage::
 
     python bench/bench_operations.py [--rounds 5] [--calls 2000]
+    python bench/bench_operations.py --callgrind 500 [--before /tmp/main] [--only off,both]
     python bench/bench_operations.py --spans [--repeat 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +55,12 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# --tree (the --callgrind child measuring another checkout): that
+# checkout's nameko_like, found before this one's
+if "--tree" in sys.argv:
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
+
+import bench_zone  # noqa: E402 - beside this file
 
 from nameko_like._eventlet import eventlet
 
@@ -96,20 +115,26 @@ def tracing_available() -> bool:
 def set_sampling(ratio: float | None) -> None:
     """Every span recorded, or the production choice: ParentBased(TraceIdRatioBased(ratio)).
 
-    The provider hands its sampler to the tracers it makes, and tracing
-    gets its tracer when it is switched on (each variant): so spans meet
-    the sampler itself, as in production, not a switching wrapper.
+    The provider hands its sampler to the tracers it makes, and keeps one
+    tracer per instrumentation scope: nameko_like's made by an earlier
+    variant is handed out again, so its sampler is set too. Spans meet the
+    sampler itself, as in production, not a switching wrapper.
     """
     from opentelemetry.sdk.trace import sampling
 
-    PROVIDER.sampler = (sampling.ALWAYS_ON if ratio is None else
-                        sampling.ParentBased(sampling.TraceIdRatioBased(ratio)))
+    from nameko_like import __version__
+
+    sampler = (sampling.ALWAYS_ON if ratio is None else
+               sampling.ParentBased(sampling.TraceIdRatioBased(ratio)))
+    PROVIDER.sampler = sampler
+    PROVIDER.get_tracer("nameko_like", __version__).sampler = sampler
 
 
 def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
     """Start the service with ``extra`` config, make ``calls`` sequential calls.
 
     Returns (calls per second, CPU microseconds of this process per call).
+    Under ``--callgrind`` the calls are the zone whose instructions count.
     """
     extra = dict(extra)
     sampled = extra.pop("sampled", None)
@@ -122,11 +147,13 @@ def run_variant(vhost: str, extra: dict, calls: int) -> tuple[float, float]:
         with ClusterRpcProxy(config, timeout=10) as cluster:
             for _ in range(200):  # warm-up
                 cluster.pinged.ping()
+            bench_zone.measure_start()
             started, cpu_started = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 cluster.pinged.ping()
             elapsed = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
+            bench_zone.measure_stop()
     finally:
         container.stop()
         if extra.get("TRACING"):
@@ -226,6 +253,65 @@ def span_pair_costs(repeat: int, number: int = 20_000) -> tuple[float, float]:
     return hooks, best(bare_pair)
 
 
+def variants_to_run(sampled: float) -> dict[str, dict]:
+    """The variants by name: the config each adds (``sampled``: the sampling ratio)."""
+    variants: dict[str, dict] = {"off": {}, "metrics": {"METRICS_ADDRESS": "127.0.0.1:0"}}
+    if tracing_available():
+        variants["tracing"] = {"TRACING": True}
+        variants["both"] = {"METRICS_ADDRESS": "127.0.0.1:0", "TRACING": True}
+        # what production runs: 1 trace in 10 (say) kept, the others not recorded
+        variants[f"both {sampled:.0%}"] = {"METRICS_ADDRESS": "127.0.0.1:0", "TRACING": True,
+                                           "sampled": sampled}
+    return variants
+
+
+def callgrind_child(variant: str, calls: int, sampled: float) -> int:
+    """Run one variant in this process, which runs under valgrind (``--child``)."""
+    vhost = make_vhost()
+    try:
+        run_variant(vhost, variants_to_run(sampled)[variant], calls)
+    finally:
+        requests.delete(f"{API}/vhosts/{vhost}", timeout=10)
+    return 0
+
+
+def callgrind_instructions(variant: str, calls: int, sampled: float, tree: str | None) -> float:
+    """Instructions per round trip of ``variant`` (on the nameko_like of ``tree``, if given)."""
+    with tempfile.TemporaryDirectory(prefix="bench-ops-cg-") as out_dir:
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg",
+                   sys.executable, __file__, "--child", variant, "--calls", str(calls),
+                   "--sampled", str(sampled), *(["--tree", tree] if tree else [])]
+        subprocess.run(command, check=True, capture_output=True, timeout=1800,
+                       env={**os.environ, "BENCH_CALLGRIND_PID": "self"})
+        for line in Path(out_dir, "cg.1").read_text().splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1]) / calls
+    raise RuntimeError(f"no totals in the dump of {variant}")
+
+
+def callgrind_table(calls: int, sampled: float, before: str | None, only: list[str]) -> int:
+    """Print instructions per round trip of each variant (and of ``before``'s)."""
+    names = [name for name in variants_to_run(sampled) if not only or name in only]
+    trees: dict[str, str | None] = {"after": None}
+    if before:
+        trees = {"before": before, **trees}
+    counts: dict[str, dict[str, float]] = {tree: {} for tree in trees}
+    for name in names:  # interleaved: the trees' runs of a variant side by side
+        for label, tree in trees.items():
+            counts[label][name] = callgrind_instructions(name, calls, sampled, tree)
+            print(f"{label:6} {name:9} {counts[label][name] / 1e6:.3f} M", flush=True)
+    print(f"\ninstructions per sequential RPC round trip ({calls} calls, callgrind):")
+    print(f"  {'variant':9}" + "".join(f"  {label:>16}" for label in trees))
+    for name in names:
+        cells = []
+        for label in trees:
+            off = counts[label].get("off")
+            ratio = f" {counts[label][name] / off:.3f}x" if off else ""
+            cells.append(f"  {counts[label][name] / 1e6:8.3f} M{ratio:7}")
+        print(f"  {name:9}" + "".join(cells))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -233,7 +319,23 @@ def main() -> int:
     parser.add_argument("--spans", action="store_true",
                         help="tracing's hooks vs the SDK's bare span pair, no broker")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--sampled", type=float, default=0.1,
+                        help="sampling ratio of the sampled variant (default 0.1)")
+    parser.add_argument("--callgrind", type=int, metavar="N", default=0,
+                        help="count instructions per round trip over N calls per variant")
+    parser.add_argument("--before", metavar="DIR",
+                        help="with --callgrind: also measure the nameko_like of checkout DIR")
+    parser.add_argument("--only", default="",
+                        help="with --callgrind: comma-separated variants to run")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.child:
+        return callgrind_child(args.child, args.calls, args.sampled)
+    if args.callgrind:
+        return callgrind_table(args.callgrind, args.sampled, args.before,
+                               [name for name in args.only.split(",") if name])
 
     if args.spans:
         if not tracing_available():
@@ -244,13 +346,7 @@ def main() -> int:
               f"pair {bare:.1f} us, ours beyond the SDK {hooks - bare:.1f} us")
         return 0
 
-    variants = {"off": {}, "metrics": {"METRICS_ADDRESS": "127.0.0.1:0"}}
-    if tracing_available():
-        variants["tracing"] = {"TRACING": True}
-        variants["both"] = {"METRICS_ADDRESS": "127.0.0.1:0", "TRACING": True}
-        # what production runs: 1 trace in 10 kept, the others not recorded
-        variants["both 10%"] = {"METRICS_ADDRESS": "127.0.0.1:0", "TRACING": True,
-                                "sampled": 0.1}
+    variants = variants_to_run(args.sampled)
     vhost = make_vhost()
     rates: dict[str, list[float]] = {name: [] for name in variants}
     cpus: dict[str, list[float]] = {name: [] for name in variants}

@@ -190,7 +190,12 @@ def publishing(exchange: str, routing_key: str, headers: dict[str, Any],
         with (instrumentation.publishing(exchange, key, headers)
               if instrumentation.observers else instrumentation.UNOBSERVED):
             publisher.publish(body, headers=headers, ...)
+
+    With observers that watch no publish (metrics alone) it returns
+    :data:`UNOBSERVED` too.
     """
+    if "message_publishing" not in _dispatch and "message_published" not in _dispatch:
+        return UNOBSERVED
     return _Publishing(exchange, routing_key, headers, correlation_id)
 
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from nameko_like import instrumentation
 from nameko_like.exceptions import ConfigurationError
+from nameko_like.metrics_series import CounterFamily, GaugeFamily, HistogramFamily
 
 try:
-    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
     from prometheus_client.core import GaugeMetricFamily
 except ImportError:  # pragma: no cover - checked by require_prometheus_client
     prometheus_client_missing = True
@@ -106,13 +107,18 @@ class Metrics(instrumentation.Observer):
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         entry = ["service", "method", "entrypoint"]
-        self.calls = Counter(f"{PREFIX}_entrypoint_calls", "Entrypoint calls by outcome",
-                             [*entry, "outcome"], registry=reg)
-        self.duration = Histogram(f"{PREFIX}_entrypoint_duration_seconds",
-                                  "Time a worker ran, set-up and teardown included", entry,
-                                  buckets=DURATION_BUCKETS, registry=reg)
-        self.in_flight = Gauge(f"{PREFIX}_entrypoint_in_flight", "Workers running now", entry,
-                               registry=reg)
+        # updated on every call: nameko_like's own series (metrics_series),
+        # registered in the same order as the others
+        self.calls = CounterFamily(f"{PREFIX}_entrypoint_calls", "Entrypoint calls by outcome",
+                                   [*entry, "outcome"])
+        reg.register(self.calls)
+        self.duration = HistogramFamily(f"{PREFIX}_entrypoint_duration_seconds",
+                                        "Time a worker ran, set-up and teardown included",
+                                        entry, DURATION_BUCKETS)
+        reg.register(self.duration)
+        self.in_flight = GaugeFamily(f"{PREFIX}_entrypoint_in_flight", "Workers running now",
+                                     entry)
+        reg.register(self.in_flight)
         self.dead_lettered = Counter(f"{PREFIX}_messages_dead_lettered",
                                      "Messages moved to the service's dead-letter queue",
                                      ["service"], registry=reg)
@@ -125,18 +131,22 @@ class Metrics(instrumentation.Observer):
         self.filtered = Counter(f"{PREFIX}_events_filtered",
                                 "Events acknowledged unhandled by a payload_filter",
                                 ["service", "method"], registry=reg)
-        self.confirm_latency = Histogram(f"{PREFIX}_publish_confirm_latency_seconds",
-                                         "Time from writing a publish to the broker's confirm",
-                                         buckets=CONFIRM_BUCKETS, registry=reg)
+        self.confirm_latency = HistogramFamily(
+            f"{PREFIX}_publish_confirm_latency_seconds",
+            "Time from writing a publish to the broker's confirm", [], CONFIRM_BUCKETS)
+        reg.register(self.confirm_latency)
+        self._confirms = self.confirm_latency.labels()  # unlabelled: exposed from the start
         self.reconnects = Counter(f"{PREFIX}_broker_reconnects",
                                   "Connections to the broker re-established after a loss",
                                   ["role"], registry=reg)
         target = ["target_service", "target_method"]
-        self.rpc_calls = Counter(f"{PREFIX}_rpc_client_calls", "RPC requests sent", target,
-                                 registry=reg)
-        self.rpc_duration = Histogram(f"{PREFIX}_rpc_client_duration_seconds",
-                                      "Time from sending an RPC request to its reply", target,
-                                      buckets=DURATION_BUCKETS, registry=reg)
+        self.rpc_calls = CounterFamily(f"{PREFIX}_rpc_client_calls", "RPC requests sent",
+                                       target)
+        reg.register(self.rpc_calls)
+        self.rpc_duration = HistogramFamily(f"{PREFIX}_rpc_client_duration_seconds",
+                                            "Time from sending an RPC request to its reply",
+                                            target, DURATION_BUCKETS)
+        reg.register(self.rpc_duration)
         self.rpc_timeouts = Counter(f"{PREFIX}_rpc_client_timeouts",
                                     "RPC calls that got no reply within their timeout", target,
                                     registry=reg)
@@ -144,12 +154,13 @@ class Metrics(instrumentation.Observer):
                                   "RPC calls that failed without a reply (unknown service, "
                                   "connection lost)", target, registry=reg)
         http = ["service", "route", "method"]
-        self.http_requests = Counter(f"{PREFIX}_http_requests", "HTTP requests answered",
-                                     [*http, "status"], registry=reg)
-        self.http_duration = Histogram(f"{PREFIX}_http_request_duration_seconds",
-                                       "Time to answer an HTTP request (body streaming "
-                                       "excluded)", http, buckets=DURATION_BUCKETS,
-                                       registry=reg)
+        self.http_requests = CounterFamily(f"{PREFIX}_http_requests", "HTTP requests answered",
+                                           [*http, "status"])
+        reg.register(self.http_requests)
+        self.http_duration = HistogramFamily(f"{PREFIX}_http_request_duration_seconds",
+                                             "Time to answer an HTTP request (body streaming "
+                                             "excluded)", http, DURATION_BUCKETS)
+        reg.register(self.http_duration)
         self.health_check = Gauge(f"{PREFIX}_health_check_ok",
                                   "1 while a service's health check passes, 0 while degraded",
                                   ["service", "check"], registry=reg)
@@ -160,6 +171,8 @@ class Metrics(instrumentation.Observer):
         self._children: dict[object, tuple[dict[str, Any], Any, Any]] = {}
         # and per RPC target: (calls sent, round-trip histogram)
         self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # and per route and status: (requests answered, duration histogram)
+        self._http_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
     def _rpc_target(self, service_name: str, method_name: str) -> tuple[Any, Any]:
         key = (service_name, method_name)
@@ -231,7 +244,7 @@ class Metrics(instrumentation.Observer):
 
     def publish_confirmed(self, latency: float) -> None:
         """Observe a confirm's latency."""
-        self.confirm_latency.observe(latency)
+        self._confirms.observe(latency)
 
     def broker_reconnected(self, role: str) -> None:
         """Count a reconnect."""
@@ -240,5 +253,11 @@ class Metrics(instrumentation.Observer):
     def http_request_done(self, service_name: str, route: str, method: str, status: int,
                           duration: float) -> None:
         """Count the request by route template and status; observe its duration."""
-        self.http_requests.labels(service_name, route, method, str(status)).inc()
-        self.http_duration.labels(service_name, route, method).observe(duration)
+        key = (service_name, route, method, status)
+        children = self._http_children.get(key)
+        if children is None:  # bounded: route templates, methods and statuses come from code
+            children = (self.http_requests.labels(service_name, route, method, str(status)),
+                        self.http_duration.labels(service_name, route, method))
+            self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(duration)

@@ -86,8 +86,11 @@ class TracingObserver(instrumentation.Observer):
         current in this (the request's) greenthread.
         """
         headers = getattr(origin, "headers", None)
-        if hasattr(origin, "delivery_info") and isinstance(headers, Mapping):
+        # type() first: headers are a dict but for the odd custom message
+        if (type(headers) is dict or isinstance(headers, Mapping)) and hasattr(
+                origin, "delivery_info"):
             parent = extract_from_headers(headers)
+            # the message's own attributes are built only if the span keeps them
             name, attributes = tracing_spans.consumer(worker_ctx, origin)
             span = self.tracer.start_span(name, parent, SpanKind.CONSUMER, attributes)
             self._workers[worker_ctx] = _WorkerSpan(

@@ -11,7 +11,7 @@ queue left out when it is the routing key). HTTP: a SERVER span
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,16 @@ def _producer_base(exchange: str, routing_key: str) -> tuple[str, Attributes]:
         {}, "send", "publish", destination, routing_key)
 
 
+def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
+    """Name and attributes of the PRODUCER span of one publish."""
+    name, base = _producer_base(exchange, routing_key)
+    if not correlation_id:
+        return name, base  # the SDK copies what it keeps: the cached dict stays as it is
+    attributes = base.copy()
+    attributes["messaging.message.conversation_id"] = correlation_id
+    return name, attributes
+
+
 @lru_cache(maxsize=1024)
 def _consumer_base(service: str, method: str, exchange: str, routing_key: str,
                    queue: str) -> tuple[str, Attributes]:
@@ -101,24 +111,57 @@ def _consumer_base(service: str, method: str, exchange: str, routing_key: str,
         attributes, "process", "process", destination, routing_key)
 
 
-def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
-    """Name and attributes of the PRODUCER span of one publish."""
-    name, base = _producer_base(exchange, routing_key)
-    attributes = base.copy()  # the cached one stays as it is
-    if correlation_id:
-        attributes["messaging.message.conversation_id"] = correlation_id
-    return name, attributes
-
-
-def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
+def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, ConsumerAttributes]:
     """Name and attributes of the CONSUMER span of the worker processing ``message``."""
     info: Mapping[str, Any] = message.delivery_info or {}
     name, base = _consumer_base(
         worker_ctx.container.service_name, worker_ctx.entrypoint.method_name or "",
         info.get("exchange") or "", info.get("routing_key") or "", _queue_name(worker_ctx))
-    attributes = base.copy()  # the cached one stays as it is
-    attributes["nameko.call_id"] = worker_ctx.call_id
-    tag = info.get("delivery_tag")
+    return name, ConsumerAttributes(base, worker_ctx, message)
+
+
+class ConsumerAttributes(Mapping[str, AttributeValue]):
+    """A CONSUMER span's attributes, those particular to its message built when first read.
+
+    The SDK reads the attributes a span starts with only to keep them (and
+    a sampler only if it looks at them): most spans are dropped where
+    sampling is on, and their message attributes (call id, delivery tag,
+    ids, body size) are then never built. A span that records reads them
+    all at its start, as if they were a dict.
+    """
+
+    __slots__ = ("_all", "_base", "_message", "_worker_ctx")
+
+    def __init__(self, base: Attributes, worker_ctx: WorkerContext, message: Any) -> None:
+        self._base = base  # shared by the entrypoint's spans: never changed
+        self._worker_ctx = worker_ctx
+        self._message = message
+        self._all: Attributes | None = None
+
+    def _built(self) -> Attributes:
+        if self._all is None:
+            self._all = {**self._base, **consumer_message(self._worker_ctx, self._message)}
+        return self._all
+
+    def __getitem__(self, key: str) -> AttributeValue:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def items(self) -> ItemsView[str, AttributeValue]:
+        """The attributes' items (the dict's own view: what the SDK iterates)."""
+        return self._built().items()
+
+
+def consumer_message(worker_ctx: WorkerContext, message: Any) -> Attributes:
+    """The CONSUMER span's attributes particular to this worker and message:
+    call id, delivery tag, correlation and message ids, body size."""
+    attributes: Attributes = {"nameko.call_id": worker_ctx.call_id}
+    tag = (message.delivery_info or {}).get("delivery_tag")
     if isinstance(tag, int):
         attributes["messaging.rabbitmq.message.delivery_tag"] = tag
     properties: Mapping[str, Any] = getattr(message, "properties", None) or {}
@@ -128,7 +171,7 @@ def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, Attributes]:
     body = getattr(message, "body", None)
     if isinstance(body, (bytes, bytearray)):
         attributes["messaging.message.body.size"] = len(body)
-    return name, attributes
+    return attributes
 
 
 def worker(worker_ctx: WorkerContext) -> tuple[str, SpanKind, Attributes]:

@@ -96,3 +96,21 @@ def test_observed_tells_which_hooks_an_observer_overrides(registered):
     assert instrumentation.observed("publish_confirmed")
     instrumentation.unregister(confirms)
     assert instrumentation.observed("publish_confirmed") is before
+
+
+def test_publishing_costs_nothing_when_no_observer_watches_publishes(registered):
+    if instrumentation.observed("message_publishing") or instrumentation.observed(
+            "message_published"):
+        pytest.skip("an observer registered by an earlier test watches publishes")
+
+    class Counts(instrumentation.Observer):
+        def rpc_call_sent(self, service_name, method_name):
+            pass
+
+    registered(Counts())  # as metrics: observers, none of them watching publishes
+    assert instrumentation.publishing("orders", "placed", {}) is instrumentation.UNOBSERVED
+    recorder = registered(Recorder())
+    with instrumentation.publishing("orders", "placed", {}):
+        pass
+    assert recorder.seen == [("publishing", "orders", "placed", None),
+                             ("published", "orders", "placed", None)]

@@ -15,11 +15,13 @@ import amqp
 import pytest
 import requests
 from kombu import Exchange, Queue
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode, format_trace_id
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags, format_trace_id
 
 from nameko_like import tracing
 from nameko_like._eventlet import eventlet
@@ -443,3 +445,104 @@ def test_health_check_methods_start_no_trace(spans: Spans, container_factory: An
     # the probes ran the check three times, as workers, and made no span
     assert sorted(span.name for span in spans.all()) == [
         "process nameko-rpc:checked.ping:rpc-checked", "publish nameko-rpc:checked.ping"]
+
+
+# -- sampling --------------------------------------------------------------------------
+
+
+class _SeenBySampler(Sampler):
+    """Samples every span (as ALWAYS_ON does), noting what each start showed it."""
+
+    def __init__(self) -> None:
+        self.starts: dict[str, dict[str, Any]] = {}
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Any = None,
+                      links: Any = None, trace_state: Any = None) -> SamplingResult:
+        self.starts[name] = dict(attributes or {})
+        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links,
+                                       trace_state)
+
+    def get_description(self) -> str:
+        return "SeenBySampler"
+
+
+CHECK_IN = "process nameko-rpc:airports.check:rpc-airports"
+
+
+@pytest.fixture
+def sampler(spans: Spans) -> Iterator[_SeenBySampler]:
+    """The sampler of nameko_like's tracer for one test."""
+    from nameko_like import __version__
+
+    # the provider keeps one tracer per instrumentation scope: nameko_like's
+    tracer = trace.get_tracer("nameko_like", __version__)
+    assert isinstance(tracer, Tracer)
+    kept, seen = tracer.sampler, _SeenBySampler()
+    tracer.sampler = seen
+    try:
+        yield seen
+    finally:
+        tracer.sampler = kept
+
+
+def test_a_sampler_sees_every_attribute_of_a_consumer_span_and_each_span_its_own(
+        sampler: _SeenBySampler, spans: Spans, container_factory: Any,
+        rabbit_config: dict[str, Any]) -> None:
+    from nameko_like.standalone.rpc import ServiceRpcProxy
+
+    container = container_factory(Airports, rabbit_config)
+    container.start()
+    with ServiceRpcProxy("airports", rabbit_config, timeout=10) as airports:
+        airports.check("LHR")
+        first = dict(sampler.starts[CHECK_IN])
+        airports.check("CDG")
+    spans.wait_for(CHECK_IN)
+
+    # built when read (a dropped span's never are), the message's own
+    # attributes are there for a sampler that looks
+    static = {
+        "messaging.system": "rabbitmq", "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": "nameko-rpc:airports.check:rpc-airports",
+        "messaging.rabbitmq.destination.routing_key": "airports.check",
+        "nameko.service": "airports", "nameko.entrypoint": "check",
+    }
+    processed = [span for span in spans.all() if span.name == CHECK_IN]
+    assert len(processed) == 2
+    call_ids = set()
+    for span in processed:
+        assert span.attributes is not None
+        attributes = dict(span.attributes)
+        call_ids.add(attributes.pop("nameko.call_id"))
+        assert isinstance(attributes.pop("messaging.rabbitmq.message.delivery_tag"), int)
+        assert isinstance(attributes.pop("messaging.message.conversation_id"), str)
+        assert attributes == {**static, "messaging.message.body.size": len(
+            b'{"args": ["LHR"], "kwargs": {}}')}
+    assert len(call_ids) == 2  # each span its own, the shared start untouched
+    assert first == dict(processed[0].attributes or {})
+    assert sampler.starts[CHECK_IN] == dict(processed[1].attributes or {})
+
+
+def test_an_unsampled_trace_records_nothing_and_carries_on_unsampled(
+        spans: Spans, container_factory: Any, rabbit_config: dict[str, Any]) -> None:
+    from nameko_like.standalone.rpc import ServiceRpcProxy
+
+    for service in (Trips, Airports, Notifier):
+        container_factory(service, rabbit_config).start()
+    # the caller's trace, which its sampler dropped (the default sampler
+    # follows the parent's decision)
+    caller = trace.NonRecordingSpan(SpanContext(
+        0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT)))
+    token = otel_context.attach(trace.set_span_in_context(caller))
+    try:
+        with ServiceRpcProxy("trips", rabbit_config, timeout=10) as trips:
+            seen = trips.book(3)
+    finally:
+        otel_context.detach(token)
+    # the workers ran in the caller's trace, their spans not recorded
+    trace_id = format_trace_id(caller.get_span_context().trace_id)
+    assert seen == {"trips": trace_id, "airports": trace_id}
+    eventlet.sleep(0.3)  # the event's handler, a span if it were recorded
+    assert spans.all() == []
