@@ -166,8 +166,10 @@ def send_publish(channel: amqp.Channel, message: amqp.Message, exchange: str, ro
     catch ``connection.blocked``; here a reader greenthread owns reads. Its
     ``send_method`` also encodes the method's arguments and makes a promise
     nobody waits on, on every publish: here the arguments are packed
-    directly (:func:`publish_args`), and the frames go to the connection's frame writer (which
-    holds py-amqp's write lock) directly.
+    directly (:func:`publish_args`), and the frames are written in one piece
+    by :func:`write_method`, without py-amqp's frame writer and its lock: on
+    a connection the tuned writer does not serialise (TLS), the caller must
+    hold its own write lock (every caller here does).
     """
     write_method(channel, spec.Basic.Publish, publish_args(exchange, routing_key, mandatory),
                  message)

@@ -5,15 +5,17 @@ a turn of the hub at once and holds the frames written after it in the same
 turn. It used to learn that a turn was over from a hub timer scheduled on
 every first write: a ``Timer`` made, queued and fired per write (two per RPC
 call in a service), and a due timer makes the hub poll once more, with a
-zero time-out, before it sleeps. Counting the hub's waits for I/O costs one
-Python call per turn instead, however many writes the turn makes.
+zero time-out, before it sleeps. Counting the hub's turns costs one Python
+call per turn instead, however many writes the turn makes.
 
-This relies on eventlet's internals: ``BaseHub.run`` calls ``self.wait``
-once per turn of its loop (after firing the due timers), looked up on the
-instance, so an instance attribute takes its place. If a later eventlet stops
+This relies on eventlet's internals: both the default hub's ``run`` and the
+asyncio hub's call ``self.fire_timers`` once per turn of their loop, looked
+up on the instance, so an instance attribute takes its place. (``wait`` is
+not such a point: the asyncio hub never calls it.) If a later eventlet stops
 calling it, the count stands still: every write after a hub's first is then
 held and sent by a greenthread of its own (correct, only slower), and
-``test/amqp/test_hub_turns.py`` fails, saying so.
+``test/amqp/test_hub_turns.py`` fails, saying so; the asyncio-hub tier runs
+that test on the asyncio hub too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ _ATTRIBUTE = "_nameko_like_turns"
 
 
 class HubTurns:
-    """How many times a hub has waited for I/O: a turn ends at each wait."""
+    """How many turns a hub's loop has begun: a turn ends when the next fires its timers."""
 
     __slots__ = ("count",)
 
@@ -41,12 +43,12 @@ def turns_of(hub: Any) -> HubTurns:
     if turns is not None:
         return turns
     counter = HubTurns()
-    original_wait = hub.wait
+    original_fire_timers = hub.fire_timers
 
-    def wait(*args: Any, **kwargs: Any) -> Any:
+    def fire_timers(*args: Any, **kwargs: Any) -> Any:
         counter.count += 1
-        return original_wait(*args, **kwargs)
+        return original_fire_timers(*args, **kwargs)
 
-    hub.wait = wait
+    hub.fire_timers = fire_timers
     setattr(hub, _ATTRIBUTE, counter)
     return counter

@@ -1,7 +1,7 @@
-"""Writes batched per turn of eventlet's hub, the turn counted at the hub's waits.
+"""Writes batched per turn of eventlet's hub, the turn counted where the hub fires its timers.
 
 Real green socket pairs and eventlet's real hub: the counter relies on how
-the hub's loop calls ``wait`` (see :mod:`nameko_like.amqp.hub_turns`), so
+the hub's loop calls ``fire_timers`` (see :mod:`nameko_like.amqp.hub_turns`), so
 these fail if a new eventlet stops doing so.
 """
 
@@ -41,7 +41,7 @@ def test_each_turn_of_the_hub_is_counted_once():
     assert turns_of(eventlet.hubs.get_hub()) is turns  # installed once per hub
     before = turns.count
     eventlet.sleep(0)
-    # If this fails, eventlet's hub no longer calls self.wait once per turn:
+    # If this fails, eventlet's hub no longer calls self.fire_timers once per turn:
     # nameko_like.amqp.hub_turns needs another way to see a turn end.
     assert turns.count == before + 1
     eventlet.sleep(0)
