@@ -92,13 +92,15 @@ class WholeResponse(Response):
             self.status = status  # werkzeug's setter checks and formats it
             if len(_status_lines) < 1000:  # codes come from code, but stay bounded
                 _status_lines[status] = self._status, self._status_code
-        self._header_list = [("Content-Type", _default_content_type(self.default_mimetype)),
-                             ("Content-Length", str(len(body)))]
+        length = ("Content-Length", str(len(body)))
+        content_type = _default_content_type(self.default_mimetype)
+        self._header_list = (
+            [("Content-Type", content_type), length] if content_type is not None else [length])
         self.direct_passthrough = direct_passthrough
         self._on_close = []
         self.response = [body]
 
-    @property  # type: ignore[override]
+    @property
     def headers(self) -> Headers:
         """The response headers (a werkzeug ``Headers``, made on first use)."""
         headers = self._headers
