@@ -58,7 +58,8 @@ def unique_id() -> str:
 
 def new_call_id() -> str:
     """Return a fresh, unique id for one call (tests patch it to get predictable ids)."""
-    return unique_id()
+    # unique_id's fast path inline (one call less per worker)
+    return next(_ids, None) or unique_id()
 
 
 class WorkerContext:

@@ -24,12 +24,17 @@ __all__ = ["WorkerGreenlet", "caller_of", "run_in_child_greenlet"]
 
 
 class WorkerGreenlet(_greenlet.greenlet):  # type: ignore[misc]  # untyped, via eventlet
-    """A worker's greenlet, run by (and returning to) the greenthread in ``caller``."""
+    """A worker's greenlet, run by (and returning to) the greenthread in ``caller``.
 
-    def __init__(self, run: Callable[[], object], caller: Any) -> None:
-        super().__init__(run, caller)
-        #: the greenthread waiting for this worker (parent changes: see below)
-        self.caller = caller
+    Built as a greenlet is, ``WorkerGreenlet(run, parent)``; whoever makes
+    one sets ``caller`` (no ``__init__`` of ours: one is made per request).
+    """
+
+    # a slot: no instance dict made per request
+    __slots__ = ("caller",)
+
+    #: the greenthread waiting for this worker (its parent changes: see below)
+    caller: Any
 
 
 def caller_of(current: Any) -> Any:
@@ -54,9 +59,12 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
         finally:
             # eventlet's hub makes itself the parent of a greenlet that
             # blocks: give the caller back so the worker's end resumes it.
-            child.parent = child.caller
+            if child.parent is not caller:
+                child.parent = caller
 
-    child = WorkerGreenlet(body, _greenlet.getcurrent())
+    caller = _greenlet.getcurrent()
+    child = WorkerGreenlet(body, caller)
+    child.caller = caller
     registry[key] = child
     try:
         ended = child.switch()

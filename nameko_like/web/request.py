@@ -83,7 +83,9 @@ class RoutedRequest(Request):
                  shallow: bool = False) -> None:
         # what werkzeug's __init__ sets, less the attributes above
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
-        self.path = "/" + wsgi_decoded(environ.get("PATH_INFO") or "").lstrip("/")
+        # wsgi_decoded, inline: this runs per request
+        self.path = "/" + (environ.get("PATH_INFO") or "").encode("latin1").decode(
+            errors="replace").lstrip("/")
         self.environ = environ
         self.shallow = shallow
         if populate_request and not shallow:

@@ -71,34 +71,32 @@ class WholeResponse(Response):
             body_type = type(response)
             if ((body_type is bytes or body_type is str) and type(self) is WholeResponse
                     and (status is None or type(status) is int)):
-                self._build(response if body_type is bytes else response.encode(),
-                            200 if status is None else status, direct_passthrough)
+                # What werkzeug's __init__ sets, set directly. _status,
+                # _status_code and _on_close are werkzeug's private names:
+                # test_response.py compares every public view of such a
+                # response with werkzeug's, so a werkzeug that renames them
+                # fails there loudly.
+                body = response if body_type is bytes else response.encode()
+                code = 200 if status is None else status
+                try:
+                    self._status, self._status_code = _status_lines[code]
+                except KeyError:
+                    self.status = code  # werkzeug's setter checks and formats it
+                    if len(_status_lines) < 1000:  # codes come from code; stay bounded
+                        _status_lines[code] = self._status, self._status_code
+                length = ("Content-Length", str(len(body)))
+                mimetype = self.default_mimetype
+                content_type = _content_types.get(mimetype) or _default_content_type(mimetype)
+                self._header_list = (
+                    [("Content-Type", content_type), length] if content_type is not None
+                    else [length])
+                self.direct_passthrough = direct_passthrough
+                self._on_close = []
+                self.response = [body]
                 return
             content_type = _default_content_type(self.default_mimetype)
         super().__init__(response, status=status, headers=headers, mimetype=mimetype,
                          content_type=content_type, direct_passthrough=direct_passthrough)
-
-    def _build(self, body: bytes, status: int, direct_passthrough: bool) -> None:
-        """Set what werkzeug's ``__init__`` would for ``body`` and ``status``.
-
-        The attributes are werkzeug's own (``_status``, ``_status_code`` and
-        ``_on_close`` are private): test_response.py compares every public
-        view of such a response with werkzeug's, so a werkzeug that renames
-        them fails there loudly.
-        """
-        try:
-            self._status, self._status_code = _status_lines[status]
-        except KeyError:
-            self.status = status  # werkzeug's setter checks and formats it
-            if len(_status_lines) < 1000:  # codes come from code, but stay bounded
-                _status_lines[status] = self._status, self._status_code
-        length = ("Content-Length", str(len(body)))
-        content_type = _default_content_type(self.default_mimetype)
-        self._header_list = (
-            [("Content-Type", content_type), length] if content_type is not None else [length])
-        self.direct_passthrough = direct_passthrough
-        self._on_close = []
-        self.response = [body]
 
     @property
     def headers(self) -> Headers:
@@ -118,28 +116,33 @@ class WholeResponse(Response):
                  start_response: StartResponse) -> Iterable[bytes]:
         """Answer as werkzeug does; in one step for a body of bytes with its length."""
         body = self.response
-        status = self.status_code
         if (type(body) is list and len(body) == 1 and type(body[0]) is bytes
-                and not self._on_close and status >= 200 and status not in (204, 304)
-                and environ["REQUEST_METHOD"] != "HEAD"):
+                and not self._on_close and environ["REQUEST_METHOD"] != "HEAD"):
             headers = self._header_list
             if headers is not None:
-                # Never made into Headers, so never changed: our own two
-                # headers (a copy: start_response may add to its list).
-                start_response(self.status, list(headers))
-                return body
-            headers = self.headers.to_wsgi_list()
-            has_length = False
-            for name, _ in headers:
-                lowered = name.lower()
-                if lowered in _REWRITTEN:
-                    break
-                if lowered == "content-length":
-                    has_length = True
-            else:
-                if has_length:
-                    # What werkzeug's path would send: these headers (no
-                    # rewriting needed) and this body, nothing to close.
-                    start_response(self.status, headers)
+                # Built by __init__ above, headers never made into Headers
+                # (so never changed): our own two (a copy: start_response
+                # may add to its list). The status is werkzeug's, as set by
+                # __init__ or its setter since.
+                status = self._status_code
+                if status >= 200 and status != 204 and status != 304:
+                    start_response(self._status, list(headers))
                     return body
+                return super().__call__(environ, start_response)
+            status = self.status_code
+            if status >= 200 and status != 204 and status != 304:
+                headers = self.headers.to_wsgi_list()
+                has_length = False
+                for name, _ in headers:
+                    lowered = name.lower()
+                    if lowered in _REWRITTEN:
+                        break
+                    if lowered == "content-length":
+                        has_length = True
+                else:
+                    if has_length:
+                        # What werkzeug's path would send: these headers (no
+                        # rewriting needed) and this body, nothing to close.
+                        start_response(self.status, headers)
+                        return body
         return super().__call__(environ, start_response)

@@ -77,6 +77,7 @@ def test_changes_after_construction_are_sent():
     (("caf\u00e9",), {"status": 404}),
     ((b"",), {"status": 500}),
     (("odd",), {"status": 599}),
+    (("zero",), {"status": 0}),
     (("",), {"status": 204}),
 ])
 def test_built_from_a_body_it_looks_like_werkzeugs(args, kwargs):
