@@ -41,6 +41,26 @@ def _server_of(environ: WSGIEnvironment) -> tuple[str, int | None] | None:
     return name, port
 
 
+#: Methods already in upper case (what werkzeug's ``method`` makes of any).
+_UPPER_CASE_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"))
+
+#: ``path`` per raw ``PATH_INFO`` (decoding is string work done per request
+#: otherwise). Bounded: a client requesting endless distinct URLs only
+#: restarts it.
+_paths: dict[str, str] = {}
+_PATHS_KEPT = 1024
+
+
+def _path_of(raw: str) -> str:
+    """werkzeug's ``path`` for ``PATH_INFO`` ``raw``, remembered."""
+    path = "/" + wsgi_decoded(raw).lstrip("/")
+    if len(_paths) >= _PATHS_KEPT:
+        _paths.clear()
+    _paths[raw] = path
+    return path
+
+
 class _FromEnviron(Generic[_T]):
     """An attribute computed from the request's environ on first read.
 
@@ -82,10 +102,10 @@ class RoutedRequest(Request):
     def __init__(self, environ: WSGIEnvironment, populate_request: bool = True,
                  shallow: bool = False) -> None:
         # what werkzeug's __init__ sets, less the attributes above
-        self.method = environ.get("REQUEST_METHOD", "GET").upper()
-        # wsgi_decoded, inline: this runs per request
-        self.path = "/" + (environ.get("PATH_INFO") or "").encode("latin1").decode(
-            errors="replace").lstrip("/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        self.method = method if method in _UPPER_CASE_METHODS else method.upper()
+        raw_path = environ.get("PATH_INFO") or ""
+        self.path = _paths.get(raw_path) or _path_of(raw_path)
         self.environ = environ
         self.shallow = shallow
         if populate_request and not shallow:

@@ -59,3 +59,14 @@ def test_an_attribute_read_once_is_kept():
     request = RoutedRequest(create_environ("/", "http://h/"))
     headers = request.headers
     assert request.headers is headers
+
+
+@pytest.mark.parametrize("method, raw_path", [
+    ("get", "/ping"), ("GET", "//x/caf\xc3\xa9"), ("Patch", ""), ("POST", "/bad-\xff"),
+])
+def test_method_and_path_are_werkzeugs_the_second_time_too(method, raw_path):
+    for _ in range(2):  # the path of a raw PATH_INFO is remembered
+        environ = create_environ("/", "http://h/", method=method)
+        environ["PATH_INFO"] = raw_path
+        ours, theirs = RoutedRequest(dict(environ)), Request(dict(environ))
+        assert (ours.method, ours.path) == (theirs.method, theirs.path)
