@@ -11,10 +11,12 @@ others computed the same way from the environ on first read, then kept.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from werkzeug.datastructures import EnvironHeaders
+from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
+from werkzeug.wsgi import get_input_stream
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -110,3 +112,22 @@ class RoutedRequest(Request):
         self.shallow = shallow
         if populate_request and not shallow:
             environ["werkzeug.request"] = self
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        """The body stream, as werkzeug's ``Request.stream`` gives it.
+
+        A server that ends the input itself (``wsgi.input_terminated``, as
+        nameko_like's engine does) with no ``max_content_length`` set on the
+        request class: werkzeug hands ``wsgi.input`` over unwrapped, after
+        parsing ``Content-Length`` for nothing; so does this, without that.
+        """
+        environ = self.environ
+        if self.shallow:
+            raise RuntimeError("this request was created with shallow=True: "
+                               "reading its input stream is disabled")
+        max_length = self.max_content_length
+        if max_length is None and "wsgi.input_terminated" in environ:
+            stream: IO[bytes] = environ["wsgi.input"]
+            return stream
+        return get_input_stream(environ, max_content_length=max_length)

@@ -70,3 +70,37 @@ def test_method_and_path_are_werkzeugs_the_second_time_too(method, raw_path):
         environ["PATH_INFO"] = raw_path
         ours, theirs = RoutedRequest(dict(environ)), Request(dict(environ))
         assert (ours.method, ours.path) == (theirs.method, theirs.path)
+
+
+class _Limited(RoutedRequest):
+    max_content_length = 4
+
+
+class _WerkzeugLimited(Request):
+    max_content_length = 4
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+@pytest.mark.parametrize("ours_cls, theirs_cls", [(RoutedRequest, Request),
+                                                  (_Limited, _WerkzeugLimited)])
+def test_the_body_stream_is_werkzeugs(terminated, ours_cls, theirs_cls):
+    def environ():
+        built = create_environ("/", "http://h/", method="POST", data=b"body!")
+        if terminated:
+            built["wsgi.input_terminated"] = True
+        return built
+
+    def outcome(request_cls):
+        request = request_cls(environ())
+        try:
+            return request.get_data(), type(request.stream).__name__
+        except Exception as exc:  # noqa: BLE001 - the error is the outcome
+            return type(exc).__name__
+
+    assert outcome(ours_cls) == outcome(theirs_cls)
+
+
+def test_a_shallow_request_has_no_stream():
+    request = RoutedRequest(create_environ("/", "http://h/", data=b"x"), shallow=True)
+    with pytest.raises(RuntimeError):
+        request.stream  # noqa: B018 - reading it raises
