@@ -335,7 +335,8 @@ class ServiceContainer:
         """Check the call, take a worker slot (waiting for one) and make the worker's context."""
         if self._being_killed:
             raise ContainerBeingKilled()
-        args = tuple(args)
+        if type(args) is not tuple:
+            args = tuple(args)
         entrypoint.check_signature(args, kwargs)
         service = self.service_cls()
         worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)

@@ -38,11 +38,32 @@ def _forget_random_block() -> None:
 os.register_at_fork(after_in_child=_forget_random_block)
 
 
+#: An id's characters: ``x`` the next of its 32 hex digits, ``4`` the version
+#: (in place of digit 12), ``-`` itself.
+_ID_LAYOUT = "xxxxxxxx-xxxx-4xxx-xxxx-xxxxxxxxxxxx"
+
+
 def _ids_of(block: bytes) -> list[str]:
-    """The uuid4-shaped ids of a random block, 16 bytes each, in order."""
-    digits = block.hex()
-    return [f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{d[16:20]}-{d[20:32]}"
-            for d in (digits[at:at + 32] for at in range(0, len(digits), 32))]
+    """The uuid4-shaped ids of a random block, 16 bytes each, in order.
+
+    Formatted column by column (each character position of every id at
+    once, by strided slice assignment) rather than id by id: an f-string of
+    five slices costs more than the rest of an id's worker.
+    """
+    digits = block.hex().encode("ascii")
+    count = len(block) // 16
+    width = len(_ID_LAYOUT) + 1  # each id and a newline
+    text = bytearray(count * width)
+    digit = 0
+    for position, char in enumerate(_ID_LAYOUT):
+        if char == "x":
+            text[position::width] = digits[digit::32]
+        else:
+            text[position::width] = char.encode("ascii") * count
+        if char != "-":
+            digit += 1
+    text[width - 1::width] = b"\n" * count
+    return text.decode("ascii").split()
 
 
 def unique_id() -> str:
@@ -58,7 +79,8 @@ def unique_id() -> str:
 
 def new_call_id() -> str:
     """Return a fresh, unique id for one call (tests patch it to get predictable ids)."""
-    return unique_id()
+    # unique_id's fast path inline (one call less per worker)
+    return next(_ids, None) or unique_id()
 
 
 class WorkerContext:

@@ -24,17 +24,38 @@ __all__ = ["WorkerGreenlet", "caller_of", "run_in_child_greenlet"]
 
 
 class WorkerGreenlet(_greenlet.greenlet):  # type: ignore[misc]  # untyped, via eventlet
-    """A worker's greenlet, run by (and returning to) the greenthread in ``caller``."""
+    """A worker's greenlet, run by (and returning to) the greenthread in ``caller``.
 
-    def __init__(self, run: Callable[[], object], caller: Any) -> None:
-        super().__init__(run, caller)
-        #: the greenthread waiting for this worker (parent changes: see below)
-        self.caller = caller
+    Built as a greenlet is, ``WorkerGreenlet(run, parent)``; whoever makes
+    one sets ``caller`` and ``finished`` (no ``__init__`` of ours: one is
+    made per request).
+    """
+
+    # slots: no instance dict made per request
+    __slots__ = ("caller", "finished")
+
+    #: the greenthread waiting for this worker (its parent changes: see below)
+    caller: Any
+    #: whether the worker's function has returned or raised (a flag is
+    #: cheaper to read than the greenlet's ``dead``)
+    finished: bool
 
 
 def caller_of(current: Any) -> Any:
     """The greenthread ``current`` works for: its caller if a worker greenlet, else itself."""
     return current.caller if isinstance(current, WorkerGreenlet) else current
+
+
+def _run_child(child: WorkerGreenlet, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+    """The body of a worker greenlet (given its arguments by its first switch)."""
+    try:
+        fn(*args)
+    finally:
+        child.finished = True
+        # eventlet's hub makes itself the parent of a greenlet that
+        # blocks: give the caller back so the worker's end resumes it.
+        if child.parent is not child.caller:
+            child.parent = child.caller
 
 
 def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
@@ -48,21 +69,18 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
     (its greenthread killed, a timeout of its own) kills the worker first.
     Exceptions ``fn`` lets out propagate to the caller.
     """
-    def body() -> None:
-        try:
-            fn(*args)
-        finally:
-            # eventlet's hub makes itself the parent of a greenlet that
-            # blocks: give the caller back so the worker's end resumes it.
-            child.parent = child.caller
-
-    child = WorkerGreenlet(body, _greenlet.getcurrent())
+    caller = _greenlet.getcurrent()
+    child = WorkerGreenlet(_run_child, caller)
+    child.caller = caller
+    child.finished = False
     registry[key] = child
     try:
-        ended = child.switch()
-        while not child.dead:
+        # Started at once: nothing can kill it before its body runs, so
+        # its ``finished`` is always set when it ends.
+        ended = child.switch(child, fn, args)
+        while not child.finished:
             # a stray wake-up of the caller: the worker's end switches to it
-            ended = eventlet.hubs.get_hub().switch()
+            ended = _get_hub().switch()
     except BaseException:
         if not child.dead:
             # the worker goes with its caller, tearing down as it goes
@@ -73,7 +91,11 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
         # timeout the worker armed and never cancelled must reach the hub
         # (which reports it), as a spawned worker's would, not the caller,
         # by then serving the connection's next request.
-        if child.dead:
-            child.parent = eventlet.hubs.get_hub().greenlet
-    if isinstance(ended, _greenlet.GreenletExit):
+        if child.finished:
+            child.parent = _get_hub().greenlet
+    if isinstance(ended, _GREENLET_EXIT):
         raise ended
+
+
+_GREENLET_EXIT = _greenlet.GreenletExit
+_get_hub = eventlet.hubs.get_hub

@@ -36,8 +36,59 @@ def run_worker(container: ServiceContainer, worker_ctx: WorkerContext,
     ``is_async``: the service method is an ``async def``, awaited on the
     hub's loop, and gets the awaitable variants of its dependencies.
     """
+    # One function (not a wrapper around the life cycle): it runs per call.
     try:
-        _run_worker_lifecycle(container, worker_ctx, handle_result, is_async, worker_done)
+        entrypoint = worker_ctx.entrypoint
+        dependencies = container.dependencies
+        # read once: a worker's started and finished hooks always pair up
+        observing = instrumentation.observers
+        started_at = 0.0
+        if observing:
+            started_at = time.perf_counter()
+            instrumentation.emit("worker_started", worker_ctx)
+        outcome = instrumentation.ERROR
+        try:
+            method = getattr(worker_ctx.service, entrypoint.method_name)
+            if dependencies:
+                _inject_dependencies(dependencies, worker_ctx, is_async)
+                for provider in dependencies:
+                    provider.worker_setup(worker_ctx)
+
+            result: Any = None  # whatever the service method returns
+            exc_info: ExcInfo | None = None
+            try:
+                if is_async:
+                    result = asyncio_support.run_coroutine(
+                        method(*worker_ctx.args, **worker_ctx.kwargs))
+                else:
+                    result = method(*worker_ctx.args, **worker_ctx.kwargs)
+                outcome = instrumentation.OK
+            except Exception as exc:  # noqa: BLE001 - the worker's outcome, passed on
+                exc_info = exc_info_of(exc)
+                if isinstance(exc, entrypoint.expected_exceptions or ()):
+                    outcome = instrumentation.EXPECTED_ERROR
+                    _log.warning("(expected) %s raised %r", worker_ctx.call_id, exc)
+                else:
+                    _log.exception("error handling worker %s", worker_ctx.call_id)
+
+            if handle_result is not None:
+                result, exc_info = handle_result(worker_ctx, result, exc_info)
+
+            for provider in dependencies:
+                _run_after_hook(container, provider, "worker_result", worker_ctx,
+                                partial(provider.worker_result, worker_ctx, result, exc_info))
+        finally:
+            try:
+                for provider in dependencies:
+                    _run_after_hook(container, provider, "worker_teardown", worker_ctx,
+                                    partial(provider.worker_teardown, worker_ctx))
+            finally:
+                worker_done(worker_ctx)
+                if worker_ctx._teardown_callbacks is not None:
+                    worker_ctx.run_teardown_callbacks()
+                if observing:
+                    instrumentation.emit("worker_finished", worker_ctx, outcome,
+                                         time.perf_counter() - started_at)
     except Exception as exc:  # noqa: BLE001 - kills the container, logged
         # An error outside the service method before its outcome is
         # settled (worker_setup, a result handler) leaves the service in
@@ -48,60 +99,6 @@ def run_worker(container: ServiceContainer, worker_ctx: WorkerContext,
         # kill() kills every worker thread, this one included: do it
         # from a thread of its own so it runs to the end.
         eventlet.spawn_n(container.kill, exc_info_of(exc))
-
-
-def _run_worker_lifecycle(container: ServiceContainer, worker_ctx: WorkerContext,
-                          handle_result: ResultHandler | None, is_async: bool,
-                          worker_done: Callable[[WorkerContext], None]) -> None:
-    entrypoint = worker_ctx.entrypoint
-    dependencies = container.dependencies
-    # read once: a worker's started and finished hooks always pair up
-    observing = instrumentation.observers
-    started_at = 0.0
-    if observing:
-        started_at = time.perf_counter()
-        instrumentation.emit("worker_started", worker_ctx)
-    outcome = instrumentation.ERROR
-    try:
-        method = getattr(worker_ctx.service, entrypoint.method_name)
-        _inject_dependencies(dependencies, worker_ctx, is_async)
-        for provider in dependencies:
-            provider.worker_setup(worker_ctx)
-
-        result: Any = None  # whatever the service method returns
-        exc_info: ExcInfo | None = None
-        try:
-            if is_async:
-                result = asyncio_support.run_coroutine(
-                    method(*worker_ctx.args, **worker_ctx.kwargs))
-            else:
-                result = method(*worker_ctx.args, **worker_ctx.kwargs)
-            outcome = instrumentation.OK
-        except Exception as exc:  # noqa: BLE001 - the worker's outcome, passed on
-            exc_info = exc_info_of(exc)
-            if isinstance(exc, entrypoint.expected_exceptions or ()):
-                outcome = instrumentation.EXPECTED_ERROR
-                _log.warning("(expected) %s raised %r", worker_ctx.call_id, exc)
-            else:
-                _log.exception("error handling worker %s", worker_ctx.call_id)
-
-        if handle_result is not None:
-            result, exc_info = handle_result(worker_ctx, result, exc_info)
-
-        for provider in dependencies:
-            _run_after_hook(container, provider, "worker_result", worker_ctx,
-                            partial(provider.worker_result, worker_ctx, result, exc_info))
-    finally:
-        try:
-            for provider in dependencies:
-                _run_after_hook(container, provider, "worker_teardown", worker_ctx,
-                                partial(provider.worker_teardown, worker_ctx))
-        finally:
-            worker_done(worker_ctx)
-            worker_ctx.run_teardown_callbacks()
-            if observing:
-                instrumentation.emit("worker_finished", worker_ctx, outcome,
-                                     time.perf_counter() - started_at)
 
 
 def _run_after_hook(container: ServiceContainer, provider: DependencyProvider, hook: str,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import Map, Rule
@@ -77,18 +77,25 @@ def _announce(request: Request, worker_ctx: WorkerContext) -> None:
 
 
 class _Outcome:
-    """A worker's outcome for a request whose greenthread ran the worker itself."""
+    """A worker's outcome for a request whose greenthread ran the worker itself.
 
-    __slots__ = ("exc_info", "result", "sent")
+    Called in the worker as its result handler (what the default
+    ``handle_result`` does with its ``done``), or given ``send`` by an
+    overriding ``handle_result``. No ``__init__`` (one is made per
+    request): nothing sent, ``result`` is unset.
+    """
 
-    def __init__(self) -> None:
-        self.sent = False
-        self.result: Any = None
-        self.exc_info: ExcInfo | None = None
+    __slots__ = ("exc_info", "result")
+
+    def __call__(self, worker_ctx: WorkerContext, result: Any,
+                 exc_info: ExcInfo | None) -> tuple[Any, ExcInfo | None]:
+        """Keep the outcome and pass it on unchanged (a ``ResultHandler``)."""
+        self.result, self.exc_info = result, exc_info
+        return result, exc_info
 
     def send(self, result: Any, exc_info: ExcInfo | None = None) -> None:
         """Keep the outcome (what ``Event.send`` is given by ``handle_result``)."""
-        self.sent, self.result, self.exc_info = True, result, exc_info
+        self.result, self.exc_info = result, exc_info
 
     def wait(self) -> Any:
         """The result, or raise the worker's error.
@@ -96,12 +103,14 @@ class _Outcome:
         Nothing sent means the worker failed outside its method (in a
         ``worker_setup``, say), and the container is being killed for it.
         """
-        if not self.sent:
+        try:
+            exc_info = self.exc_info
+        except AttributeError:
             raise ContainerBeingKilled(
                 "the worker failed before its result was handled; the container is "
-                "being killed (see the log for the error)")
-        if self.exc_info is not None:
-            raise self.exc_info[1].with_traceback(self.exc_info[2])
+                "being killed (see the log for the error)") from None
+        if exc_info is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
         return self.result
 
 
@@ -190,8 +199,19 @@ class HttpRequestHandler(Entrypoint):
     def handle_request(self, request: Request) -> Response:
         """Run a worker for ``request`` and turn its outcome into a response."""
         try:
-            context_data = self.server.context_data_from_headers(request)
-            args, kwargs = self.get_entrypoint_parameters(request)
+            # The hooks below are called only when a subclass overrides
+            # them: the defaults' work is done inline (no call per request).
+            handler_cls = type(self)
+            server = self.server
+            context_data = (
+                None if type(server).context_data_from_headers is _NO_CONTEXT_DATA
+                else server.context_data_from_headers(request))
+            if handler_cls.get_entrypoint_parameters is _DEFAULT_PARAMETERS:
+                # set by the web server, as in Nameko; werkzeug's Request does not declare it
+                args: tuple[Any, ...] = (request,)
+                kwargs: dict[str, Any] = request.path_values  # type: ignore[attr-defined]
+            else:
+                args, kwargs = self.get_entrypoint_parameters(request)
             contract = contracts.contract_of(self)
             if contract is not None:
                 args, kwargs = contracts.http_arguments(contract, request, args, kwargs)
@@ -200,10 +220,11 @@ class HttpRequestHandler(Entrypoint):
                 # The request's greenthread would only wait for the worker:
                 # it switches to the worker directly (see run_worker_here).
                 outcome = _Outcome()
-                cast("ServiceContainer", container).run_worker_here(
-                    self, args, kwargs, context_data=context_data,
-                    handle_result=partial(self.handle_result, outcome),
-                    announce=partial(_announce, request) if instrumentation.observers else None,
+                container.run_worker_here(  # type: ignore[attr-defined]  # a ServiceContainer
+                    self, args, kwargs, context_data,
+                    outcome if handler_cls.handle_result is _DEFAULT_HANDLE_RESULT
+                    else partial(self.handle_result, outcome),
+                    partial(_announce, request) if instrumentation.observers else None,
                 )
                 result = outcome.wait()
             else:
@@ -236,6 +257,9 @@ class HttpRequestHandler(Entrypoint):
 
     def response_from_result(self, result: Any) -> Response:
         """Build the response for what the service method returned."""
+        result_type = type(result)
+        if result_type is str or result_type is bytes:  # the usual case, first
+            return WholeResponse(result)
         if isinstance(result, Response):
             return result
         headers = None
@@ -272,5 +296,9 @@ class HttpRequestHandler(Entrypoint):
         error = serialize(exc)
         return WholeResponse(f"Error: {error['exc_type']}: {error['value']}\n", status=status)
 
+
+_NO_CONTEXT_DATA = WebServer.context_data_from_headers
+_DEFAULT_PARAMETERS = HttpRequestHandler.get_entrypoint_parameters
+_DEFAULT_HANDLE_RESULT = HttpRequestHandler.handle_result
 
 http = HttpRequestHandler.decorator

@@ -18,6 +18,7 @@ from werkzeug.routing import RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko_like import instrumentation
+from nameko_like.web.request import RoutedRequest
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -125,7 +126,7 @@ class WsgiApp:
         if not self.server.accepting:
             response = _SERVICE_STOPPING
             return response(environ, start_response)
-        request = Request(environ, populate_request=False)
+        request = RoutedRequest(environ, populate_request=False)
         try:
             provider, values = self.match(request.path, request.method)
         except RequestRedirect:
