@@ -200,13 +200,17 @@ class HttpRequestHandler(Entrypoint):
         """Run a worker for ``request`` and turn its outcome into a response."""
         try:
             # The hooks below are called only when a subclass overrides
-            # them: the defaults' work is done inline (no call per request).
+            # them, or a test patched them on the instance: the defaults'
+            # work is done inline (no call per request).
             handler_cls = type(self)
+            patched = self.__dict__
             server = self.server
             context_data = (
                 None if type(server).context_data_from_headers is _NO_CONTEXT_DATA
+                and "context_data_from_headers" not in server.__dict__
                 else server.context_data_from_headers(request))
-            if handler_cls.get_entrypoint_parameters is _DEFAULT_PARAMETERS:
+            if (handler_cls.get_entrypoint_parameters is _DEFAULT_PARAMETERS
+                    and "get_entrypoint_parameters" not in patched):
                 # set by the web server, as in Nameko; werkzeug's Request does not declare it
                 args: tuple[Any, ...] = (request,)
                 kwargs: dict[str, Any] = request.path_values  # type: ignore[attr-defined]
@@ -223,6 +227,7 @@ class HttpRequestHandler(Entrypoint):
                 container.run_worker_here(  # type: ignore[attr-defined]  # a ServiceContainer
                     self, args, kwargs, context_data,
                     outcome if handler_cls.handle_result is _DEFAULT_HANDLE_RESULT
+                    and "handle_result" not in patched
                     else partial(self.handle_result, outcome),
                     partial(_announce, request) if instrumentation.observers else None,
                 )

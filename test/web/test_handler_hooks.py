@@ -6,11 +6,12 @@ server's ``context_data_from_headers`` must still be called.
 """
 
 import json
+from unittest import mock
 
 import pytest
 from werkzeug.wrappers import Response
 
-from nameko_like.web.handlers import HttpRequestHandler
+from nameko_like.web.handlers import HttpRequestHandler, http
 from nameko_like.web.server import WebServer
 
 
@@ -102,3 +103,42 @@ def test_an_error_response_can_be_changed_by_an_overridden_handle_request(
     assert response.text == "Error: ValueError: no\n"
     assert response.headers["X-Handled"] == "yes"
     assert RecordingHandler.results[-1][1] is None
+
+
+class PlainService:
+    name = "plain"
+
+    @http("GET", "/plain/<int:value>")
+    def plain(self, request, value):
+        return str(value)
+
+
+def test_hooks_patched_on_the_instance_are_called(container_factory, web_config, web_session):
+    # Tests often patch one handler's hooks (mock.patch.object) rather than
+    # subclass: the inline defaults must not skip them.
+    container = container_factory(PlainService, web_config)
+    container.start()
+    handler = next(ext for ext in container.entrypoints if isinstance(ext, HttpRequestHandler))
+    server = handler.server
+    seen = []
+
+    def parameters(request):
+        seen.append("parameters")
+        return (request,), {"value": request.path_values["value"] * 2}
+
+    def handle_result(done, worker_ctx, result, exc_info):
+        seen.append(("result", worker_ctx.data.get("who")))
+        done.send(result, exc_info)
+        return result, exc_info
+
+    def context_data(request):
+        seen.append("context")
+        return {"who": "patched"}
+
+    with mock.patch.object(handler, "get_entrypoint_parameters", parameters), \
+            mock.patch.object(handler, "handle_result", handle_result), \
+            mock.patch.object(server, "context_data_from_headers", context_data):
+        response = web_session.get("/plain/21")
+    assert response.text == "42"
+    assert seen == ["context", "parameters", ("result", "patched")]
+    assert web_session.get("/plain/21").text == "21"  # unpatched again
