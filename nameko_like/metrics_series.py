@@ -34,19 +34,28 @@ __all__ = ["CounterFamily", "GaugeFamily", "HistogramFamily", "created_samples_e
 
 #: One lock for every series: the real thread module's, never eventlet's
 #: green one (see the module docstring). Taken only around an update.
-_LOCK = eventlet.patcher.original("threading").Lock()
+#: Re-entrant: a finalizer run by the garbage collector while an update
+#: holds it may update a series too (it would hang a plain lock for good).
+_LOCK = eventlet.patcher.original("threading").RLock()
 
 
 def created_samples_enabled() -> bool:
     """Whether prometheus-client writes ``_created`` samples now.
 
-    Asked of prometheus-client itself (a throwaway counter's samples), so
     ``PROMETHEUS_DISABLE_CREATED_SERIES`` and ``disable_created_metrics()``
-    apply to these series as to its own. Called per scrape, not per update.
+    apply to these series as to prometheus-client's own. Read from the
+    switch those set (``prometheus_client.metrics._use_created``, private:
+    a probe counter would do without it, but in multiprocess mode every
+    counter made writes a file, and the probe would be exposed); should a
+    release drop it, a throwaway counter's samples tell. Called per
+    scrape, not per update.
     """
-    from prometheus_client import Counter
+    from prometheus_client import metrics
 
-    (family,) = Counter("nameko_like_probe", "probe", registry=None).collect()
+    switch = getattr(metrics, "_use_created", None)
+    if isinstance(switch, bool):
+        return switch
+    (family,) = metrics.Counter("nameko_like_probe", "probe", registry=None).collect()
     return any(sample.name.endswith("_created") for sample in family.samples)
 
 
@@ -83,6 +92,10 @@ class _Buckets:
 
     def observe(self, amount: float) -> None:
         """Count ``amount`` in the first bucket whose bound is at least ``amount``."""
+        if amount != amount:  # NaN: in no bucket but in the sum, as prometheus-client does
+            with _LOCK:
+                self.sum += amount
+            return
         index = bisect_left(self.bounds, amount)  # the last bound is +Inf
         with _LOCK:
             self.counts[index] += 1

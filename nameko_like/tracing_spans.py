@@ -11,7 +11,7 @@ queue left out when it is the routing key). HTTP: a SERVER span
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, MutableMapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -95,10 +95,12 @@ def _producer_base(exchange: str, routing_key: str) -> tuple[str, Attributes]:
 def producer(exchange: str, routing_key: str, correlation_id: str | None) -> tuple[str, Attributes]:
     """Name and attributes of the PRODUCER span of one publish."""
     name, base = _producer_base(exchange, routing_key)
-    if not correlation_id:
-        return name, base  # the SDK copies what it keeps: the cached dict stays as it is
+    # A copy even without a correlation id: a sampler may (wrongly, but
+    # harmlessly before) write into the attributes it is given; the cached
+    # dict must never carry that into other spans.
     attributes = base.copy()
-    attributes["messaging.message.conversation_id"] = correlation_id
+    if correlation_id:
+        attributes["messaging.message.conversation_id"] = correlation_id
     return name, attributes
 
 
@@ -120,7 +122,7 @@ def consumer(worker_ctx: WorkerContext, message: Any) -> tuple[str, ConsumerAttr
     return name, ConsumerAttributes(base, worker_ctx, message)
 
 
-class ConsumerAttributes(Mapping[str, AttributeValue]):
+class ConsumerAttributes(MutableMapping[str, AttributeValue]):
     """A CONSUMER span's attributes, those particular to its message built when first read.
 
     The SDK reads the attributes a span starts with only to keep them (and
@@ -155,6 +157,14 @@ class ConsumerAttributes(Mapping[str, AttributeValue]):
     def items(self) -> ItemsView[str, AttributeValue]:
         """The attributes' items (the dict's own view: what the SDK iterates)."""
         return self._built().items()
+
+    def __setitem__(self, key: str, value: AttributeValue) -> None:
+        # A sampler may write into the attributes it is given (the SDK types
+        # them read-only, but a plain dict allowed it): into this span's own.
+        self._built()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._built()[key]
 
 
 def consumer_message(worker_ctx: WorkerContext, message: Any) -> Attributes:

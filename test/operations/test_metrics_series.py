@@ -9,6 +9,7 @@ import prometheus_client
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from nameko_like import metrics_series
 from nameko_like.metrics_series import (
     CounterFamily,
     GaugeFamily,
@@ -110,3 +111,20 @@ def test_bucket_bounds_must_increase() -> None:
         HistogramFamily("t_seconds", "seconds", [], (1.0, 0.1))
     assert HistogramFamily("t_seconds", "seconds", [], (0.1, float("inf"))).bounds == (
         0.1, float("inf"))
+
+
+def test_a_nan_observation_is_counted_as_prometheus_client_counts_it() -> None:
+    theirs, ours = both(["service"])
+    for _registry, _counter, _gauge, histogram in (theirs, ours):
+        histogram.labels("svc").observe(0.2)
+        histogram.labels("svc").observe(float("nan"))  # in the sum, in no bucket
+    assert exposition(ours[0]) == exposition(theirs[0])
+
+
+def test_an_update_made_while_an_update_holds_the_lock_goes_through() -> None:
+    # What a finalizer run by the garbage collector in the middle of an
+    # update does; a non-reentrant lock would hang the process here.
+    calls = CounterFamily("t_calls", "calls", [])
+    with metrics_series._LOCK:
+        calls.labels().inc()
+    assert calls.labels().value == 1

@@ -8,6 +8,7 @@ every test starts from an empty exporter.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -546,3 +547,55 @@ def test_an_unsampled_trace_records_nothing_and_carries_on_unsampled(
     assert seen == {"trips": trace_id, "airports": trace_id}
     eventlet.sleep(0.3)  # the event's handler, a span if it were recorded
     assert spans.all() == []
+
+
+class _WritingSampler(_SeenBySampler):
+    """A sampler that writes into the attributes it is given (the SDK types
+    them read-only; a plain dict used to allow it, and some samplers do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Any = None,
+                      links: Any = None, trace_state: Any = None) -> SamplingResult:
+        self.calls += 1
+        if attributes is not None:
+            attributes[f"sampler.call.{self.calls}"] = self.calls
+        return super().should_sample(parent_context, trace_id, name, kind, attributes, links,
+                                     trace_state)
+
+
+def test_a_sampler_writing_into_attributes_touches_only_its_own_span(
+        spans: Spans, container_factory: Any, rabbit_config: dict[str, Any]) -> None:
+    from nameko_like import __version__
+    from nameko_like.standalone.rpc import ServiceRpcProxy
+
+    tracer = trace.get_tracer("nameko_like", __version__)
+    assert isinstance(tracer, Tracer)
+    kept, tracer.sampler = tracer.sampler, _WritingSampler()
+    handled.clear()
+    try:
+        for service in (Trips, Airports, Notifier):
+            container_factory(service, rabbit_config).start()
+        with ServiceRpcProxy("trips", rabbit_config, timeout=10) as trips:
+            trips.book(1)
+            trips.book(2)
+        event_out = "publish trips.events:trip_booked"
+        event_in = "process trips.events:trip_booked:evt-trips-trip_booked--notifier.handle"
+        check_in = "process nameko-rpc:airports.check:rpc-airports"
+        spans.wait_for(event_out, event_in, check_in)
+        deadline = time.monotonic() + 10
+        while len([s for s in spans.all() if s.name == event_in]) < 2:
+            assert time.monotonic() < deadline, "the second event's span never came"
+            eventlet.sleep(0.05)
+    finally:
+        tracer.sampler = kept
+    for name in (event_out, event_in, check_in):
+        for span in (s for s in spans.all() if s.name == name):
+            marks = [key for key in span.attributes or {} if key.startswith("sampler.call.")]
+            # the sampler's own write for this span, none from other spans
+            assert len(marks) == 1, (name, marks)
+            if name != event_out:
+                assert span.parent is not None  # the CONSUMER span joined its trace
