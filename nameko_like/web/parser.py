@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -64,12 +65,16 @@ class RequestParser:
         sock: the client socket (for ``wsgi.input``'s ``get_socket()``, and
             to send ``100 Continue``).
         base_environ: the environ keys every request of the connection shares.
+        release: called before the application takes the socket over
+            (``wsgi.input``'s ``get_socket()``).
     """
 
     def __init__(self, limits: RequestLimits, sock: socket.socket,
-                 base_environ: WSGIEnvironment) -> None:
+                 base_environ: WSGIEnvironment,
+                 release: Callable[[], object] | None = None) -> None:
         self.limits = limits
         self.sock = sock
+        self.release = release
         self.base_environ = base_environ
         #: Environs of the requests received in full, oldest first.
         self.ready: deque[WSGIEnvironment] = deque()
@@ -242,7 +247,9 @@ class RequestParser:
         body = bytes(self._body)
         if "CONTENT_LENGTH" in environ or self._chunks:
             environ["CONTENT_LENGTH"] = str(len(body))
-        environ["wsgi.input"] = environ["eventlet.input"] = RequestBody(body, self.sock)
+        stream = RequestBody(body)
+        stream.sock, stream.release = self.sock, self.release
+        environ["wsgi.input"] = environ["eventlet.input"] = stream
         environ["eventlet.posthooks"] = []
         environ["nameko_like.keep_alive"] = self._parser.should_keep_alive()
         self.ready.append(environ)
