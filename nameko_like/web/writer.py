@@ -109,7 +109,10 @@ class _Response:
         status = self.status
         if status is None:
             raise AssertionError("the application sent a body before calling start_response")
-        if _is_bodyless(status):
+        bodyless = _bodyless_statuses.get(status)
+        if bodyless is None:
+            bodyless = _is_bodyless(status)
+        if bodyless:
             self.bodyless = True
         # One item per line, each ending with the one CRLF put there.
         lines = [f"HTTP/1.1 {status}\r\n"]
@@ -125,7 +128,8 @@ class _Response:
                 elif "close" in value.lower():
                     self.close = True
         if not has_date:
-            lines.append(_date_line())
+            date = _date_cache
+            lines.append(date[1] if int(time.time()) == date[0] else _date_line())
         if self.length is None and not self.bodyless:
             if body_length is not None:
                 self.length = body_length
@@ -243,10 +247,14 @@ class ResponseWriter:
                 # closed the connection when it was done.
                 return False
             if isinstance(result, list):
-                if len(result) == 1 and type(result[0]) is bytes:
-                    response.send_whole(result[0])
-                else:
-                    response.send_whole(_join(result))
+                # (send_whole's work, inlined: this is every @http response's path)
+                body = result[0] if len(result) == 1 and type(result[0]) is bytes \
+                    else _join(result)
+                out = response._head(len(body))
+                if not response.bodyless:
+                    response.written = len(body)
+                    out += body
+                self.send(out)
             else:
                 for data in result:
                     if data:
