@@ -33,10 +33,13 @@ class RequestBody(io.BytesIO):
     and :attr:`release`.
     """
 
+    # (slots: no attribute dictionary made per request)
+    __slots__ = ("release", "sock")
+
     #: the client socket
-    sock: socket.socket | None = None
+    sock: socket.socket | None
     #: called before :meth:`get_socket` hands the socket over
-    release: Callable[[], object] | None = None
+    release: Callable[[], object] | None
 
     def get_socket(self) -> socket.socket:
         """The client socket, for code that takes the connection over (a websocket).
