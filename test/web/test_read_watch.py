@@ -199,3 +199,84 @@ def test_a_list_result_with_a_close_method_is_closed(container_factory, web_conf
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nok")
     assert ClosingList.closed == 1
+
+
+# --- sockets the reader must leave to eventlet: TLS ------------------------------
+
+
+def test_only_a_plain_green_socket_is_read_directly():
+    import socket as stdlib_socket
+    import ssl
+
+    from nameko_like.web.read_watch import raw_socket
+
+    plain = socket.socket()
+    tls = ssl.create_default_context().wrap_socket(
+        stdlib_socket.socket(), server_hostname="localhost", do_handshake_on_connect=False)
+    try:
+        assert raw_socket(plain) is plain.fd
+        assert raw_socket(socket.socket(tls)) is None  # a green socket over TLS
+        assert raw_socket(plain.fd) is None  # not a green socket
+    finally:
+        plain.close()
+        tls.close()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True)
+    return str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+
+
+def test_a_tls_connection_is_served_keep_alive(certificate):
+    import eventlet.wsgi
+
+    from eventlet.green import ssl
+
+    from nameko_like.web.engine import HttpEngine
+
+    def app(environ, start_response):
+        body = environ["PATH_INFO"].encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    cert, key = certificate
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    listener = server_context.wrap_socket(eventlet.listen(("127.0.0.1", 0)), server_side=True)
+    engine = HttpEngine(listener, app, RequestLimits(request_timeout=5, idle_timeout=5))
+
+    def serve():
+        client, address = listener.accept()
+        client.settimeout(5)
+        try:
+            engine.process_request([address, client, eventlet.wsgi.STATE_IDLE])
+        finally:
+            client.close()
+
+    server = eventlet.spawn(serve)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(listener.getsockname(), timeout=5)
+    with context.wrap_socket(raw, server_hostname="localhost") as client:
+        for name in ("one", "two", "three"):
+            eventlet.sleep(0.02)  # the server waits for each request
+            client.sendall(b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n" % name.encode())
+            answer = b""
+            while not answer.endswith(name.encode()):
+                chunk = client.recv(4096)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 ")
+    server.wait()
+    listener.close()
