@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Callable
 
 from nameko_like.exceptions import RequestError
 
@@ -27,13 +28,25 @@ class RequestBody(io.BytesIO):
     """A request body received in full, served to WSGI as ``wsgi.input``.
 
     Also ``eventlet.input``, through which eventlet.websocket finds the
-    client socket.
+    client socket. Made as a ``BytesIO`` of the body, without a constructor
+    of its own (one is made per request): the parser then sets :attr:`sock`
+    and :attr:`release`.
     """
 
-    def __init__(self, data: bytes, sock: socket.socket) -> None:
-        super().__init__(data)
-        self._sock = sock
+    # (slots: no attribute dictionary made per request)
+    __slots__ = ("release", "sock")
+
+    #: the client socket
+    sock: socket.socket | None
+    #: called before :meth:`get_socket` hands the socket over
+    release: Callable[[], object] | None
 
     def get_socket(self) -> socket.socket:
-        """The client socket."""
-        return self._sock
+        """The client socket, for code that takes the connection over (a websocket).
+
+        The server stops watching the socket for its next request first,
+        as eventlet lets one greenthread at a time wait to read a socket.
+        """
+        if self.release is not None:
+            self.release()
+        return self.sock  # type: ignore[return-value]

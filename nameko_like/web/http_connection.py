@@ -33,9 +33,13 @@ _log = logging.getLogger(__name__)
 #: seconds). Silence it by setting this logger's level to WARNING; a
 #: disabled logger costs one level check per request.
 access_log = logging.getLogger("nameko_like.web.access")
-#: Requests a connection is answered in a row before the other connections'
-#: greenthreads get a turn (their own requests in between).
+#: Requests a connection is answered in a row, without waiting for the
+#: client in between, before the other connections' greenthreads get a turn
+#: (their own requests in between).
 REQUESTS_PER_TURN = 4
+STATE_IDLE = eventlet.wsgi.STATE_IDLE
+STATE_REQUEST = eventlet.wsgi.STATE_REQUEST
+STATE_CLOSE = eventlet.wsgi.STATE_CLOSE
 
 
 def connection_environ(state: list[Any], base: WSGIEnvironment) -> WSGIEnvironment:
@@ -51,7 +55,7 @@ def connection_environ(state: list[Any], base: WSGIEnvironment) -> WSGIEnvironme
     def set_idle() -> None:
         # A websocket never returns to the request loop; marking it idle
         # lets a stopping server shut it down like a keep-alive connection.
-        state[2] = eventlet.wsgi.STATE_IDLE
+        state[2] = STATE_IDLE
 
     environ["eventlet.set_idle"] = set_idle
     return environ
@@ -80,8 +84,16 @@ class HttpConnection:
 
     def serve(self) -> None:
         """Answer requests until the connection is to close."""
-        state, reader = self.state, self.reader
-        served = 0
+        try:
+            self._serve()
+        finally:
+            self.reader.release()
+
+    def _serve(self) -> None:
+        state, reader, writer = self.state, self.reader, self.writer
+        # Requests answered since this greenthread last let the others run.
+        in_turn = 0
+        waits = reader.waits
         while True:
             try:
                 environ = reader.next_request()
@@ -90,23 +102,27 @@ class HttpConnection:
                 return
             if environ is None:
                 return
-            if state[2] != eventlet.wsgi.STATE_CLOSE:
+            if state[2] != STATE_CLOSE:
                 # (a stopping server marked it: the answer says it closes)
-                state[2] = eventlet.wsgi.STATE_REQUEST
+                state[2] = STATE_REQUEST
             application = self.application
             if access_log.isEnabledFor(logging.INFO):
                 application = _logging_app(application, time.monotonic())
-            keep_alive = self.writer.respond(application, environ,
-                                             environ["nameko_like.keep_alive"])
-            if not keep_alive or state[2] == eventlet.wsgi.STATE_CLOSE:
+            if not writer.respond(application, environ, environ["nameko_like.keep_alive"]) \
+                    or state[2] == STATE_CLOSE:
                 return
-            state[2] = eventlet.wsgi.STATE_IDLE
-            served += 1
-            if served % REQUESTS_PER_TURN == 0:
+            state[2] = STATE_IDLE
+            if reader.waits != waits:
+                # it waited for this request: the others had their turn then
+                waits, in_turn = reader.waits, 1
+                continue
+            in_turn += 1
+            if in_turn >= REQUESTS_PER_TURN:
                 # A client that sends its next request as soon as it has
                 # the answer could keep this greenthread from ever waiting
                 # on its socket, and the other connections waiting on it.
                 eventlet.sleep(0)
+                in_turn = 0
 
     def _reject(self, rejected: RequestRejected) -> None:
         _log.debug("rejected request from %s with %s: %s",
@@ -122,6 +138,7 @@ class HttpConnection:
         # which can destroy our answer before the client reads it. Stop
         # writing, then read and drop what the client still sends, briefly.
         sock = self.sock
+        self.reader.release()  # read through eventlet's wait now
         sock.shutdown(socket.SHUT_WR)
         with eventlet.Timeout(self.limits.linger_seconds, False):
             while sock.recv(65536):

@@ -14,10 +14,12 @@ fed together come out in order from :attr:`RequestParser.ready`.
 from __future__ import annotations
 
 import re
-import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
+
+from time import monotonic
 
 import httptools
 
@@ -64,12 +66,16 @@ class RequestParser:
         sock: the client socket (for ``wsgi.input``'s ``get_socket()``, and
             to send ``100 Continue``).
         base_environ: the environ keys every request of the connection shares.
+        release: called before the application takes the socket over
+            (``wsgi.input``'s ``get_socket()``).
     """
 
     def __init__(self, limits: RequestLimits, sock: socket.socket,
-                 base_environ: WSGIEnvironment) -> None:
+                 base_environ: WSGIEnvironment,
+                 release: Callable[[], object] | None = None) -> None:
         self.limits = limits
         self.sock = sock
+        self.release = release
         self.base_environ = base_environ
         #: Environs of the requests received in full, oldest first.
         self.ready: deque[WSGIEnvironment] = deque()
@@ -86,8 +92,8 @@ class RequestParser:
         self._url = b""
         self._head_size = 0
         self._header_count = 0
-        self._hosts = 0
-        self._body = bytearray()
+        #: the body received so far (None: none yet)
+        self._body: bytes | bytearray | None = None
         self._chunks = 0
         self._head_fed = 0
 
@@ -127,19 +133,19 @@ class RequestParser:
         # Raising in a callback makes llhttp stop with a callback error.
         raise RequestRejected(status, detail)
 
-    # httptools callbacks, in the order they come for one request.
+    # httptools callbacks, in the order they come for one request. They run
+    # for every request: each line counts (see bench/bench_http.py).
 
     def on_message_begin(self) -> None:
         """A request starts: its environ starts as the connection's."""
-        self.started = time.monotonic()
+        self.started = monotonic()
         self._environ = self.base_environ.copy()
         self._url = b""
         self._head_size = 0
         self._header_count = 0
-        self._hosts = 0
         self._head_fed = 0
         self._chunks = 0
-        self._body = bytearray()
+        self._body = None
 
     def on_url(self, url: bytes) -> None:
         """Part of the request target (llhttp may hand it over in pieces)."""
@@ -157,22 +163,20 @@ class RequestParser:
             self._reject(431, "request headers too large")
         if self._header_count > limits.max_header_count:
             self._reject(431, "too many request headers")
-        if self.in_body or b"_" in name:
-            # Trailers are counted and ignored. "X_Foo" and "X-Foo" would
-            # share an environ key: the underscore form is dropped (as
-            # eventlet, gunicorn and nginx do).
+        key = _environ_keys.get(name)
+        if key is None:
+            key = environ_key(name)
+        if not key or self.in_body:
+            # Trailers are counted and ignored, and so are names with "_".
             return
-        key = name.decode("ascii").upper().replace("-", "_")
-        if key == "HOST":
-            self._hosts += 1
-            if self._hosts > 1:  # RFC 9112 3.2
-                self._reject(400, "more than one Host header")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        text = value.decode("latin-1")
         environ = self._environ
         previous = environ.get(key)
-        environ[key] = text if previous is None else previous + "," + text
+        if previous is None:
+            environ[key] = value.decode("latin-1")
+        elif key == "HTTP_HOST":  # RFC 9112 3.2
+            self._reject(400, "more than one Host header")
+        else:
+            environ[key] = previous + "," + value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         """The head is in: check it and fill in the request line's keys."""
@@ -183,20 +187,29 @@ class RequestParser:
             raise RequestRejected(505, "only HTTP/1.0 and HTTP/1.1 are supported")
         method = parser.get_method()
         target = self._url
-        if _BAD_ESCAPE.search(target) is not None:
-            self._reject(400, "malformed request target (bad %-escape)")
-        path, _, query = origin_form(target, method).decode("latin-1").partition("?")
-        environ["REQUEST_METHOD"] = method.decode("ascii")
+        if not target.startswith(b"/"):
+            target = origin_form(target, method)
+        text = target.decode("latin-1")
+        path, _, query = text.partition("?")
+        if "%" in text:
+            if _BAD_ESCAPE.search(self._url) is not None:
+                self._reject(400, "malformed request target (bad %-escape)")
+            environ["PATH_INFO"] = unquote(path, encoding="latin-1")
+        else:
+            environ["PATH_INFO"] = path
+        environ["REQUEST_METHOD"] = _METHODS.get(method) or method.decode("ascii")
         environ["SERVER_PROTOCOL"] = version
         environ["RAW_PATH_INFO"] = path
-        environ["PATH_INFO"] = unquote(path, encoding="latin-1")
         environ["QUERY_STRING"] = query
         # eventlet (so Nameko) reports a request without Content-Type as
         # text/plain, the MIME default; ported handlers may rely on it.
-        environ.setdefault("CONTENT_TYPE", "text/plain")
+        if "CONTENT_TYPE" not in environ:
+            environ["CONTENT_TYPE"] = "text/plain"
         if version == "HTTP/1.1" and "HTTP_HOST" not in environ:
             self._reject(400, "HTTP/1.1 requests must have a Host header")
-        self._check_body_framing(environ, version)
+        if ("CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ
+                or "HTTP_EXPECT" in environ):
+            self._check_body_framing(environ, version)
         self.in_body = True
 
     def _check_body_framing(self, environ: WSGIEnvironment, version: str) -> None:
@@ -232,20 +245,61 @@ class RequestParser:
     def on_body(self, data: bytes) -> None:
         """Part of the body (chunked bodies arrive decoded)."""
         body = self._body
+        if body is None:
+            # Most bodies come in one piece: no copy into a buffer then.
+            if len(data) > self.limits.max_content_length:
+                self._reject(413, f"request body larger than {self.limits.max_content_length} "
+                                  f"bytes")
+            self._body = data
+            return
         if len(body) + len(data) > self.limits.max_content_length:
             self._reject(413, f"request body larger than {self.limits.max_content_length} bytes")
+        if isinstance(body, bytes):
+            body = self._body = bytearray(body)
         body += data
 
     def on_message_complete(self) -> None:
         """The request is in: its environ joins :attr:`ready`."""
         environ = self._environ
-        body = bytes(self._body)
-        if "CONTENT_LENGTH" in environ or self._chunks:
+        body = self._body
+        if body is None:
+            body = b""
+        else:
+            body = bytes(body)
+            self._body = None
+        if self._chunks or "CONTENT_LENGTH" in environ:
             environ["CONTENT_LENGTH"] = str(len(body))
-        environ["wsgi.input"] = environ["eventlet.input"] = RequestBody(body, self.sock)
+        stream = RequestBody(body)
+        stream.sock, stream.release = self.sock, self.release
+        environ["wsgi.input"] = environ["eventlet.input"] = stream
         environ["eventlet.posthooks"] = []
         environ["nameko_like.keep_alive"] = self._parser.should_keep_alive()
         self.ready.append(environ)
         self.started = None
         self.in_body = False
-        self._body = bytearray()
+
+
+#: The environ key of each header name seen ("" for a name that is dropped).
+_environ_keys: dict[bytes, str] = {}
+#: Names kept in :data:`_environ_keys`: clients choosing endless names only
+#: restart it.
+_ENVIRON_KEYS_KEPT = 1024
+_METHODS = {method.encode(): method for method in (
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")}
+
+
+def environ_key(name: bytes) -> str:
+    """The WSGI environ key of the header ``name`` ("" if it is dropped), remembered."""
+    text = name.decode("ascii")
+    if "_" in text:
+        # "X_Foo" and "X-Foo" would share an environ key: the underscore
+        # form is dropped (as eventlet, gunicorn and nginx do).
+        key = ""
+    else:
+        key = text.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+    if len(_environ_keys) >= _ENVIRON_KEYS_KEPT:
+        _environ_keys.clear()
+    _environ_keys[name] = key
+    return key

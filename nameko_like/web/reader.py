@@ -12,16 +12,23 @@
 
 The body is read in full before the application runs, so a slow upload
 holds this connection's greenthread, never a service worker.
+
+A plain (not TLS) green socket is read directly from its non-blocking OS
+socket, and waited on with a :class:`~nameko_like.web.read_watch.ReadWatch`
+(a registration and a timer kept from one wait to the next); any other
+socket through its own ``recv`` under a socket time-out.
 """
 
 from __future__ import annotations
 
+import errno
 import time
 from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
 from nameko_like.web.body import RequestRejected
 from nameko_like.web.parser import RequestParser
+from nameko_like.web.read_watch import ReadWatch, raw_socket
 
 import eventlet.wsgi  # after _eventlet silenced its import warning
 
@@ -34,6 +41,8 @@ if TYPE_CHECKING:
 
 #: Bytes asked of the socket at once (a few pipelined requests, or a body part).
 RECEIVE_SIZE = 65536
+# What eventlet's green recv reports as the end of the input, not an error.
+_CLOSED_ERRNOS = frozenset((errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN))
 
 
 class RequestReader:
@@ -52,7 +61,18 @@ class RequestReader:
         self.sock = sock
         self.limits = limits
         self.state = state
-        self.parser = RequestParser(limits, sock, base_environ)
+        self._raw = raw_socket(sock)
+        #: the kept wait of a socket read directly (None: read through ``sock``)
+        self.watch = ReadWatch(sock) if self._raw is not None else None
+        #: how many times the reader waited for the client (it then let
+        #: the other greenthreads run)
+        self.waits = 0
+        self.parser = RequestParser(limits, sock, base_environ, self.release)
+
+    def release(self) -> None:
+        """Let other code read the socket (eventlet's waits): drop the kept wait."""
+        if self.watch is not None:
+            self.watch.close()
 
     def next_request(self) -> WSGIEnvironment | None:
         """The next request's environ, or None once the client is done.
@@ -69,7 +89,7 @@ class RequestReader:
                 raise parser.error
             if parser.upgraded:
                 return None  # the bytes that follow are another protocol's
-            data = self._receive()
+            data = self._receive() if self._raw is not None else self._receive_green()
             if not data:
                 if parser.in_body:
                     raise RequestRejected(400, "request body cut short")
@@ -78,7 +98,45 @@ class RequestReader:
                 return None
             parser.feed(data)
 
+    def _deadline(self) -> float:
+        """When the wait about to start gives up (``time.monotonic``)."""
+        parser, limits = self.parser, self.limits
+        if parser.in_body:
+            return time.monotonic() + limits.request_timeout
+        if parser.started is not None:
+            self.state[2] = eventlet.wsgi.STATE_REQUEST
+            return parser.started + limits.request_timeout
+        return time.monotonic() + limits.idle_timeout
+
+    def _timed_out(self) -> bytes:
+        parser = self.parser
+        if parser.in_body:
+            raise RequestRejected(408, "the request body was not received in time")
+        if parser.started is not None:
+            raise RequestRejected(408, "the request was not received in time")
+        # Only a client that started a request is owed an answer; an idle
+        # connection is just closed.
+        return b""
+
     def _receive(self) -> bytes:
+        raw = self._raw
+        deadline = None
+        while True:
+            try:
+                return raw.recv(RECEIVE_SIZE)  # type: ignore[no-any-return]
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                if exc.errno in _CLOSED_ERRNOS:
+                    return b""
+                raise
+            if deadline is None:
+                deadline = self._deadline()
+            self.waits += 1
+            if deadline <= time.monotonic() or not self.watch.wait(deadline):  # type: ignore[union-attr]
+                return self._timed_out()
+
+    def _receive_green(self) -> bytes:
         parser, limits, sock = self.parser, self.limits, self.sock
         if parser.in_body:
             timeout = limits.request_timeout
@@ -86,19 +144,13 @@ class RequestReader:
             self.state[2] = eventlet.wsgi.STATE_REQUEST
             timeout = parser.started + limits.request_timeout - time.monotonic()
             if timeout <= 0:
-                raise RequestRejected(408, "the request was not received in time")
+                return self._timed_out()
         else:
             timeout = limits.idle_timeout
         sock.settimeout(timeout)
         try:
             return sock.recv(RECEIVE_SIZE)
         except TimeoutError:
-            if parser.in_body:
-                raise RequestRejected(408, "the request body was not received in time") from None
-            if parser.started is not None:
-                raise RequestRejected(408, "the request was not received in time") from None
-            # Only a client that started a request is owed an answer; an
-            # idle connection is just closed.
-            return b""
+            return self._timed_out()
         finally:
             sock.settimeout(limits.request_timeout)

@@ -38,17 +38,36 @@ _REASONS = {
     505: "HTTP Version Not Supported",
 }
 
-#: ``[second, its formatted date]``, shared by every response of the process.
+#: ``[second, its Date header line]``, shared by every response of the process.
 _date_cache: list[Any] = [0, ""]
+#: Whether a response with each status seen has no body (1xx, 204, 304).
+_bodyless_statuses: dict[str, bool] = {}
+#: Response header names (lowered) the writer reads.
+_READ_HEADERS = frozenset(("content-length", "date", "connection"))
+_STATE_CLOSE = eventlet.wsgi.STATE_CLOSE
 
 
 def http_date() -> str:
     """The current time as an HTTP ``Date`` value, formatted once a second."""
+    return _date_line()[6:-2]
+
+
+def _date_line() -> str:
     now = int(time.time())
     if now != _date_cache[0]:
-        _date_cache[:] = [now, formatdate(now, usegmt=True)]
-    date: str = _date_cache[1]
-    return date
+        _date_cache[:] = [now, f"Date: {formatdate(now, usegmt=True)}\r\n"]
+    line: str = _date_cache[1]
+    return line
+
+
+def _is_bodyless(status: str) -> bool:
+    bodyless = _bodyless_statuses.get(status)
+    if bodyless is None:
+        code = int(status[:3])
+        bodyless = code < 200 or code in (204, 304)
+        if len(_bodyless_statuses) < 256:  # (an application may make up reasons)
+            _bodyless_statuses[status] = bodyless
+    return bodyless
 
 
 class _Response:
@@ -87,53 +106,49 @@ class _Response:
 
     def _head(self, body_length: int | None) -> bytes:
         """The status line and headers; ``body_length`` is known up front or None."""
-        protocol = self.protocol
         status = self.status
         if status is None:
             raise AssertionError("the application sent a body before calling start_response")
-        code = int(status[:3])
-        if code < 200 or code in (204, 304):
+        bodyless = _bodyless_statuses.get(status)
+        if bodyless is None:
+            bodyless = _is_bodyless(status)
+        if bodyless:
             self.bodyless = True
-        lines = ["HTTP/1.1 ", status, "\r\n"]
+        # One item per line, each ending with the one CRLF put there.
+        lines = [f"HTTP/1.1 {status}\r\n"]
         has_date = False
         for name, value in self.headers:
+            lines.append(f"{name}: {value}\r\n")
             lowered = name.lower()
-            if lowered == "content-length":
-                self.length = int(value)
-            elif lowered == "date":
-                has_date = True
-            elif lowered == "connection" and "close" in value.lower():
-                self.close = True
-            lines += (name, ": ", str(value), "\r\n")
-        # Lines the application gave (status and headers), then ours.
-        expected_lines = 1 + len(self.headers)
+            if lowered in _READ_HEADERS:
+                if lowered == "content-length":
+                    self.length = int(value)
+                elif lowered == "date":
+                    has_date = True
+                elif "close" in value.lower():
+                    self.close = True
         if not has_date:
-            lines += ("Date: ", http_date(), "\r\n")
-            expected_lines += 1
+            date = _date_cache
+            lines.append(date[1] if int(time.time()) == date[0] else _date_line())
         if self.length is None and not self.bodyless:
             if body_length is not None:
                 self.length = body_length
-                lines += ("Content-Length: ", str(body_length), "\r\n")
-                expected_lines += 1
+                lines.append(f"Content-Length: {body_length}\r\n")
             elif self.version == "HTTP/1.1":
                 self.chunked = True
                 lines.append("Transfer-Encoding: chunked\r\n")
-                expected_lines += 1
             else:
                 self.close = True  # the end of the body is the end of the stream
-        if protocol.state[2] == eventlet.wsgi.STATE_CLOSE:
+        if self.close or self.protocol.state[2] == _STATE_CLOSE:
             self.close = True
-        if self.close:
             lines.append("Connection: close\r\n")
-            expected_lines += 1
         elif self.version == "HTTP/1.0":
             lines.append("Connection: keep-alive\r\n")
-            expected_lines += 1
         lines.append("\r\n")
         head = "".join(lines)
-        # Every line ends with the one CRLF put there: a CR or LF inside the
-        # status or a header would let the application inject headers.
-        if head.count("\n") != expected_lines + 1 or head.count("\r") != expected_lines + 1:
+        # A CR or LF inside the status or a header would let the
+        # application inject headers: exactly one of each per line.
+        if head.count("\n") != len(lines) or head.count("\r") != len(lines):
             raise ValueError("line break inside the response status or a header")
         self.head_sent = True
         return head.encode("latin-1")
@@ -176,8 +191,6 @@ def _taken_over() -> bool:
 
 
 def _join(parts: list[bytes | str]) -> bytes:
-    if len(parts) == 1 and isinstance(parts[0], bytes):
-        return parts[0]
     return b"".join(part.encode("latin-1") if isinstance(part, str) else part for part in parts)
 
 
@@ -225,7 +238,7 @@ class ResponseWriter:
                 keep_alive: bool) -> bool:
         """Answer the request of ``environ``; whether the connection may serve another."""
         response = _Response(self, environ["REQUEST_METHOD"], environ["SERVER_PROTOCOL"],
-                             close=not keep_alive)
+                             not keep_alive)
         result: Iterable[bytes] | None = None
         try:
             result = application(environ, response.start_response)
@@ -234,7 +247,14 @@ class ResponseWriter:
                 # closed the connection when it was done.
                 return False
             if isinstance(result, list):
-                response.send_whole(_join(result))
+                # (send_whole's work, inlined: this is every @http response's path)
+                body = result[0] if len(result) == 1 and type(result[0]) is bytes \
+                    else _join(result)
+                out = response._head(len(body))
+                if not response.bodyless:
+                    response.written = len(body)
+                    out += body
+                self.send(out)
             else:
                 for data in result:
                     if data:
@@ -249,11 +269,16 @@ class ResponseWriter:
                 response.start_response("500 Internal Server Error", [("Content-Length", "0")])
                 response.send_whole(b"")
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-            for hook, args, kwargs in environ["eventlet.posthooks"]:
-                hook(environ, *args, **kwargs)
+            # (no getattr on a plain list: a missing attribute costs an
+            # exception made and dropped, per request)
+            if type(result) is not list:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            hooks = environ["eventlet.posthooks"]
+            if hooks:
+                for hook, args, kwargs in hooks:
+                    hook(environ, *args, **kwargs)
         return not response.close
 
     def write_error(self, status: int, detail: str) -> None:
