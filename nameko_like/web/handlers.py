@@ -239,7 +239,8 @@ class HttpRequestHandler(Entrypoint):
                 # mismatch, before taking a worker slot.
                 worker_ctx = container.spawn_worker(
                     self, args, kwargs,
-                    context_data=context_data,
+                    # a dict, as before the inline default: an override may add to it
+                    context_data={} if context_data is None else context_data,
                     handle_result=partial(self.handle_result, done),
                 )
                 if instrumentation.observers:

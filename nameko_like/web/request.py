@@ -91,7 +91,15 @@ class _FromEnviron(Generic[_T]):
 
 
 class RoutedRequest(Request):
-    """werkzeug's ``Request``, its less used basic attributes read from the environ on first use."""
+    """werkzeug's ``Request``, its less used basic attributes read from the environ on first use.
+
+    One difference follows: if service code changes ``request.environ``
+    (``QUERY_STRING``, ``REMOTE_ADDR``...) before it first reads ``args``,
+    ``url`` or ``remote_addr``, it sees its change, where werkzeug's own
+    ``Request`` kept what the environ held when the request was made. A
+    WSGI middleware's changes, made before the request exists, are seen
+    by both alike.
+    """
 
     scheme = _FromEnviron(lambda environ: environ.get("wsgi.url_scheme", "http"))
     server = _FromEnviron(_server_of)

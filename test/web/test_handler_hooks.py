@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 from werkzeug.wrappers import Response
 
+from nameko_like.containers import ServiceContainer
 from nameko_like.web.handlers import HttpRequestHandler, http
 from nameko_like.web.server import WebServer
 
@@ -142,3 +143,30 @@ def test_hooks_patched_on_the_instance_are_called(container_factory, web_config,
     assert response.text == "42"
     assert seen == ["context", "parameters", ("result", "patched")]
     assert web_session.get("/plain/21").text == "21"  # unpatched again
+
+
+class TenantContainer(ServiceContainer):
+    """Adds to the context data of every worker, as a Nameko subclass could."""
+
+    def spawn_worker(self, entrypoint, args, kwargs, context_data=None, handle_result=None):
+        context_data["tenant"] = "t1"
+        return super().spawn_worker(entrypoint, args, kwargs, context_data=context_data,
+                                    handle_result=handle_result)
+
+
+class TenantService:
+    name = "tenant"
+
+    @http("GET", "/tenant")
+    def tenant(self, request):
+        return "ok"
+
+
+def test_a_replaced_spawn_worker_is_given_a_context_data_dict(web_config, web_session):
+    container = TenantContainer(TenantService, web_config)
+    container.start()
+    try:
+        response = web_session.get("/tenant")
+    finally:
+        container.kill()
+    assert (response.status_code, response.text) == (200, "ok")
