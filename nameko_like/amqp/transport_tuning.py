@@ -367,11 +367,14 @@ def start_heartbeats(connection: Connection,
     reconnect logic takes over. Returns an object whose ``kill()`` stops
     the heartbeats (when the connection is done), or None where no
     heartbeat was negotiated.
+
+    The greenthread serves any transport (plain TCP and TLS alike): it
+    writes through py-amqp under ``lock``, as every other writer of the
+    connection does. The OS-thread stand-in only serves plain TCP.
     """
     raw = getattr(connection, "connection", None)
     interval = getattr(raw, "heartbeat", 0) or 0
-    transport = getattr(raw, "transport", None)
-    if raw is None or not interval or not isinstance(transport, TCPTransport):
+    if raw is None or not interval or getattr(raw, "transport", None) is None:
         return None
     state = Heartbeats()
 
@@ -395,7 +398,16 @@ def start_heartbeats(connection: Connection,
                 return
 
     state.green = eventlet.spawn(beat)
-    writer = transport._write
+    # The stand-in writes raw bytes to the socket from another OS thread,
+    # between whole frames thanks to the coalescing writer's OS lock, which
+    # only a tuned plain TCP transport has. On TLS that cannot work: bytes
+    # written past the SSL object are not a TLS record (the broker would drop
+    # the connection at once), and the SSL object itself is not safe to use
+    # from two OS threads unless every read and write of it (py-amqp's and
+    # eventlet's, some of which wait in the hub halfway) took one lock. So a
+    # TLS connection gets the greenthread only: a worker hogging the CPU for
+    # over two intervals there still loses its connection.
+    writer = getattr(raw.transport, "_write", None)
     if isinstance(writer, _CoalescingWriter):
         _os_threading.Thread(target=_beat_from_os_thread, args=(state, raw, writer, interval),
                              name="amqp-heartbeat", daemon=True).start()

@@ -13,15 +13,20 @@ a node left by a killed run.
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, verify_amqp_uri
+from nameko_like.events import EventDispatcher, event_handler
 from nameko_like.rpc import rpc
 from nameko_like.standalone.rpc import ClusterRpcProxy
 from nameko_like.testing.private_broker import PrivateBroker, rabbitmq_available
@@ -205,3 +210,71 @@ def test_amqp_ssl_rejects_a_server_cert_from_another_ca(tls):
     with pytest.raises(ConnectionError) as info:
         verify_amqp_uri(config, timeout=5)
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+
+
+# --- heartbeats over TLS --------------------------------------------------------
+
+#: Short, so that an idle spell of a few intervals stays short too.
+TLS_HEARTBEAT = 1
+#: RabbitMQ closes a connection it heard nothing from for about two intervals.
+IDLE_INTERVALS = 5
+
+
+class Pinged:
+    name = "pinged"
+    received: list[str] = []
+    dispatch = EventDispatcher()
+
+    @rpc
+    def ping(self, value):
+        self.dispatch("pinged", value)
+        return value
+
+    @event_handler("pinged", "pinged")
+    def on_pinged(self, value):
+        Pinged.received.append(value)
+
+
+def broker_connections(tls: Tls) -> dict[str, dict]:
+    """The node's client connections by name (client and server address and port)."""
+    result = tls.broker.rabbitmqctl("list_connections", "name", "ssl", "timeout",
+                                    "--formatter", "json")
+    return {conn["name"]: conn for conn in json.loads(result.stdout or "[]")}
+
+
+def ping_and_see_the_event(cluster, value: str) -> None:
+    assert cluster.pinged.ping(value) == value
+    deadline = time.monotonic() + 10
+    while value not in Pinged.received and time.monotonic() < deadline:
+        eventlet.sleep(0.05)
+    assert value in Pinged.received
+
+
+def test_idle_tls_connections_keep_their_heartbeats(container_factory, tls, tls_configs,
+                                                    caplog):
+    # Nothing but heartbeats crosses an idle connection: if a service's or
+    # a proxy's connection sent none, the broker would close it after about
+    # two intervals (and we would reconnect, log it, and redeliver what it
+    # held). The node's connection list before and after the idle spell
+    # must be the same connections, still TLS, with our heartbeat.
+    Pinged.received = []
+    amqp_ssl = {"ca_certs": str(tls.ca_cert), "cert_reqs": ssl.CERT_REQUIRED}
+    config = {"AMQP_URI": tls.uri, "AMQP_SSL": amqp_ssl, "HEARTBEAT": TLS_HEARTBEAT}
+    tls_configs.append(config)
+    container_factory(Pinged, dict(config)).start()
+    with caplog.at_level(logging.WARNING), ClusterRpcProxy(dict(config), timeout=10) as cluster:
+        ping_and_see_the_event(cluster, "before")
+        before = broker_connections(tls)
+        # the service's consumer and publisher, the proxy's publisher and replies
+        assert len(before) >= 3, before
+        assert all(conn["ssl"] and conn["timeout"] == TLS_HEARTBEAT
+                   for conn in before.values()), before
+
+        eventlet.sleep(IDLE_INTERVALS * TLS_HEARTBEAT)
+
+        after = broker_connections(tls)
+        assert after.keys() == before.keys(), (sorted(before), sorted(after))
+        ping_and_see_the_event(cluster, "after")
+    assert broker_connections(tls).keys() <= before.keys()
+    assert [record.getMessage() for record in caplog.records
+            if record.name.startswith("nameko_like")] == []
