@@ -14,6 +14,7 @@ reader acknowledging a batch of confirms, cost two system calls, not ten.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import socket
@@ -26,7 +27,7 @@ from typing import Any
 import amqp
 from amqp.exceptions import UnexpectedFrame
 from amqp.transport import _UNAVAIL as _UNAVAILABLE
-from amqp.transport import TCPTransport
+from amqp.transport import SSLTransport, TCPTransport
 from kombu import Connection
 
 from nameko_like._eventlet import eventlet
@@ -355,6 +356,26 @@ def _beat_from_os_thread(state: Heartbeats, raw: amqp.Connection, writer: _Coale
         raw.last_heartbeat_sent = time.monotonic()
 
 
+def wake_reader(transport: Any) -> None:
+    """Shut the socket of ``transport`` down, so that a read waiting on it
+    fails as a lost connection.
+
+    An SSL socket is shut down under its SSL object: ``SSLSocket.shutdown``
+    drops that object first, and a reader waiting inside it would then fail
+    with a ValueError ("Read on closed or unwrapped SSL socket"), which no
+    reconnect logic takes for a lost connection (a consumer would die of
+    it). The OS socket shut down, the reader sees the end of the stream, an
+    OSError, as on plain TCP. (Told by the transport: eventlet's green
+    SSLSocket derives from the stdlib's, but monkey patching rebinds the
+    name ``ssl.SSLSocket``.)
+    """
+    sock = transport.sock
+    if isinstance(transport, SSLTransport) and isinstance(sock, _socket.socket):
+        _socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    else:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def start_heartbeats(connection: Connection,
                      lock: AbstractContextManager[object]) -> Heartbeats | None:
     """Send and check AMQP heartbeats beside a reader that blocks for good.
@@ -392,7 +413,7 @@ def start_heartbeats(connection: Connection,
                     connection.heartbeat_check(rate=2)
             except Exception:  # noqa: BLE001 - missed heartbeats or a dead socket: wake the reader
                 try:
-                    raw.transport.sock.shutdown(socket.SHUT_RDWR)
+                    wake_reader(raw.transport)
                 except (OSError, AttributeError):
                     pass
                 return
