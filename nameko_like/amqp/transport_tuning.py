@@ -14,6 +14,7 @@ reader acknowledging a batch of confirms, cost two system calls, not ten.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import socket
@@ -26,7 +27,7 @@ from typing import Any
 import amqp
 from amqp.exceptions import UnexpectedFrame
 from amqp.transport import _UNAVAIL as _UNAVAILABLE
-from amqp.transport import TCPTransport
+from amqp.transport import SSLTransport, TCPTransport
 from kombu import Connection
 
 from nameko_like._eventlet import eventlet
@@ -355,6 +356,26 @@ def _beat_from_os_thread(state: Heartbeats, raw: amqp.Connection, writer: _Coale
         raw.last_heartbeat_sent = time.monotonic()
 
 
+def wake_reader(transport: Any) -> None:
+    """Shut the socket of ``transport`` down, so that a read waiting on it
+    fails as a lost connection.
+
+    An SSL socket is shut down under its SSL object: ``SSLSocket.shutdown``
+    drops that object first, and a reader waiting inside it would then fail
+    with a ValueError ("Read on closed or unwrapped SSL socket"), which no
+    reconnect logic takes for a lost connection (a consumer would die of
+    it). The OS socket shut down, the reader sees the end of the stream, an
+    OSError, as on plain TCP. (Told by the transport: eventlet's green
+    SSLSocket derives from the stdlib's, but monkey patching rebinds the
+    name ``ssl.SSLSocket``.)
+    """
+    sock = transport.sock
+    if isinstance(transport, SSLTransport) and isinstance(sock, _socket.socket):
+        _socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    else:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def start_heartbeats(connection: Connection,
                      lock: AbstractContextManager[object]) -> Heartbeats | None:
     """Send and check AMQP heartbeats beside a reader that blocks for good.
@@ -367,11 +388,14 @@ def start_heartbeats(connection: Connection,
     reconnect logic takes over. Returns an object whose ``kill()`` stops
     the heartbeats (when the connection is done), or None where no
     heartbeat was negotiated.
+
+    The greenthread serves any transport (plain TCP and TLS alike): it
+    writes through py-amqp under ``lock``, as every other writer of the
+    connection does. The OS-thread stand-in only serves plain TCP.
     """
     raw = getattr(connection, "connection", None)
     interval = getattr(raw, "heartbeat", 0) or 0
-    transport = getattr(raw, "transport", None)
-    if raw is None or not interval or not isinstance(transport, TCPTransport):
+    if raw is None or not interval or getattr(raw, "transport", None) is None:
         return None
     state = Heartbeats()
 
@@ -389,13 +413,22 @@ def start_heartbeats(connection: Connection,
                     connection.heartbeat_check(rate=2)
             except Exception:  # noqa: BLE001 - missed heartbeats or a dead socket: wake the reader
                 try:
-                    raw.transport.sock.shutdown(socket.SHUT_RDWR)
+                    wake_reader(raw.transport)
                 except (OSError, AttributeError):
                     pass
                 return
 
     state.green = eventlet.spawn(beat)
-    writer = transport._write
+    # The stand-in writes raw bytes to the socket from another OS thread,
+    # between whole frames thanks to the coalescing writer's OS lock, which
+    # only a tuned plain TCP transport has. On TLS that cannot work: bytes
+    # written past the SSL object are not a TLS record (the broker would drop
+    # the connection at once), and the SSL object itself is not safe to use
+    # from two OS threads unless every read and write of it (py-amqp's and
+    # eventlet's, some of which wait in the hub halfway) took one lock. So a
+    # TLS connection gets the greenthread only: a worker hogging the CPU for
+    # over two intervals there still loses its connection.
+    writer = getattr(raw.transport, "_write", None)
     if isinstance(writer, _CoalescingWriter):
         _os_threading.Thread(target=_beat_from_os_thread, args=(state, raw, writer, interval),
                              name="amqp-heartbeat", daemon=True).start()

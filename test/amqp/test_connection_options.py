@@ -13,15 +13,22 @@ a node left by a killed run.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import shutil
+import signal
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nameko_like._eventlet import eventlet
 from nameko_like.amqp.connection import make_connection, verify_amqp_uri
+from nameko_like.events import EventDispatcher, event_handler
 from nameko_like.rpc import rpc
 from nameko_like.standalone.rpc import ClusterRpcProxy
 from nameko_like.testing.private_broker import PrivateBroker, rabbitmq_available
@@ -205,3 +212,119 @@ def test_amqp_ssl_rejects_a_server_cert_from_another_ca(tls):
     with pytest.raises(ConnectionError) as info:
         verify_amqp_uri(config, timeout=5)
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+
+
+# --- heartbeats over TLS --------------------------------------------------------
+
+#: Short, so that an idle spell of a few intervals stays short too.
+TLS_HEARTBEAT = 1
+#: RabbitMQ closes a connection it heard nothing from for about two intervals.
+IDLE_INTERVALS = 5
+
+
+class Pinged:
+    name = "pinged"
+    received: list[str] = []
+    dispatch = EventDispatcher()
+
+    @rpc
+    def ping(self, value):
+        self.dispatch("pinged", value)
+        return value
+
+    @event_handler("pinged", "pinged")
+    def on_pinged(self, value):
+        Pinged.received.append(value)
+
+
+def heartbeat_config(tls: Tls, vhost: str) -> dict:
+    """A TLS config with a short heartbeat, on a vhost of the test's own (a
+    connection an earlier test has not closed yet is on another)."""
+    tls.broker.add_vhost(vhost)
+    amqp_ssl = {"ca_certs": str(tls.ca_cert), "cert_reqs": ssl.CERT_REQUIRED}
+    return {"AMQP_URI": tls.broker.amqp_uri(vhost, host="localhost", port=tls.ssl_port),
+            "AMQP_SSL": amqp_ssl, "HEARTBEAT": TLS_HEARTBEAT}
+
+
+def broker_connections(tls: Tls, vhost: str) -> dict[str, dict]:
+    """The node's client connections to ``vhost`` by name (client and
+    server address and port)."""
+    result = tls.broker.rabbitmqctl("list_connections", "name", "vhost", "ssl", "timeout",
+                                    "--formatter", "json")
+    return {conn["name"]: conn for conn in json.loads(result.stdout or "[]")
+            if conn["vhost"] == vhost}
+
+
+def ping_and_see_the_event(cluster, value: str) -> None:
+    assert cluster.pinged.ping(value) == value
+    deadline = time.monotonic() + 10
+    while value not in Pinged.received and time.monotonic() < deadline:
+        eventlet.sleep(0.05)
+    assert value in Pinged.received
+
+
+def test_idle_tls_connections_keep_their_heartbeats(container_factory, tls, tls_configs,
+                                                    caplog):
+    # Nothing but heartbeats crosses an idle connection: if a service's or
+    # a proxy's connection sent none, the broker would close it after about
+    # two intervals (and we would reconnect, log it, and redeliver what it
+    # held). The node's connection list before and after the idle spell
+    # must be the same connections, still TLS, with our heartbeat.
+    Pinged.received = []
+    config = heartbeat_config(tls, "idle")
+    tls_configs.append(config)
+    container_factory(Pinged, dict(config)).start()
+    with caplog.at_level(logging.WARNING), ClusterRpcProxy(dict(config), timeout=10) as cluster:
+        ping_and_see_the_event(cluster, "before")
+        before = broker_connections(tls, "idle")
+        # the service's consumer and publisher, the proxy's publisher and replies
+        assert len(before) >= 3, before
+        assert all(conn["ssl"] and conn["timeout"] == TLS_HEARTBEAT
+                   for conn in before.values()), before
+
+        eventlet.sleep(IDLE_INTERVALS * TLS_HEARTBEAT)
+
+        after = broker_connections(tls, "idle")
+        assert after.keys() == before.keys(), (sorted(before), sorted(after))
+        ping_and_see_the_event(cluster, "after")
+    assert broker_connections(tls, "idle").keys() <= before.keys()
+    assert [record.getMessage() for record in caplog.records
+            if record.name.startswith("nameko_like")] == []
+
+
+#: How long the node is frozen: past two heartbeat intervals.
+FREEZE_SECONDS = 4 * TLS_HEARTBEAT
+
+
+def test_a_silent_tls_broker_is_found_out_by_heartbeats(container_factory, tls, tls_configs,
+                                                        caplog):
+    # The node's VM frozen (SIGSTOP): its sockets stay open, nothing answers.
+    # The service's heartbeat check must find the connection dead and wake
+    # its reader with a connection error (an SSL socket shut down through
+    # its SSL object fails the reader with a ValueError instead, which no
+    # reconnect logic takes for a lost connection), so that the service
+    # reconnects once the node answers again.
+    Pinged.received = []
+    config = heartbeat_config(tls, "silent")
+    tls_configs.append(config)
+    container_factory(Pinged, dict(config)).start()
+    with ClusterRpcProxy(dict(config), timeout=10) as cluster:
+        ping_and_see_the_event(cluster, "before")
+    beam_pid = int(tls.broker.rabbitmqctl("eval", "os:getpid().").stdout.strip().strip('"'))
+
+    with caplog.at_level(logging.WARNING):
+        os.kill(beam_pid, signal.SIGSTOP)
+        try:
+            eventlet.sleep(FREEZE_SECONDS)
+        finally:
+            os.kill(beam_pid, signal.SIGCONT)
+        with ClusterRpcProxy(dict(config), timeout=20) as cluster:
+            ping_and_see_the_event(cluster, "after")
+
+    messages = [record.getMessage() for record in caplog.records
+                if record.name.startswith("nameko_like")]
+    # the freeze was noticed by the service's consumer, and nothing worse happened
+    assert any(message.startswith("connection to ") and "reconnecting" in message
+               for message in messages), messages
+    assert [record.getMessage() for record in caplog.records
+            if record.levelno >= logging.ERROR] == []
