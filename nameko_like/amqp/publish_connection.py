@@ -163,6 +163,15 @@ class PublishConnection(PlainScriptReading, NackResending):
         if self._confirmed:
             self._prepare_channel(channel)
         self._heartbeat = heartbeat_interval(connection)  # before readers see the connection
+        if self._closed:
+            # Closed while this connection was being made: it must not
+            # outlive the publisher, nor start a reader and heartbeats
+            # nobody would stop.
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 - releasing a half-used connection may fail; it's gone
+                pass
+            raise PublishConnectionLost("publisher is closed")
         self._connection, self._channel = connection, channel
         self._last_beat_check = time.monotonic()
         self._confirms.new_channel()
@@ -196,6 +205,10 @@ class PublishConnection(PlainScriptReading, NackResending):
         try:
             self._connect()
         except errors as exc:
+            if self._closed:
+                # close() came while the connection was being made (it
+                # does not wait for the lock): give up, quietly.
+                raise PublishConnectionLost("publisher is closed") from exc
             if self._last_connect_error is None:
                 _log.warning("cannot connect to %s to publish (%s); publishers wait and retry "
                              "as their retry policy allows", safe_uri(self.config), exc)
