@@ -149,14 +149,21 @@ def main() -> int:
                                          stderr=subprocess.STDOUT, env=dict(os.environ))))
         print(f"pytest_shards: shard {index}: {len(group)} files, log {log_path}", flush=True)
     results = []
-    for index, group, log_path, log, process in running:
-        returncode = process.wait()
-        log.close()
-        output = log_path.read_text(errors="replace")
-        results.append((index, returncode, output))
-        print(f"pytest_shards: shard {index} exited {returncode} after "
-              f"{time.monotonic() - started:.0f}s: "
-              f"{' '.join(summary_lines(output)[-1:]).strip('= ')}", flush=True)
+    while running:
+        for entry in list(running):
+            index, _group, log_path, log, process = entry
+            returncode = process.poll()
+            if returncode is None:
+                continue
+            running.remove(entry)
+            log.close()
+            output = log_path.read_text(errors="replace")
+            results.append((index, returncode, output))
+            print(f"pytest_shards: shard {index} exited {returncode} after "
+                  f"{time.monotonic() - started:.0f}s: "
+                  f"{' '.join(summary_lines(output)[-1:]).strip('= ')}", flush=True)
+        time.sleep(0.5)
+    results.sort()
     total: dict[str, int] = {}
     spent: dict[str, float] = {}
     failed = False
