@@ -175,9 +175,11 @@ def main() -> int:
         for word, number in counts(output).items():
             total[word] = total.get(word, 0) + number
         spent.update(file_seconds(output))
-    for index, _returncode, output in results:
-        print(f"\n--- shard {index} summary")
-        print("\n".join(summary_lines(output)))
+    for index, returncode, output in results:
+        print(f"\n--- shard {index} summary (exit {returncode})")
+        print("\n".join(summary_lines(output)) or
+              "no summary: the session ended without one (pytest-timeout ends a "
+              "monkey-patched session with os._exit on a timeout); its output is above")
     if not failed and not options.pytest_args:
         CACHE_FILE.parent.mkdir(exist_ok=True)
         CACHE_FILE.write_text(json.dumps({path: round(seconds, 1) for path, seconds
