@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,10 @@ def main() -> int:
                        "deselected", "warnings") if total.get(word))
     print(f"{'=' * 20} {words or 'no tests ran'} in {elapsed:.2f}s "
           f"({len(results)} pytest processes) {'=' * 20}", flush=True)
+    if failed:
+        print(f"pytest_shards: logs and temporary files kept in {workdir}", flush=True)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     if not total.get("passed") and not total.get("failed"):
         return 5
     return 1 if failed else 0
