@@ -62,8 +62,9 @@ DELETE_DEADLINE = 60
 
 
 class VhostPool:
-    """Fresh, unused vhosts of the fault broker, made in batches; deletes
-    used ones in the background (nobody waits on a vhost nobody uses)."""
+    """Fresh, unused vhosts of the fault broker, made in batches; deletes a
+    used one in the background while the test's other teardown goes on, and
+    the next test waits for it."""
 
     def __init__(self, broker: PrivateBroker) -> None:
         self.broker = broker
@@ -71,8 +72,12 @@ class VhostPool:
         self.deleting: list[subprocess.Popen] = []
 
     def take(self) -> str:
-        """A vhost no test has used, with every permission for the broker's user."""
-        self.reap()
+        """A vhost no test has used, with every permission for the broker's user.
+
+        Waits for the deletions of earlier tests first: a test that stops or
+        freezes the broker must not find a deletion half done.
+        """
+        self.reap(wait=True)
         if not self.ready:
             self.ready = [f"fault_{uuid.uuid4().hex[:10]}" for _ in range(VHOST_BATCH)]
             self.broker.add_vhosts(self.ready)
