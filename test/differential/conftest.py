@@ -55,6 +55,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.differential)
             item.add_marker(pytest.mark.integration)
+            if item.get_closest_marker("timeout") is None:
+                # Room for both sides' own deadline: a slow side then fails
+                # with its "TIMED OUT" report, rather than pytest-timeout
+                # ending the whole (monkey-patched) session with os._exit.
+                item.add_marker(pytest.mark.timeout(len(SIDES) * SCENARIO_TIMEOUT + 30))
 
 
 @pytest.fixture(scope="session")
