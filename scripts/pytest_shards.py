@@ -128,7 +128,7 @@ def file_seconds(output: str) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (options only)")
     options = parser.parse_args()
     files = test_files()
