@@ -31,6 +31,7 @@ pytest nor ``requests``: the pytest plugin loads in every run.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -310,6 +311,25 @@ class PrivateBroker:
         """Create ``vhost`` and give the broker's user every permission on it."""
         self.rabbitmqctl("add_vhost", vhost)
         self.rabbitmqctl("set_permissions", "-p", vhost, self.user, ".*", ".*", ".*")
+
+    def add_vhosts(self, vhosts: Sequence[str]) -> None:
+        """Create every vhost of ``vhosts`` with all permissions for the broker's user,
+        in one ``rabbitmqctl import_definitions`` (each ``rabbitmqctl`` call boots an
+        Erlang VM: about half a second of CPU, which :meth:`add_vhost` spends twice)."""
+        if self.base_dir is None:
+            raise PrivateBrokerError(f"{self.node} was never started (call start())")
+        definitions = {
+            "vhosts": [{"name": vhost} for vhost in vhosts],
+            "permissions": [{"user": self.user, "vhost": vhost, "configure": ".*",
+                             "write": ".*", "read": ".*"} for vhost in vhosts],
+        }
+        # a file: this rabbitmqctl reads no definitions from standard input
+        path = self.base_dir / f"vhosts-{secrets.token_hex(4)}.json"
+        path.write_text(json.dumps(definitions))
+        try:
+            self.rabbitmqctl("import_definitions", str(path))
+        finally:
+            path.unlink()
 
     def delete_vhost(self, vhost: str) -> None:
         """Delete ``vhost``; no error if it is gone."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -244,10 +245,45 @@ def raw_http(port: int, data: bytes, timeout: float = 5.0, half_close: bool = Tr
         return b"".join(received)
 
 
+#: Where the kernel's ephemeral ports start when /proc does not say (Linux's default).
+EPHEMERAL_LOW_DEFAULT = 32768
+#: The lowest port ``web_config_port`` picks.
+LISTEN_PORT_LOW = 10000
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return EPHEMERAL_LOW_DEFAULT
+
+
+def unassigned_port(host: str = "127.0.0.1") -> int:
+    """A free port on ``host`` below the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the range it also
+    gives outgoing connections, so between the test picking it and the
+    server binding it, any process's new connection (a broker client, a
+    test session running beside this one) may take it. Below that range
+    only another explicit pick can. Falls back to :func:`find_free_port`.
+    """
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(LISTEN_PORT_LOW, max(low, LISTEN_PORT_LOW + 1))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        return port
+    return find_free_port(host)
+
+
 @pytest.fixture
 def web_config_port() -> int:
-    """A free loopback port for the web server under test."""
-    return find_free_port()
+    """A free loopback port for the web server under test (see :func:`unassigned_port`)."""
+    return unassigned_port()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,8 @@ LAUNCHER = HERE.parent / "interop" / "nameko_side" / "die_with_parent.py"
 INSTALL_TIMEOUT = 600
 #: Seconds one side of a scenario may run.
 SCENARIO_TIMEOUT = 90
+#: Seconds the broker may take to drop an exited side's exclusive queues.
+EXCLUSIVE_GONE_DEADLINE = 10.0
 #: Prefix of the report line a scenario prints (see ``_side.report``).
 REPORT_MARK = "DIFFERENTIAL-REPORT "
 
@@ -55,6 +58,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.differential)
             item.add_marker(pytest.mark.integration)
+            if item.get_closest_marker("timeout") is None:
+                # Room for both sides' own deadline: a slow side then fails
+                # with its "TIMED OUT" report, rather than pytest-timeout
+                # ending the whole (monkey-patched) session with os._exit.
+                item.add_marker(pytest.mark.timeout(len(SIDES) * SCENARIO_TIMEOUT + 30))
 
 
 @pytest.fixture(scope="session")
@@ -177,10 +185,19 @@ class Differ:
         UUIDs in names (reply queues, their routing keys) differ on every
         run, so they are replaced by ``<uuid>``.
         """
+        listed = self.manager.get_queues(vhost)
+        # The side's process has exited, so its exclusive queues go as soon
+        # as the broker has closed its connections; on a busy machine that
+        # can lag the exit. Wait for it (bounded): a queue still there after
+        # the deadline is compared, and shows in a failure.
+        deadline = time.monotonic() + EXCLUSIVE_GONE_DEADLINE
+        while any(q.get("exclusive") for q in listed) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            listed = self.manager.get_queues(vhost)
         queues = sorted(
             (_no_uuid(q["name"]), q["durable"], q["auto_delete"], q.get("exclusive", False),
              json.dumps(q.get("arguments", {}), sort_keys=True))
-            for q in self.manager.get_queues(vhost))
+            for q in listed)
         exchanges = sorted(
             (e["name"], e["type"], e["durable"], e["auto_delete"])
             for e in self.manager.get_exchanges(vhost)

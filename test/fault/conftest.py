@@ -54,16 +54,72 @@ def fault_broker() -> Iterator[PrivateBroker]:
         yield broker
 
 
+#: Vhosts made at once: every rabbitmqctl call boots an Erlang VM (about
+#: half a second of CPU), so one call makes the vhosts of several tests.
+VHOST_BATCH = 6
+#: Seconds a vhost's deletion may take before the session stops waiting.
+DELETE_DEADLINE = 60
+
+
+class VhostPool:
+    """Fresh, unused vhosts of the fault broker, made in batches; deletes a
+    used one in the background while the test's other teardown goes on, and
+    the next test waits for it."""
+
+    def __init__(self, broker: PrivateBroker) -> None:
+        self.broker = broker
+        self.ready: list[str] = []
+        self.deleting: list[subprocess.Popen] = []
+
+    def take(self) -> str:
+        """A vhost no test has used, with every permission for the broker's user.
+
+        Waits for the deletions of earlier tests first: a test that stops or
+        freezes the broker must not find a deletion half done.
+        """
+        self.reap(wait=True)
+        if not self.ready:
+            self.ready = [f"fault_{uuid.uuid4().hex[:10]}" for _ in range(VHOST_BATCH)]
+            self.broker.add_vhosts(self.ready)
+        return self.ready.pop()
+
+    def delete(self, vhost: str) -> None:
+        """Start deleting ``vhost``; :meth:`reap` collects the process."""
+        assert self.broker.ctl_tool is not None
+        self.deleting.append(subprocess.Popen(
+            [self.broker.ctl_tool, "-n", self.broker.node, "-q", "delete_vhost", vhost],
+            env=self.broker.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def reap(self, wait: bool = False) -> None:
+        """Collect finished deletions (``wait``: all of them, within the deadline)."""
+        for process in list(self.deleting):
+            if wait:
+                try:
+                    process.wait(timeout=DELETE_DEADLINE)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.poll() is not None:
+                self.deleting.remove(process)
+
+
+@pytest.fixture(scope="session")
+def fault_vhosts(fault_broker: PrivateBroker) -> Iterator[VhostPool]:
+    """The fault broker's :class:`VhostPool`."""
+    pool = VhostPool(fault_broker)
+    yield pool
+    pool.reap(wait=True)
+
+
 @pytest.fixture
-def fault_config(fault_broker: PrivateBroker, tmp_path: Path) -> Iterator[dict]:
+def fault_config(fault_vhosts: VhostPool, tmp_path: Path) -> Iterator[dict]:
     """A config for a fresh vhost of the private broker, deleted after the test."""
-    vhost = f"fault_{uuid.uuid4().hex[:10]}"
-    fault_broker.add_vhost(vhost)
-    config = {"AMQP_URI": fault_broker.amqp_uri(vhost)}
+    vhost = fault_vhosts.take()
+    config = {"AMQP_URI": fault_vhosts.broker.amqp_uri(vhost)}
     try:
         yield config
     finally:
-        fault_broker.delete_vhost(vhost)
+        fault_vhosts.delete(vhost)
 
 
 # --- service processes --------------------------------------------------------

@@ -144,3 +144,24 @@ def test_any_instance_of():
     assert AnyInstanceOf(int) != "3"
     assert (AnyInstanceOf(int) != 3) is False  # __ne__ itself, not just __eq__
     assert repr(AnyInstanceOf(WorkerContext)) == "<AnyInstanceOf WorkerContext>"
+
+
+def test_web_config_port_is_below_the_ephemeral_range_and_can_be_bound(web_config_port):
+    from nameko_like.testing import web_fixtures
+
+    assert web_fixtures.LISTEN_PORT_LOW <= web_config_port < web_fixtures._ephemeral_low()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", web_config_port))
+
+
+def test_unassigned_port_skips_a_port_in_use(monkeypatch):
+    from nameko_like.testing import web_fixtures
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        taken.listen()
+        picks = iter([busy, busy, *range(12345, 12445)])
+        monkeypatch.setattr(web_fixtures.random, "randrange", lambda low, high: next(picks))
+        port = web_fixtures.unassigned_port()
+    assert port != busy and 12345 <= port < 12445
