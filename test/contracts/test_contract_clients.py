@@ -39,11 +39,18 @@ def _clear_received():
     received.clear()
 
 
-def test_rpc_proxy_given_the_class_calls_it_by_name(container_factory, rabbit_config):
+@pytest.fixture
+def config(rabbit_config, web_config):
+    """Bookings has @http entrypoints too: on a free port, not the default 8000
+    (the suite runs in several sessions at once)."""
+    return dict(rabbit_config, **web_config)
+
+
+def test_rpc_proxy_given_the_class_calls_it_by_name(container_factory, config):
     assert RpcProxy(Bookings).target_service == "bookings"
     with pytest.raises(TypeError, match="has no 'name'"):
         RpcProxy(Leg)
-    containers = [container_factory(service, rabbit_config) for service in (Bookings, Agent)]
+    containers = [container_factory(service, config) for service in (Bookings, Agent)]
     for container in containers:
         container.start()
     agent = containers[1]
@@ -62,9 +69,9 @@ def test_rpc_proxy_given_the_class_calls_it_by_name(container_factory, rabbit_co
         assert plain_call() == {"reference": "raw-0", "legs": 0}
 
 
-def test_standalone_proxies_are_typed_and_validate(container_factory, rabbit_config):
-    container_factory(Bookings, rabbit_config).start()
-    with ClusterRpcProxy(rabbit_config, timeout=10) as cluster:
+def test_standalone_proxies_are_typed_and_validate(container_factory, config):
+    container_factory(Bookings, config).start()
+    with ClusterRpcProxy(config, timeout=10) as cluster:
         bookings = typed(cluster.bookings, Bookings, validate=True)
         assert bookings.book(Journey(traveller="bo", legs=[]), priority=1) == {
             "reference": "bo-0", "legs": 0}

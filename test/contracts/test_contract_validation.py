@@ -30,9 +30,11 @@ def _clear_received():
 
 
 @pytest.fixture
-def start(container_factory, backend):
+def start(container_factory, backend, web_config):
     def start(service, **config):
-        container = container_factory(service, dict(backend, **config))
+        # Bookings serves @http too: on a free port, not the default 8000
+        # (the suite runs in several sessions at once)
+        container = container_factory(service, dict(backend, **web_config, **config))
         container.start()
         return container
     return start

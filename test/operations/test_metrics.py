@@ -120,10 +120,12 @@ def test_counts_after_real_traffic(container_factory, metrics_config, endpoint, 
     assert confirms is not None and confirms >= 3
 
 
-def test_endpoint_stops_with_the_last_container(container_factory, metrics_config, endpoint):
+def test_endpoint_stops_with_the_last_container(container_factory, metrics_config, web_config,
+                                                endpoint):
     from nameko_like import operations
 
-    container = container_factory(Shop, metrics_config)
+    # Shop serves @http too: on a free port (the suite runs in several sessions)
+    container = container_factory(Shop, dict(metrics_config, **web_config))
     container.start()
     assert endpoint.get("/health/live").json()["services"] == ["shop"]
     (server,) = operations.servers()
