@@ -284,6 +284,9 @@ _environ_keys: dict[bytes, str] = {}
 #: Names kept in :data:`_environ_keys`: clients choosing endless names only
 #: restart it.
 _ENVIRON_KEYS_KEPT = 1024
+#: Longer names are not kept: a client cycling long names (up to a header
+#: line's limit) would otherwise pin megabytes.
+_ENVIRON_KEY_LONGEST = 64
 _METHODS = {method.encode(): method for method in (
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")}
 
@@ -299,7 +302,8 @@ def environ_key(name: bytes) -> str:
         key = text.upper().replace("-", "_")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
-    if len(_environ_keys) >= _ENVIRON_KEYS_KEPT:
-        _environ_keys.clear()
-    _environ_keys[name] = key
+    if len(name) <= _ENVIRON_KEY_LONGEST:
+        if len(_environ_keys) >= _ENVIRON_KEYS_KEPT:
+            _environ_keys.clear()
+        _environ_keys[name] = key
     return key

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 #: Bytes asked of the socket at once (a few pipelined requests, or a body part).
 RECEIVE_SIZE = 65536
-# What eventlet's green recv reports as the end of the input, not an error.
+# Errors of a recv that mean the peer is gone: the end of the input, not an
+# error to log (ENOTCONN and ESHUTDOWN after a shutdown on our side).
 _CLOSED_ERRNOS = frozenset((errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN))
 
 
@@ -102,6 +103,10 @@ class RequestReader:
         """When the wait about to start gives up (``time.monotonic``)."""
         parser, limits = self.parser, self.limits
         if parser.in_body:
+            # a body on its way is a request, not an idle connection (a
+            # stopping server must let it finish), even when the head came
+            # without a wait
+            self.state[2] = eventlet.wsgi.STATE_REQUEST
             return time.monotonic() + limits.request_timeout
         if parser.started is not None:
             self.state[2] = eventlet.wsgi.STATE_REQUEST
@@ -139,6 +144,7 @@ class RequestReader:
     def _receive_green(self) -> bytes:
         parser, limits, sock = self.parser, self.limits, self.sock
         if parser.in_body:
+            self.state[2] = eventlet.wsgi.STATE_REQUEST  # (see _deadline)
             timeout = limits.request_timeout
         elif parser.started is not None:
             self.state[2] = eventlet.wsgi.STATE_REQUEST

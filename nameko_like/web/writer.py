@@ -109,6 +109,9 @@ class _Response:
         status = self.status
         if status is None:
             raise AssertionError("the application sent a body before calling start_response")
+        if type(status) is not str:
+            # the f-strings below would write b'200 OK' into the head
+            raise TypeError(f"a WSGI status is a str, got {status!r}")
         bodyless = _bodyless_statuses.get(status)
         if bodyless is None:
             bodyless = _is_bodyless(status)
@@ -118,6 +121,8 @@ class _Response:
         lines = [f"HTTP/1.1 {status}\r\n"]
         has_date = False
         for name, value in self.headers:
+            if type(name) is not str or type(value) is not str:
+                raise TypeError(f"WSGI header names and values are str, got {name!r}: {value!r}")
             lines.append(f"{name}: {value}\r\n")
             lowered = name.lower()
             if lowered in _READ_HEADERS:
@@ -159,6 +164,11 @@ class _Response:
             data = data.encode("latin-1")
         out = b"" if self.head_sent else self._head(None)
         if data and not self.bodyless:
+            if self.length is not None and self.written + len(data) > self.length:
+                # More than the application's Content-Length: the rest would
+                # be read as the next response on a kept-alive connection.
+                data = data[:max(self.length - self.written, 0)]
+                self.close = True
             self.written += len(data)
             out += b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
         if out:
@@ -252,6 +262,12 @@ class ResponseWriter:
                     else _join(result)
                 out = response._head(len(body))
                 if not response.bodyless:
+                    if response.length != len(body):
+                        # The application's Content-Length is wrong: send no
+                        # more than it said, and end the connection (the
+                        # client would otherwise wait for, or misread, bytes).
+                        body = body[:response.length]
+                        response.close = True
                     response.written = len(body)
                     out += body
                 self.send(out)

@@ -280,3 +280,82 @@ def test_a_tls_connection_is_served_keep_alive(certificate):
             assert answer.startswith(b"HTTP/1.1 200 ")
     server.wait()
     listener.close()
+
+
+class BytesStatusServer(WebServer):
+    """A WSGI application breaking the contract: a bytes status, or a bytes header name."""
+
+    def get_wsgi_app(self):
+        def app(environ, start_response):
+            if environ["PATH_INFO"] == "/status":
+                start_response(b"200 OK", [("Content-Length", "2")])
+            else:
+                start_response("200 OK", [(b"X-Foo", "1"), ("Content-Length", "2")])
+            return [b"ok"]
+
+        return app
+
+
+@pytest.mark.parametrize("path", ["/status", "/header"])
+def test_bytes_in_the_head_are_a_500_not_a_malformed_head(path, container_factory, web_config,
+                                                          web_config_port):
+    from nameko_like.web.handlers import HttpRequestHandler
+
+    class Handler(HttpRequestHandler):
+        server = BytesStatusServer()
+
+    class Service:
+        name = "service"
+
+        @Handler.decorator("GET", "/<path:any>")
+        def index(self, request, any):
+            return "unused"
+
+    container_factory(Service, web_config).start()
+    with socket.create_connection(("127.0.0.1", web_config_port), timeout=5) as client:
+        client.sendall(b"GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path.encode())
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 500 "), answer
+    assert b"b'" not in answer
+
+
+class WrongLengthServer(WebServer):
+    """A WSGI application whose Content-Length is less than its body."""
+
+    def get_wsgi_app(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", "2")])
+            body = [b"ok", b"EXTRA"]
+            return body if environ["PATH_INFO"] == "/list" else iter(body)
+
+        return app
+
+
+@pytest.mark.parametrize("path", ["/list", "/stream"])
+def test_a_body_longer_than_its_content_length_is_cut_and_the_connection_ends(
+        path, container_factory, web_config, web_config_port):
+    # Sent whole, the extra bytes would be read as the start of the next
+    # response on the kept-alive connection.
+    from nameko_like.web.handlers import HttpRequestHandler
+
+    class Handler(HttpRequestHandler):
+        server = WrongLengthServer()
+
+    class Service:
+        name = "service"
+
+        @Handler.decorator("GET", "/<path:any>")
+        def index(self, request, any):
+            return "unused"
+
+    container_factory(Service, web_config).start()
+    request = b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode()
+    with socket.create_connection(("127.0.0.1", web_config_port), timeout=5) as client:
+        client.sendall(request * 2)  # pipelined
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nok"), answer
+    assert answer.count(b"HTTP/1.1") == 1

@@ -168,6 +168,35 @@ def test_graceful_stop_lets_the_in_flight_request_finish(
         WebSession(f"http://127.0.0.1:{web_config_port}").get("/ping", timeout=2)
 
 
+class Upload:
+    name = "upload"
+
+    @http("POST", "/upload")
+    def upload(self, request):
+        return b"got %d" % len(request.get_data())
+
+
+def test_a_body_on_its_way_is_not_closed_to_make_room(
+    container_factory, web_config, web_config_port
+):
+    # With every connection slot taken, a new client makes the server close
+    # an idle connection; one whose head came at once and whose body is
+    # still arriving is in a request, not idle.
+    container = container_factory(Upload, dict(web_config, WEB_MAX_CONNECTIONS=1))
+    container.start()
+    with eventlet.green.socket.create_connection(("127.0.0.1", web_config_port)) as client:
+        client.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345")
+        eventlet.sleep(0.2)
+        waiting = eventlet.spawn(WebSession(f"http://127.0.0.1:{web_config_port}").get, "/none")
+        eventlet.sleep(0.6)  # the server looks for an idle connection to close meanwhile
+        client.sendall(b"67890")
+        answer = b""
+        while not answer.endswith(b"got 10") and (chunk := client.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"got 10"), answer
+    assert waiting.wait().status_code == 404  # served once the upload's connection ended
+
+
 def test_stop_closes_idle_keep_alive_connections(container_factory, web_config, web_session):
     container = container_factory(Slow, web_config)
     container.start()
