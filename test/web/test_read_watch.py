@@ -282,6 +282,33 @@ def test_a_tls_connection_is_served_keep_alive(certificate):
     listener.close()
 
 
+def serve_wsgi_app(server_class, container_factory, web_config):
+    """Start a service whose web server's WSGI application is ``server_class``'s."""
+    from nameko_like.web.handlers import HttpRequestHandler
+
+    class Handler(HttpRequestHandler):
+        server = server_class()
+
+    class Service:
+        name = "service"
+
+        @Handler.decorator("GET", "/<path:any>")
+        def index(self, request, any):
+            return "unused"
+
+    container_factory(Service, web_config).start()
+
+
+def exchange(port, raw_requests):
+    """Send ``raw_requests`` on one connection; everything read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(raw_requests)
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+    return answer
+
+
 class BytesStatusServer(WebServer):
     """A WSGI application breaking the contract: a bytes status, or a bytes header name."""
 
@@ -299,24 +326,9 @@ class BytesStatusServer(WebServer):
 @pytest.mark.parametrize("path", ["/status", "/header"])
 def test_bytes_in_the_head_are_a_500_not_a_malformed_head(path, container_factory, web_config,
                                                           web_config_port):
-    from nameko_like.web.handlers import HttpRequestHandler
-
-    class Handler(HttpRequestHandler):
-        server = BytesStatusServer()
-
-    class Service:
-        name = "service"
-
-        @Handler.decorator("GET", "/<path:any>")
-        def index(self, request, any):
-            return "unused"
-
-    container_factory(Service, web_config).start()
-    with socket.create_connection(("127.0.0.1", web_config_port), timeout=5) as client:
-        client.sendall(b"GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path.encode())
-        answer = b""
-        while chunk := client.recv(4096):
-            answer += chunk
+    serve_wsgi_app(BytesStatusServer, container_factory, web_config)
+    answer = exchange(web_config_port,
+                      b"GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path.encode())
     assert answer.startswith(b"HTTP/1.1 500 "), answer
     assert b"b'" not in answer
 
@@ -338,24 +350,8 @@ def test_a_body_longer_than_its_content_length_is_cut_and_the_connection_ends(
         path, container_factory, web_config, web_config_port):
     # Sent whole, the extra bytes would be read as the start of the next
     # response on the kept-alive connection.
-    from nameko_like.web.handlers import HttpRequestHandler
-
-    class Handler(HttpRequestHandler):
-        server = WrongLengthServer()
-
-    class Service:
-        name = "service"
-
-        @Handler.decorator("GET", "/<path:any>")
-        def index(self, request, any):
-            return "unused"
-
-    container_factory(Service, web_config).start()
+    serve_wsgi_app(WrongLengthServer, container_factory, web_config)
     request = b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode()
-    with socket.create_connection(("127.0.0.1", web_config_port), timeout=5) as client:
-        client.sendall(request * 2)  # pipelined
-        answer = b""
-        while chunk := client.recv(4096):
-            answer += chunk
+    answer = exchange(web_config_port, request * 2)  # pipelined
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nok"), answer
     assert answer.count(b"HTTP/1.1") == 1
