@@ -213,6 +213,27 @@ class ServiceProcess:
 
 
 @pytest.fixture
+def dispatcher() -> Iterator[Callable[[dict[str, Any]], Any]]:
+    """``dispatcher(config)``: a standalone event dispatcher, closed at teardown.
+
+    Left to the garbage collector, a dispatcher's connection (its reader and
+    heartbeats) would outlive the test for as long as a reference cycle (a
+    caught exception's traceback) keeps it: the leak check would see it.
+    """
+    from nameko_like.standalone.events import event_dispatcher
+
+    made: list[Any] = []
+
+    def make(config: dict[str, Any]) -> Any:
+        made.append(event_dispatcher(config))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.fixture
 def record_dir(tmp_path: Path) -> Path:
     """Where service processes record each invocation (see fault_services)."""
     path = tmp_path / "records"

@@ -18,7 +18,6 @@ import pytest
 from nameko_like._eventlet import eventlet
 from nameko_like.exceptions import RpcConnectionError, RpcTimeout
 from nameko_like.rpc.client import RpcReply
-from nameko_like.standalone.events import event_dispatcher
 from nameko_like.standalone.rpc import ClusterRpcProxy
 
 pytestmark = pytest.mark.fault
@@ -189,12 +188,12 @@ def test_broker_restart_under_rpc_load(fault_broker, fault_config, spawn_service
 
 @pytest.mark.timeout(150)
 def test_broker_restart_under_event_load(fault_broker, fault_config, spawn_service, wait_ready,
-                                         records, wait_until, count_tracebacks):
+                                         records, wait_until, count_tracebacks, dispatcher):
     total, rate = 2000, 200.0
     listener = spawn_service("fault_services:Listener", fault_config)
     wait_ready(fault_config, "fault_listener")
 
-    dispatch = event_dispatcher(fault_config)
+    dispatch = dispatcher(fault_config)
     dispatched: list[str] = []
     raised: collections.Counter = collections.Counter()
     slowest = 0.0

@@ -140,20 +140,21 @@ class Load:
             proxy.stop()
 
     def _producer(self) -> None:
-        dispatch = event_dispatcher(self.config)
-        number = 0
-        while self.running:
-            event_id = f"e{number}"
-            try:
-                dispatch("cluster_source", "tick", {"id": event_id})
-            except Exception as exc:  # noqa: BLE001 - not confirmed: sent again, same id
-                self.dispatch_errors[type(exc).__name__] += 1
-                self.error_times.append((time.monotonic(), type(exc).__name__))
-                eventlet.sleep(0.1)
-                continue
-            self.confirmed[event_id] = time.monotonic()
-            number += 1
-            eventlet.sleep(EVENT_INTERVAL)
+        # closed when done: its connection must not wait for the collector
+        with event_dispatcher(self.config) as dispatch:
+            number = 0
+            while self.running:
+                event_id = f"e{number}"
+                try:
+                    dispatch("cluster_source", "tick", {"id": event_id})
+                except Exception as exc:  # noqa: BLE001 - not confirmed: sent again, same id
+                    self.dispatch_errors[type(exc).__name__] += 1
+                    self.error_times.append((time.monotonic(), type(exc).__name__))
+                    eventlet.sleep(0.1)
+                    continue
+                self.confirmed[event_id] = time.monotonic()
+                number += 1
+                eventlet.sleep(EVENT_INTERVAL)
 
     def stop(self) -> None:
         self.running = False

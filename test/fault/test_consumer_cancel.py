@@ -14,7 +14,6 @@ import time
 import pytest
 from kombu import Connection
 
-from nameko_like.standalone.events import event_dispatcher
 from nameko_like.standalone.rpc import ClusterRpcProxy
 
 pytestmark = pytest.mark.fault
@@ -25,7 +24,7 @@ IN_FLIGHT = 5
 
 @pytest.mark.timeout(60)
 def test_a_deleted_queue_is_consumed_again_alone(fault_config, spawn_service, wait_ready,
-                                                 records, wait_until):
+                                                 records, wait_until, dispatcher):
     worker = spawn_service("fault_services:Worker", fault_config)
     wait_ready(fault_config, "fault_worker")
     with ClusterRpcProxy(fault_config, timeout=20) as cluster:
@@ -39,7 +38,7 @@ def test_a_deleted_queue_is_consumed_again_alone(fault_config, spawn_service, wa
     assert results == [f"c{n}" for n in range(IN_FLIGHT)]
 
     # the deleted queue is back (declared and bound again) and consumed
-    dispatch = event_dispatcher(fault_config)
+    dispatch = dispatcher(fault_config)
     wait_until(lambda: _queue_exists(fault_config, EVENT_QUEUE), timeout=5,
                message="event queue declared again")
     dispatch("fault_source", "job", {"id": "after", "seconds": 0})

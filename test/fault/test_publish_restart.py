@@ -16,7 +16,6 @@ import pytest
 
 from nameko_like._eventlet import eventlet
 from nameko_like.amqp.retry import retry_seconds
-from nameko_like.standalone.events import event_dispatcher
 
 pytestmark = pytest.mark.fault
 
@@ -27,10 +26,10 @@ OUTAGE = 3.5
 
 @pytest.mark.timeout(90)
 def test_dispatch_waits_through_a_restart(fault_broker, fault_config, spawn_service, wait_ready,
-                                          records, wait_until):
+                                          records, wait_until, dispatcher):
     spawn_service("fault_services:Listener", fault_config)
     wait_ready(fault_config, "fault_listener")
-    dispatch = event_dispatcher(fault_config)
+    dispatch = dispatcher(fault_config)
     budget = retry_seconds(True, None)
     times: dict[str, float] = {}
 
@@ -85,8 +84,8 @@ def test_dispatch_waits_through_a_restart(fault_broker, fault_config, spawn_serv
 
 
 @pytest.mark.timeout(60)
-def test_a_blocked_publish_raises_within_its_timeout(fault_broker, fault_config):
-    dispatch = event_dispatcher(fault_config)
+def test_a_blocked_publish_raises_within_its_timeout(fault_broker, fault_config, dispatcher):
+    dispatch = dispatcher(fault_config)
     dispatch("fault_source", "tick", {"id": "before"})  # connected, not blocked
     fault_broker.rabbitmqctl("set_vm_memory_high_watermark", "0.0000001")
     try:
