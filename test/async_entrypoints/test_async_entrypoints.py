@@ -279,11 +279,12 @@ def test_errors_are_the_sync_errors(services, config):
 
 
 @asyncio_hub
-def test_max_workers_bounds_async_workers(container_factory, rabbit_config):
+def test_max_workers_bounds_async_workers(container_factory, config):
     AsyncService.running.update(now=0, most=0)
-    container = container_factory(AsyncService, {**rabbit_config, "max_workers": 2})
+    # (config: AsyncService serves @http too, on a free port)
+    container = container_factory(AsyncService, {**config, "max_workers": 2})
     container.start()
-    with ClusterRpcProxy(rabbit_config, timeout=10) as cluster:
+    with ClusterRpcProxy(config, timeout=10) as cluster:
         replies = [cluster.async_service.hold.call_async(0.05) for _ in range(6)]
         assert [reply.result() for reply in replies] == [0.05] * 6
     assert AsyncService.running["most"] == 2
