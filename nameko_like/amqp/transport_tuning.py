@@ -34,6 +34,7 @@ from nameko_like._eventlet import eventlet
 from nameko_like.amqp.hub_turns import turns_of
 from nameko_like.amqp.socket_timeouts import ReadTimeout, ScopedWriter
 from nameko_like.amqp.socket_watch import SocketWatch
+from nameko_like.green_sockets import send_all
 
 GreenSocket = eventlet.greenio.GreenSocket
 
@@ -218,16 +219,7 @@ class _CoalescingWriter:
         # system call. The socket under it never blocks: try it first, and
         # leave to eventlet only what it could not take (it waits for the
         # socket, within its time-out, as it always did).
-        raw = self.raw
-        if raw is not None:
-            try:
-                sent = raw.send(data)
-            except BlockingIOError:
-                sent = 0
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
-        self.sock.sendall(data)
+        send_all(self.raw, self.sock, data)
 
     def _flush(self) -> None:
         self.flush_scheduled = False

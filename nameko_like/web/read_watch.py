@@ -26,14 +26,11 @@ Only eventlet's public hub API is used (``add``/``remove`` of a listener,
 
 from __future__ import annotations
 
-import _socket
 import logging
-import ssl
 from time import monotonic
 from typing import Any
 
 from nameko_like._eventlet import eventlet
-from eventlet.greenio import GreenSocket
 
 _log = logging.getLogger(__name__)
 
@@ -44,21 +41,6 @@ _getcurrent = eventlet.getcurrent
 TIMED_OUT = False
 #: What :meth:`ReadWatch.wait` returns when the socket is readable.
 READABLE = True
-
-
-def raw_socket(sock: Any) -> Any:
-    """The non-blocking OS socket under an eventlet green socket, or None.
-
-    None for anything else (a TLS socket must go through its own layers: a
-    partial TLS read or write raises errors only eventlet's green socket
-    handles), so callers fall back to the green socket's own calls.
-    """
-    raw = sock.fd if isinstance(sock, GreenSocket) else None
-    # (an ssl.SSLSocket is a _socket.socket too)
-    if isinstance(raw, _socket.socket) and not isinstance(raw, ssl.SSLSocket) \
-            and raw.gettimeout() == 0:
-        return raw
-    return None
 
 
 class ReadWatch:

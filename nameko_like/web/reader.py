@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from nameko_like._eventlet import eventlet
 from nameko_like.web.body import RequestRejected
 from nameko_like.web.parser import RequestParser
-from nameko_like.web.read_watch import ReadWatch, raw_socket
+from nameko_like.green_sockets import raw_socket
+from nameko_like.web.read_watch import ReadWatch
 
 import eventlet.wsgi  # after _eventlet silenced its import warning
 

@@ -8,18 +8,16 @@ request (closures, header capitalisation, the date string).
 
 from __future__ import annotations
 
-import _socket
 import logging
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from nameko_like._eventlet import eventlet
+from nameko_like.green_sockets import raw_socket, send_all
 import eventlet.wsgi  # after _eventlet silenced its import warning
-from eventlet.greenio import GreenSocket
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -225,24 +223,11 @@ class ResponseWriter:
         # the socket buffer takes at once goes straight to it, without the
         # green socket's layers (a time-out exception made per send, ...).
         # (Only a plain green socket: a TLS one must encrypt what it sends.)
-        raw: Any = sock.fd if isinstance(sock, GreenSocket) else None
-        # (an ssl.SSLSocket is a _socket.socket too: a partial TLS write
-        # raises SSLWantWriteError, which only the green socket handles)
-        plain = isinstance(raw, _socket.socket) and not isinstance(raw, ssl.SSLSocket)
-        self._raw: Any = raw if plain and raw.gettimeout() == 0 else None
+        self._raw: Any = raw_socket(sock)
 
     def send(self, data: bytes) -> None:
         """Send all of ``data``, waiting (green) only if the socket buffer is full."""
-        raw = self._raw
-        if raw is not None:
-            try:
-                sent = raw.send(data)
-            except BlockingIOError:
-                sent = 0
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]  # type: ignore[assignment]
-        self.sock.sendall(data)
+        send_all(self._raw, self.sock, data)
 
     def respond(self, application: WSGIApplication, environ: WSGIEnvironment,
                 keep_alive: bool) -> bool:

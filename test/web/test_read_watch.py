@@ -208,7 +208,7 @@ def test_only_a_plain_green_socket_is_read_directly():
     import socket as stdlib_socket
     import ssl
 
-    from nameko_like.web.read_watch import raw_socket
+    from nameko_like.green_sockets import raw_socket
 
     plain = socket.socket()
     tls = ssl.create_default_context().wrap_socket(
