@@ -94,6 +94,55 @@ def serve_aiohttp(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+def serve_kontiki(port: int, access_log: bool = False) -> None:
+    """The same two routes as a Kontiki service (an aiohttp-based peer), AMQP off.
+
+    Kontiki's default logging (root at DEBUG to a console handler) would
+    log every request through aiohttp's access logger; by default the
+    handler is set at WARNING, as nameko_like's is, so neither pays for an
+    access log. With ``access_log`` Kontiki keeps its default logging,
+    written to /dev/null (compare with nameko_like's ``access_log``).
+    """
+    import asyncio
+    import copy
+
+    from aiohttp import web
+    from kontiki.configuration.configuration import DEFAULT_LOGGING_CONFIGURATION
+    from kontiki.container import ServiceContainer
+    from kontiki.web.web import http
+
+    class Bench:
+        name = "bench"
+
+        @http("/ping", "GET")
+        async def ping(self, request: web.Request) -> web.Response:
+            return web.Response(text="pong")
+
+        @http("/echo", "POST")
+        async def echo(self, request: web.Request) -> web.Response:
+            return web.Response(body=await request.read())
+
+    logging_config = copy.deepcopy(DEFAULT_LOGGING_CONFIGURATION)
+    handler = logging_config["handlers"]["console"]
+    # (Kontiki deep-copies its logging config: a file name, not a stream)
+    handler.update({"class": "logging.FileHandler", "filename": os.devnull})
+    if not access_log:
+        handler["level"] = "WARNING"
+    config = {
+        "kontiki": {"amqp": {"disable": True},
+                    "http": {"address": "127.0.0.1", "port": port}},
+        "logging": logging_config,
+    }
+
+    async def run() -> None:
+        container = ServiceContainer(Bench, "1.0", None, True, config=config)
+        await container.setup()
+        await container.start()
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
 def serve_nameko_like(port: int, access_log: bool = False, engine: str | None = None) -> None:
     """A service with two ``@http`` entrypoints, default config otherwise.
 
@@ -303,8 +352,8 @@ def main() -> int:
     parser.add_argument("--before", metavar="TREE",
                         help="also run nameko_like from this source tree (a checkout)")
     parser.add_argument("--serve", help=argparse.SUPPRESS,
-                        choices=["bare", "aiohttp", "nameko_like", "access_log", "fallback",
-                                 "engine"])
+                        choices=["bare", "aiohttp", "kontiki", "kontiki_log", "nameko_like",
+                                 "access_log", "fallback", "engine"])
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -312,6 +361,8 @@ def main() -> int:
         serve = {
             "bare": lambda: serve_bare(args.port),
             "aiohttp": lambda: serve_aiohttp(args.port),
+            "kontiki": lambda: serve_kontiki(args.port),
+            "kontiki_log": lambda: serve_kontiki(args.port, access_log=True),
             "nameko_like": lambda: serve_nameko_like(args.port),
             "access_log": lambda: serve_nameko_like(args.port, access_log=True),
             "fallback": lambda: serve_nameko_like(args.port, engine="eventlet"),
@@ -329,8 +380,16 @@ def main() -> int:
         print("aiohttp is not installed: pip install 'nameko_like[bench]'", file=sys.stderr)
         return 2
 
-    kinds = ["nameko_like"] if args.skip_peers else ["bare", "aiohttp", "nameko_like"]
+    try:
+        import kontiki  # noqa: F401
+        peers = ["bare", "aiohttp", "kontiki"]
+    except ImportError:
+        print("kontiki is not installed (pip install 'nameko_like[bench]'): left out",
+              file=sys.stderr)
+        peers = ["bare", "aiohttp"]
+    kinds = ["nameko_like"] if args.skip_peers else [*peers, "nameko_like"]
     kinds += ["access_log"] if args.access_log else []
+    kinds += ["kontiki_log"] if args.access_log and "kontiki" in kinds else []
     kinds += ["fallback"] if args.engine_fallback else []
     kinds += ["engine"] if args.engine_only else []
     kinds += ["before"] if args.before else []
@@ -338,7 +397,14 @@ def main() -> int:
     if args.callgrind:
         instructions_per_request(kinds, sources, args.callgrind)
         return 0
-    servers = {kind: start(kind, sources[kind]) for kind in kinds}
+    servers: dict[str, tuple[subprocess.Popen, int]] = {}
+    try:
+        for kind in kinds:
+            servers[kind] = start(kind, sources[kind])
+    except BaseException:
+        for proc, _ in servers.values():  # those started before the one that failed
+            proc.terminate()
+        raise
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {
         (kind, path): [] for kind in kinds for path in PATHS}
     with tempfile.TemporaryDirectory() as directory:

@@ -26,7 +26,7 @@ from nameko_like.protocols import ExcInfo, ResultHandler
 from nameko_like.service_binding import bind_dependencies, bind_entrypoints, subextensions_of
 from nameko_like.utils import import_from_path
 from nameko_like.worker_context import WorkerContext
-from nameko_like.worker_greenlet import run_in_child_greenlet
+from nameko_like.worker_greenlet import IdleWorkerGreenlets, run_in_child_greenlet
 from nameko_like.worker_lifecycle import run_worker
 
 if TYPE_CHECKING:
@@ -98,6 +98,8 @@ class ServiceContainer:
         self._workers_idle: Any = None
         # eventlet's greenlets and greenthreads (eventlet ships no types)
         self._worker_threads: dict[WorkerContext, Any] = {}
+        #: worker greenlets of run_worker_here that may run the next worker
+        self._idle_worker_greenlets = IdleWorkerGreenlets(self.max_workers)
         self._managed_threads: dict[Any, str | None] = {}
         #: the publish pool extensions publish through: the runner's, or
         #: this container's own (made on first use, closed when it stops)
@@ -209,6 +211,7 @@ class ServiceContainer:
         self._kill_managed_threads()
         # after every extension stopped: replies and events were confirmed
         self._close_publish_pool()
+        self._idle_worker_greenlets.clear()
         self.started = False
         if not self._died.ready():
             self._died.send(None)
@@ -249,6 +252,7 @@ class ServiceContainer:
         self._kill_worker_threads()
         self._kill_managed_threads()
         self._close_publish_pool()
+        self._idle_worker_greenlets.clear()
         self.started = False
         if instrumentation.observers:
             instrumentation.emit("container_stopped", self)
@@ -312,7 +316,8 @@ class ServiceContainer:
 
         :meth:`spawn_worker` for a caller that would only wait for the worker
         (an HTTP request): no spawn, no switches through the hub. The worker
-        runs in a child greenlet (:mod:`~nameko_like.worker_greenlet`) with
+        runs in a child greenlet (:mod:`~nameko_like.worker_greenlet`; one
+        that ran an earlier worker when nothing remembers it) with
         greenlet-local state and ``contextvars`` of its own, takes a slot,
         runs the same hooks, and ``kill``/``stop`` kill it like any worker.
         ``announce(worker_ctx)`` is called once the worker is registered,
@@ -326,6 +331,7 @@ class ServiceContainer:
         run_in_child_greenlet(
             self._worker_threads, worker_ctx, run_worker, self, worker_ctx, handle_result,
             entrypoint.method_name in self._async_methods, self._worker_done,
+            idle=self._idle_worker_greenlets,
         )
         return worker_ctx
 

@@ -8,19 +8,31 @@ the current greenlet) with every other request on the same keep-alive
 connection, which behind a reverse proxy means other users' requests. A
 child greenlet, switched to directly, gives each worker greenlet-local state
 of its own and still needs no hub round trip.
+
+Making a greenlet is the dearest part of that (CPython maps a frame stack
+for each one and unmaps it when it dies: about a third of an @http
+request's CPU time). So a worker greenlet that ends a worker with nothing
+left pointing at it waits in :class:`IdleWorkerGreenlets` to run the next
+one: nothing that could tell it from a new greenlet (a ``threading.local``
+it has values in, a timer that would throw into it, an attribute set on
+it, a reference kept anywhere) survives, and its ``contextvars`` start
+empty again. A greenlet that fails those checks is dropped, as every worker
+greenlet was before.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
+from weakref import getweakrefcount
 
 from nameko_like._eventlet import eventlet
 
 # greenlet comes with eventlet (which re-exports it): no dependency of our own
 _greenlet: Any = eventlet.greenthread.greenlet
 
-__all__ = ["WorkerGreenlet", "caller_of", "run_in_child_greenlet"]
+__all__ = ["IdleWorkerGreenlets", "WorkerGreenlet", "caller_of", "run_in_child_greenlet"]
 
 
 class WorkerGreenlet(_greenlet.greenlet):  # type: ignore[misc]  # untyped, via eventlet
@@ -46,48 +58,124 @@ def caller_of(current: Any) -> Any:
     return current.caller if isinstance(current, WorkerGreenlet) else current
 
 
-def _run_child(child: WorkerGreenlet, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
-    """The body of a worker greenlet (given its arguments by its first switch)."""
-    try:
-        fn(*args)
-    finally:
-        child.finished = True
-        # eventlet's hub makes itself the parent of a greenlet that
-        # blocks: give the caller back so the worker's end resumes it.
-        if child.parent is not child.caller:
-            child.parent = child.caller
+def _serve(fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+    """The body of a worker greenlet: run a worker, then wait for the next one.
+
+    The first worker comes as the arguments of the greenlet's first switch,
+    each next one as the value of the switch that handed the last one's
+    end to its caller. No local refers to the greenlet itself while it
+    waits (its reference count is how it is known to be unremembered).
+    """
+    while True:
+        try:
+            fn(*args)
+        finally:
+            fn = args = None  # type: ignore[assignment]  # the worker's objects go now
+            current = _getcurrent()
+            current.finished = True
+            # eventlet's hub makes itself the parent of a greenlet that
+            # blocks: give the caller back so an error (or a kill) the
+            # worker ends with resumes it.
+            if current.parent is not current.caller:
+                current.parent = current.caller
+            del current
+        fn, args = _getcurrent().caller.switch(None)
+
+
+class IdleWorkerGreenlets:
+    """Worker greenlets that finished their worker and may run another.
+
+    One per container (greenlets belong to the OS thread that made them,
+    and a container's workers all run in its hub's thread); at most
+    ``limit`` are kept, the container's ``max_workers``. :meth:`clear`
+    drops them (the greenlets end: nothing else refers to them).
+    """
+
+    __slots__ = ("_idle", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self._idle: list[WorkerGreenlet] = []
+        self.limit = limit
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+    def take(self) -> WorkerGreenlet | None:
+        """An idle worker greenlet nothing remembers, or ``None`` if none waits.
+
+        Checked here rather than when the greenlet finished its worker: the
+        hub's frame that last resumed a worker that blocked still holds it
+        until the hub runs again.
+        """
+        global _UNREMEMBERED
+        idle = self._idle
+        if idle and not _UNREMEMBERED:
+            _UNREMEMBERED = _references_of_an_unremembered_greenlet()
+        while idle:
+            child = idle.pop()
+            if (_references(child) <= _UNREMEMBERED
+                    # a threading.local with values for it (eventlet keys
+                    # them by greenlet, weakly), or anyone's weak reference
+                    and not getweakrefcount(child)
+                    # attributes a worker set on its greenlet
+                    and not child.__dict__
+                    and not child.dead):  # (killed while it waited)
+                return child
+            # Dropped: it ends when the last reference goes (a timer that
+            # throws into it ends it at once, the hub reporting the error).
+        return None
+
+    def keep(self, child: WorkerGreenlet) -> None:
+        """Keep ``child``, which just finished a worker, to run another (see :meth:`take`)."""
+        if len(self._idle) < self.limit:
+            child.caller = None
+            # contextvars start empty, as in a new greenlet
+            child.gr_context = None
+            self._idle.append(child)
+
+    def clear(self) -> None:
+        """Drop every idle worker greenlet."""
+        self._idle.clear()
 
 
 def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
-                          fn: Callable[..., object], *args: Any) -> None:
-    """Run ``fn(*args)`` in a new greenlet, child of the caller; return when it ended.
+                          fn: Callable[..., object], *args: Any,
+                          idle: IdleWorkerGreenlets | None = None) -> None:
+    """Run ``fn(*args)`` in a worker greenlet, child of the caller; return when it ended.
 
-    The child is put in ``registry[key]`` before it starts: killing the child (it
-    is a greenlet, ``eventlet.kill`` throws into it) ends the worker, and the
-    caller then raises the ``GreenletExit`` too, as the worker's greenthread
-    would have. An exception thrown into the caller while the worker runs
-    (its greenthread killed, a timeout of its own) kills the worker first.
-    Exceptions ``fn`` lets out propagate to the caller.
+    The greenlet is an idle one from ``idle`` if one waits there, else a
+    new one; it goes back to ``idle`` when ``fn`` returned and nothing
+    remembers it. The child is put in ``registry[key]`` before it starts:
+    killing the child (it is a greenlet, ``eventlet.kill`` throws into it)
+    ends the worker, and the caller then raises the ``GreenletExit`` too,
+    as the worker's greenthread would have. An exception thrown into the
+    caller while the worker runs (its greenthread killed, a timeout of its
+    own) kills the worker first. Exceptions ``fn`` lets out propagate to
+    the caller.
     """
-    caller = _greenlet.getcurrent()
-    child = WorkerGreenlet(_run_child, caller)
+    caller = _getcurrent()
+    child = None if idle is None else idle.take()
+    if child is None:
+        child = WorkerGreenlet(_serve, caller)
+    else:
+        child.parent = caller
     child.caller = caller
     child.finished = False
     registry[key] = child
     try:
         # Started at once: nothing can kill it before its body runs, so
         # its ``finished`` is always set when it ends.
-        ended = child.switch(child, fn, args)
+        ended = child.switch(fn, args)
         while not child.finished:
             # a stray wake-up of the caller: the worker's end switches to it
             ended = _get_hub().switch()
     except BaseException:
-        if not child.dead:
+        if not child.finished:
             # the worker goes with its caller, tearing down as it goes
             child.throw()
         raise
     finally:
-        # A switch or throw into a dead greenlet goes to its parent: a
+        # A switch or throw into a finished greenlet goes to its parent: a
         # timeout the worker armed and never cancelled must reach the hub
         # (which reports it), as a spawned worker's would, not the caller,
         # by then serving the connection's next request.
@@ -95,7 +183,35 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
             child.parent = _get_hub().greenlet
     if isinstance(ended, _GREENLET_EXIT):
         raise ended
+    if idle is not None and not child.dead:
+        idle.keep(child)
 
 
 _GREENLET_EXIT = _greenlet.GreenletExit
 _get_hub = eventlet.hubs.get_hub
+_getcurrent = _greenlet.getcurrent
+
+
+def _references(child: WorkerGreenlet) -> int:
+    """``sys.getrefcount(child)``, called from ``take`` and from the probe alike."""
+    return sys.getrefcount(child)
+
+
+def _references_of_an_unremembered_greenlet() -> int:
+    """What :func:`_references` says in ``take`` of a greenlet nothing remembers.
+
+    Measured once (on the first ``take`` with a greenlet to check), through
+    the same calls, rather than assumed: the count depends on the
+    interpreter and greenlet versions. Not at import: that would need
+    eventlet's hub before the program chose one.
+    """
+    probe = IdleWorkerGreenlets(1)
+    registry: dict[None, WorkerGreenlet] = {}
+    # as a worker ends: its slot (and registry entry) given back
+    run_in_child_greenlet(registry, None, registry.clear, idle=probe)
+    child = probe._idle.pop()
+    return _references(child)
+
+
+#: set by the first IdleWorkerGreenlets.take with a greenlet to check
+_UNREMEMBERED = 0

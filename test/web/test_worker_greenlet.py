@@ -4,9 +4,11 @@ Greenlet-local state (``threading.local`` under monkey-patching) must not
 carry over from one request to the next on a keep-alive connection (behind a
 reverse proxy that connection carries many users' requests); timeouts in the
 worker, errors, and kills behave as in a worker greenthread; nothing is left
-behind.
+behind. A worker greenlet nothing remembers runs the next worker; one that
+anything could tell from a new greenlet does not.
 """
 
+import contextvars
 import gc
 from http.client import HTTPConnection
 import threading
@@ -17,9 +19,11 @@ import requests
 
 from nameko_like._eventlet import eventlet
 from nameko_like.web.handlers import http
-from nameko_like.worker_greenlet import WorkerGreenlet, run_in_child_greenlet
+from nameko_like.worker_greenlet import IdleWorkerGreenlets, WorkerGreenlet, run_in_child_greenlet
 
 _local = threading.local()
+_var = contextvars.ContextVar("_var", default="empty")
+_remembered = []
 
 
 class Service:
@@ -57,6 +61,33 @@ class Service:
     def leaky_timeout(self, request):
         eventlet.Timeout(0.1)  # armed and never cancelled: a user's slip
         return "leaked"
+
+    @http("GET", "/greenlet")
+    def greenlet(self, request):
+        return str(id(eventlet.getcurrent()))
+
+    @http("GET", "/contextvar")
+    def contextvar(self, request):
+        previous = _var.get()
+        _var.set("set by an earlier request")
+        return previous
+
+    @http("GET", "/greenlet-attribute")
+    def greenlet_attribute(self, request):
+        current = eventlet.getcurrent()
+        previous = getattr(current, "marker", "empty")
+        current.marker = "set by an earlier request"
+        return previous
+
+    @http("GET", "/remember")
+    def remember(self, request):
+        _remembered.append(eventlet.getcurrent())
+        return str(id(_remembered[-1]))
+
+    @http("GET", "/nap")
+    def nap(self, request):
+        eventlet.sleep(0.05)
+        return str(id(eventlet.getcurrent()))
 
     @http("GET", "/slow")
     def slow(self, request):
@@ -198,3 +229,81 @@ def test_a_timeout_of_the_caller_kills_the_worker_and_reaches_the_caller():
         run_in_child_greenlet({}, "worker", work)
     assert steps == ["worker torn down"]
     assert _live_worker_greenlets() == []
+
+
+def _get_all(port, paths):
+    """Bodies of GET ``paths``, one after another on one keep-alive connection."""
+    conn = HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        bodies = []
+        for path in paths:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            assert response.status == 200
+            bodies.append(response.read().decode())
+        return bodies
+    finally:
+        conn.close()
+
+
+def test_a_worker_greenlet_nothing_remembers_runs_the_next_worker(
+    container_factory, web_config, web_config_port
+):
+    container = container_factory(Service, web_config)
+    container.start()
+    first, second, third = _get_all(web_config_port, ["/greenlet"] * 3)
+    assert first == second == third
+
+
+@pytest.mark.parametrize("path", ["/local", "/local-after-sleep", "/contextvar",
+                                  "/greenlet-attribute"])
+def test_state_a_worker_left_on_its_greenlet_is_not_seen_by_the_next(
+    container_factory, web_config, web_config_port, path
+):
+    container = container_factory(Service, web_config)
+    container.start()
+    assert _get_all(web_config_port, [path] * 3) == ["empty"] * 3
+
+
+def test_a_worker_greenlet_someone_remembers_is_not_reused(
+    container_factory, web_config, web_config_port
+):
+    container = container_factory(Service, web_config)
+    container.start()
+    remembered, after = _get_all(web_config_port, ["/remember", "/greenlet"])
+    assert remembered != after
+    _remembered.clear()
+
+
+def test_idle_worker_greenlets_are_at_most_max_workers_and_go_with_the_container(
+    container_factory, web_config, web_config_port
+):
+    container = container_factory(Service, dict(web_config, max_workers=3))
+    container.start()
+    url = f"http://127.0.0.1:{web_config_port}/nap"
+    pool = eventlet.GreenPool(10)
+    greenlets = {response.text for response in pool.imap(
+        lambda _: requests.get(url, timeout=5), range(10))}
+    assert len(container._idle_worker_greenlets) == 3
+    assert 3 <= len(greenlets) < 10  # three at a time, some run more than one worker
+    container.stop()
+    assert len(container._idle_worker_greenlets) == 0
+    assert _live_worker_greenlets() == []
+
+
+def test_killing_an_idle_worker_greenlet_leaves_its_last_caller_alone():
+    idle = IdleWorkerGreenlets(1)
+    results = []
+
+    def caller():
+        run_in_child_greenlet({}, "worker", lambda: None, idle=idle)
+        # waiting, as a connection's greenthread waits for its next request
+        results.append(eventlet.sleep(0.2) or "woke on time")
+
+    thread = eventlet.spawn(caller)
+    eventlet.sleep(0.05)
+    assert len(idle) == 1
+    eventlet.kill(idle._idle[0])
+    thread.wait()
+    assert results == ["woke on time"]
+    assert idle.take() is None
