@@ -26,7 +26,11 @@ from nameko_like.protocols import ExcInfo, ResultHandler
 from nameko_like.service_binding import bind_dependencies, bind_entrypoints, subextensions_of
 from nameko_like.utils import import_from_path
 from nameko_like.worker_context import WorkerContext
-from nameko_like.worker_greenlet import IdleWorkerGreenlets, run_in_child_greenlet
+from nameko_like.worker_greenlet import (
+    IdleWorkerGreenlets,
+    run_in_child_greenlet,
+    spawn_in_worker_greenlet,
+)
 from nameko_like.worker_lifecycle import run_worker
 
 if TYPE_CHECKING:
@@ -98,7 +102,7 @@ class ServiceContainer:
         self._workers_idle: Any = None
         # eventlet's greenlets and greenthreads (eventlet ships no types)
         self._worker_threads: dict[WorkerContext, Any] = {}
-        #: worker greenlets of run_worker_here that may run the next worker
+        #: worker greenlets that may run the next worker
         self._idle_worker_greenlets = IdleWorkerGreenlets(self.max_workers)
         self._managed_threads: dict[Any, str | None] = {}
         #: the publish pool extensions publish through: the runner's, or
@@ -296,9 +300,11 @@ class ServiceContainer:
         ``(result, exc_info)`` passed on to the dependencies.
         """
         worker_ctx = self._take_worker_slot(entrypoint, args, kwargs, context_data)
-        # registered before it can run: spawn_n only schedules the greenlet
-        self._worker_threads[worker_ctx] = eventlet.spawn_n(
-            run_worker, self, worker_ctx, handle_result,
+        # Registered before it can run: the greenlet is only scheduled. One
+        # that ran an earlier worker, when nothing remembers it (a new
+        # greenlet's frame stack is mapped and unmapped: worker_greenlet).
+        self._worker_threads[worker_ctx] = spawn_in_worker_greenlet(
+            self._idle_worker_greenlets, run_worker, self, worker_ctx, handle_result,
             entrypoint.method_name in self._async_methods, self._worker_done,
         )
         return worker_ctx

@@ -32,7 +32,8 @@ from nameko_like._eventlet import eventlet
 # greenlet comes with eventlet (which re-exports it): no dependency of our own
 _greenlet: Any = eventlet.greenthread.greenlet
 
-__all__ = ["IdleWorkerGreenlets", "WorkerGreenlet", "caller_of", "run_in_child_greenlet"]
+__all__ = ["IdleWorkerGreenlets", "WorkerGreenlet", "caller_of", "run_in_child_greenlet",
+           "spawn_in_worker_greenlet"]
 
 
 class WorkerGreenlet(_greenlet.greenlet):  # type: ignore[misc]  # untyped, via eventlet
@@ -44,10 +45,13 @@ class WorkerGreenlet(_greenlet.greenlet):  # type: ignore[misc]  # untyped, via 
     """
 
     # slots: no instance dict made per request
-    __slots__ = ("caller", "finished")
+    __slots__ = ("caller", "finished", "idle")
 
-    #: the greenthread waiting for this worker (its parent changes: see below)
+    #: the greenthread waiting for this worker (its parent changes: see
+    #: below), or the hub's greenlet for a spawned worker
     caller: Any
+    #: where it waits for its next worker once it finished one
+    idle: IdleWorkerGreenlets | None
     #: whether the worker's function has returned or raised (a flag is
     #: cheaper to read than the greenlet's ``dead``)
     finished: bool
@@ -63,8 +67,9 @@ def _serve(fn: Callable[..., object], args: tuple[Any, ...]) -> None:
 
     The first worker comes as the arguments of the greenlet's first switch,
     each next one as the value of the switch that handed the last one's
-    end to its caller. No local refers to the greenlet itself while it
-    waits (its reference count is how it is known to be unremembered).
+    end to its caller, once the greenlet put itself among its ``idle``
+    ones. No local refers to the greenlet itself while it waits (its
+    reference count is how it is known to be unremembered).
     """
     while True:
         try:
@@ -79,7 +84,12 @@ def _serve(fn: Callable[..., object], args: tuple[Any, ...]) -> None:
             if current.parent is not current.caller:
                 current.parent = current.caller
             del current
-        fn, args = _getcurrent().caller.switch(None)
+        current = _getcurrent()
+        to_caller = current.caller.switch
+        if current.idle is not None:
+            current.idle.keep(current)
+        del current
+        fn, args = to_caller(None)
 
 
 class IdleWorkerGreenlets:
@@ -157,6 +167,7 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
     child = None if idle is None else idle.take()
     if child is None:
         child = WorkerGreenlet(_serve, caller)
+        child.idle = idle
     else:
         child.parent = caller
     child.caller = caller
@@ -183,8 +194,28 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
             child.parent = _get_hub().greenlet
     if isinstance(ended, _GREENLET_EXIT):
         raise ended
-    if idle is not None and not child.dead:
-        idle.keep(child)
+
+
+def spawn_in_worker_greenlet(idle: IdleWorkerGreenlets, fn: Callable[..., object],
+                             *args: Any) -> WorkerGreenlet:
+    """``eventlet.spawn_n(fn, *args)`` in an idle worker greenlet, or a new one.
+
+    The greenlet is scheduled to run ``fn`` on the hub's next turn, as
+    ``spawn_n`` schedules a new greenlet, and goes back to ``idle`` when
+    ``fn`` returned. Exceptions ``fn`` lets out end the greenlet, and
+    reach the hub (which reports them), as a spawned greenlet's would.
+    """
+    hub = _get_hub()
+    child = idle.take()
+    if child is None:
+        child = WorkerGreenlet(_serve, hub.greenlet)
+        child.idle = idle
+    elif child.parent is not hub.greenlet:  # (an @http worker's caller's, until it ended)
+        child.parent = hub.greenlet
+    child.caller = hub.greenlet
+    child.finished = False
+    hub.schedule_call_global(0, child.switch, fn, args)
+    return child
 
 
 _GREENLET_EXIT = _greenlet.GreenletExit
