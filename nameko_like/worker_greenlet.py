@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from typing import Any
-from weakref import getweakrefcount
+from weakref import getweakrefcount, ref
 
 from nameko_like._eventlet import eventlet
 
@@ -40,18 +40,22 @@ class WorkerGreenlet(_greenlet.greenlet):  # type: ignore[misc]  # untyped, via 
     """A worker's greenlet, run by (and returning to) the greenthread in ``caller``.
 
     Built as a greenlet is, ``WorkerGreenlet(run, parent)``; whoever makes
-    one sets ``caller`` and ``finished`` (no ``__init__`` of ours: one is
+    one sets ``caller``, ``finished``, ``idle`` and ``job`` (no ``__init__`` of ours: one is
     made per request).
     """
 
     # slots: no instance dict made per request
-    __slots__ = ("caller", "finished", "idle")
+    __slots__ = ("caller", "finished", "idle", "job")
 
     #: the greenthread waiting for this worker (its parent changes: see
     #: below), or the hub's greenlet for a spawned worker
     caller: Any
-    #: where it waits for its next worker once it finished one
-    idle: IdleWorkerGreenlets | None
+    #: where it waits for its next worker once it finished one (weakly:
+    #: a parked greenlet is never collected by ``gc``, so it must not be
+    #: part of a reference cycle)
+    idle: ref[IdleWorkerGreenlets] | None
+    #: the next worker's ``(function, arguments)``, until it starts
+    job: tuple[Callable[..., object], tuple[Any, ...]] | None
     #: whether the worker's function has returned or raised (a flag is
     #: cheaper to read than the greenlet's ``dead``)
     finished: bool
@@ -62,20 +66,25 @@ def caller_of(current: Any) -> Any:
     return current.caller if isinstance(current, WorkerGreenlet) else current
 
 
-def _serve(fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+def _serve() -> None:
     """The body of a worker greenlet: run a worker, then wait for the next one.
 
-    The first worker comes as the arguments of the greenlet's first switch,
-    each next one as the value of the switch that handed the last one's
-    end to its caller, once the greenlet put itself among its ``idle``
-    ones. No local refers to the greenlet itself while it waits (its
-    reference count is how it is known to be unremembered).
+    Each worker comes in the greenlet's ``job`` (not as the arguments of
+    its first switch, which greenlet would hold for as long as the
+    greenlet lives). Once it put itself among its ``idle`` ones, the
+    greenlet hands the worker's end to its caller, and waits there. No
+    local refers to the greenlet itself while it waits (its reference
+    count is how it is known to be unremembered).
     """
     while True:
+        current = _getcurrent()
+        fn, args = current.job
+        current.job = None
+        del current
         try:
             fn(*args)
         finally:
-            fn = args = None  # type: ignore[assignment]  # the worker's objects go now
+            fn = args = None  # the worker's objects go now
             current = _getcurrent()
             current.finished = True
             # eventlet's hub makes itself the parent of a greenlet that
@@ -85,11 +94,14 @@ def _serve(fn: Callable[..., object], args: tuple[Any, ...]) -> None:
                 current.parent = current.caller
             del current
         current = _getcurrent()
+        # (held while parked: keeps the last caller alive until the next
+        # worker, e.g. a connection's finished greenthread)
         to_caller = current.caller.switch
-        if current.idle is not None:
-            current.idle.keep(current)
-        del current
-        fn, args = to_caller(None)
+        idle = None if current.idle is None else current.idle()
+        if idle is not None:
+            idle.keep(current)
+        del current, idle
+        to_caller(None)
 
 
 class IdleWorkerGreenlets:
@@ -98,10 +110,12 @@ class IdleWorkerGreenlets:
     One per container (greenlets belong to the OS thread that made them,
     and a container's workers all run in its hub's thread); at most
     ``limit`` are kept, the container's ``max_workers``. :meth:`clear`
-    drops them (the greenlets end: nothing else refers to them).
+    drops them (the greenlets end: nothing else refers to them) and keeps
+    none from then on (a container's workers may still end after it
+    stopped: a worker that stopped it, one that would not die).
     """
 
-    __slots__ = ("_idle", "limit")
+    __slots__ = ("__weakref__", "_idle", "limit")
 
     def __init__(self, limit: int) -> None:
         self._idle: list[WorkerGreenlet] = []
@@ -144,7 +158,8 @@ class IdleWorkerGreenlets:
             self._idle.append(child)
 
     def clear(self) -> None:
-        """Drop every idle worker greenlet."""
+        """Drop every idle worker greenlet, and keep none from now on."""
+        self.limit = 0
         self._idle.clear()
 
 
@@ -167,16 +182,17 @@ def run_in_child_greenlet(registry: dict[Any, Any], key: Any,
     child = None if idle is None else idle.take()
     if child is None:
         child = WorkerGreenlet(_serve, caller)
-        child.idle = idle
+        child.idle = None if idle is None else ref(idle)
     else:
         child.parent = caller
     child.caller = caller
     child.finished = False
+    child.job = (fn, args)
     registry[key] = child
     try:
         # Started at once: nothing can kill it before its body runs, so
         # its ``finished`` is always set when it ends.
-        ended = child.switch(fn, args)
+        ended = child.switch()
         while not child.finished:
             # a stray wake-up of the caller: the worker's end switches to it
             ended = _get_hub().switch()
@@ -209,12 +225,13 @@ def spawn_in_worker_greenlet(idle: IdleWorkerGreenlets, fn: Callable[..., object
     child = idle.take()
     if child is None:
         child = WorkerGreenlet(_serve, hub.greenlet)
-        child.idle = idle
+        child.idle = ref(idle)
     elif child.parent is not hub.greenlet:  # (an @http worker's caller's, until it ended)
         child.parent = hub.greenlet
     child.caller = hub.greenlet
     child.finished = False
-    hub.schedule_call_global(0, child.switch, fn, args)
+    child.job = (fn, args)
+    hub.schedule_call_global(0, child.switch)
     return child
 
 
@@ -236,12 +253,16 @@ def _references_of_an_unremembered_greenlet() -> int:
     interpreter and greenlet versions. Not at import: that would need
     eventlet's hub before the program chose one.
     """
-    probe = IdleWorkerGreenlets(1)
-    registry: dict[None, WorkerGreenlet] = {}
-    # as a worker ends: its slot (and registry entry) given back
-    run_in_child_greenlet(registry, None, registry.clear, idle=probe)
-    child = probe._idle.pop()
-    return _references(child)
+    counts = []
+    for _ in range(2):  # the lower of two: a tracer may hold a frame once
+        probe = IdleWorkerGreenlets(1)
+        registry: dict[None, WorkerGreenlet] = {}
+        # as a worker ends: its slot (and registry entry) given back
+        run_in_child_greenlet(registry, None, registry.clear, idle=probe)
+        child = probe._idle.pop()
+        counts.append(_references(child))
+        del child
+    return min(counts)
 
 
 #: set by the first IdleWorkerGreenlets.take with a greenlet to check
