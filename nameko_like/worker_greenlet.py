@@ -22,12 +22,15 @@ greenlet was before.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 from weakref import getweakrefcount, ref
 
 from nameko_like._eventlet import eventlet
+
+_log = logging.getLogger(__name__)
 
 # greenlet comes with eventlet (which re-exports it): no dependency of our own
 _greenlet: Any = eventlet.greenthread.greenlet
@@ -78,8 +81,17 @@ def _serve() -> None:
     """
     while True:
         current = _getcurrent()
-        fn, args = current.job
-        current.job = None
+        job = current.job
+        if job is None:
+            # A switch with no worker: a timer a finished worker left armed
+            # for its greenlet, say. Ignored, as a switch into a dead
+            # greenlet would be, and the greenlet waits on.
+            parent = current.parent
+            del current
+            parent.switch()
+            continue
+        fn, args = job
+        current.job = job = None
         del current
         try:
             fn(*args)
@@ -254,7 +266,7 @@ def _references_of_an_unremembered_greenlet() -> int:
     eventlet's hub before the program chose one.
     """
     counts = []
-    for _ in range(2):  # the lower of two: a tracer may hold a frame once
+    for _ in range(2):
         probe = IdleWorkerGreenlets(1)
         registry: dict[None, WorkerGreenlet] = {}
         # as a worker ends: its slot (and registry entry) given back
@@ -262,8 +274,15 @@ def _references_of_an_unremembered_greenlet() -> int:
         child = probe._idle.pop()
         counts.append(_references(child))
         del child
-    return min(counts)
+    if counts[0] != counts[1]:
+        # Something held a probe greenlet for a moment (a tracer keeping a
+        # frame, say): no count can be trusted, so nothing is reused.
+        _log.warning("worker greenlets will not be reused: probing their reference "
+                     "count gave %s", counts)
+        return -1
+    return counts[0]
 
 
-#: set by the first IdleWorkerGreenlets.take with a greenlet to check
+#: set by the first IdleWorkerGreenlets.take with a greenlet to check (-1:
+#: no greenlet is ever reused)
 _UNREMEMBERED = 0

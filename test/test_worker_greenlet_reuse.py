@@ -10,6 +10,7 @@ import contextvars
 import gc
 import sys
 import threading
+import weakref
 
 import pytest
 
@@ -22,6 +23,11 @@ _local = threading.local()
 _var = contextvars.ContextVar("_var", default="empty")
 _remembered = []
 _containers = {}
+_services = []
+
+
+class Payload:
+    """Something a worker is given (its only reference is the call's)."""
 
 
 class Service:
@@ -73,6 +79,18 @@ class Service:
     def slow(self):
         eventlet.sleep(0.3)
         return "slow done"
+
+    @dummy
+    def keep_track(self, payload):
+        _services.append(weakref.ref(self))
+        _services.append(weakref.ref(payload))
+        return "tracked"
+
+    @dummy
+    def stray_switch_later(self):
+        # a switch into this greenlet after the worker ended, with no job
+        eventlet.hubs.get_hub().schedule_call_global(0.01, eventlet.getcurrent().switch)
+        return "armed"
 
     @dummy
     def kill_own_container(self):
@@ -148,3 +166,47 @@ def test_a_container_dropped_without_stopping_leaves_no_worker_greenlet():
     del container
     gc.collect()
     assert _live_worker_greenlets() == []
+
+
+def test_a_parked_worker_greenlet_holds_nothing_of_its_last_worker(container_factory):
+    container = container_factory(Service)
+    container.start()
+    _services.clear()
+    with entrypoint_hook(container, "keep_track") as call:
+        for _ in range(3):
+            call(Payload())
+    gc.collect()
+    assert len(container._idle_worker_greenlets) == 1
+    assert [alive() for alive in _services] == [None] * 6
+
+
+def test_a_stray_switch_into_a_parked_worker_greenlet_is_ignored(container_factory, capfd):
+    container = container_factory(Service)
+    container.start()
+    assert _calls(container, "stray_switch_later", 1) == ["armed"]
+    eventlet.sleep(0.05)
+    assert len(set(_calls(container, "greenlet", 3))) == 1
+    assert capfd.readouterr().err == ""
+
+
+def test_a_parked_worker_greenlet_killed_before_it_starts_runs_nothing(container_factory,
+                                                                      capfd):
+    container = container_factory(Service)
+    container.start()
+    _calls(container, "greenlet", 1)
+    parked = id(container._idle_worker_greenlets._idle[0])  # (a reference would rule it out)
+    entrypoint = next(entrypoint for entrypoint in container.entrypoints
+                      if entrypoint.method_name == "keep_track")
+    _services.clear()
+    worker_ctx = container.spawn_worker(entrypoint, (Payload(),), {})
+    assert id(container._worker_threads[worker_ctx]) == parked
+    del worker_ctx
+    # what stop() after its grace period and kill() do, before the hub
+    # has had a turn to start the worker
+    container._kill_worker_threads()
+    assert container.free_worker_slots == container.max_workers
+    eventlet.sleep(0.01)  # the switch that would have started it comes and goes
+    gc.collect()
+    assert _services == []  # the worker never ran
+    assert _live_worker_greenlets() == []
+    assert "Traceback" not in capfd.readouterr().err
