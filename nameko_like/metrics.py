@@ -198,6 +198,16 @@ class Metrics(instrumentation.Observer):
 
     # -- hooks ---------------------------------------------------------------------
 
+    def container_stopped(self, container: Any) -> None:
+        """Forget the stopped container's entrypoints (their series stay).
+
+        The cached children are keyed by entrypoint, which refers to its
+        container: kept, they would keep a stopped container alive for as
+        long as the metrics server serves others.
+        """
+        for entrypoint in container.entrypoints:
+            self._children.pop(entrypoint, None)
+
     def worker_started(self, worker_ctx: WorkerContext) -> None:
         """Count the worker in flight."""
         self._entry_children(worker_ctx)[2].inc()

@@ -1,10 +1,14 @@
 """/metrics after real RPC, event and HTTP traffic on RabbitMQ: exact counts."""
 
+import gc
+import weakref
+
 import kombu
 import pytest
 from kombu import Queue
 
 from nameko_like import instrumentation
+from nameko_like.containers import ServiceContainer
 from nameko_like._eventlet import eventlet
 from nameko_like.events import event_handler
 from nameko_like.exceptions import RemoteError, RpcTimeout, UnknownService
@@ -13,6 +17,7 @@ from nameko_like.retries import Retry
 from nameko_like.rpc import rpc
 from nameko_like.standalone.events import event_dispatcher
 from nameko_like.standalone.rpc import ClusterRpcProxy
+from nameko_like.testing.services import dummy, entrypoint_hook
 from nameko_like.web.handlers import http
 
 pytestmark = pytest.mark.integration
@@ -193,3 +198,39 @@ def test_message_fates_are_counted(container_factory, metrics_config, endpoint):
     samples = endpoint.scrape()
     assert endpoint.value(samples, "nameko_like_messages_redelivered_total", service="jobs",
                           queue="jobs-always-fail", by="broker") is None
+
+
+class Counter:
+    name = "counter"
+
+    @dummy
+    def count(self):
+        return "counted"
+
+
+class Bystander:
+    name = "bystander"
+
+    @dummy
+    def idle(self):
+        return "idle"
+
+
+def test_a_stopped_container_is_not_kept_alive_by_the_metrics_of_another(
+    container_factory, endpoint
+):
+    config = {"METRICS_ADDRESS": "127.0.0.1:0"}
+    container_factory(Bystander, config).start()  # keeps the metrics server up
+    counter = ServiceContainer(Counter, config)
+    counter.start()
+    with entrypoint_hook(counter, "count") as count:
+        assert count() == "counted"
+    counter.stop()
+    stopped = weakref.ref(counter)
+    del counter, count
+    gc.collect()
+    assert stopped() is None
+    # its series stay in /metrics
+    assert endpoint.value(endpoint.scrape(), "nameko_like_entrypoint_calls_total",
+                          service="counter", method="count", entrypoint="Dummy",
+                          outcome="ok") == 1
