@@ -96,13 +96,22 @@ def deal(files: list[str], count: int, seconds: dict[str, float]) -> list[list[s
 
 
 def summary_lines(output: str) -> list[str]:
-    """The short test summary (-ra) and the closing line of one session's output."""
+    """The warnings summary, the short test summary (-ra) and the closing line of
+    one session's output (its log is removed when every session passed: a
+    warning must be readable here)."""
     lines = output.splitlines()
+    warnings: list[str] = []
+    begin = next((index for index, line in enumerate(lines)
+                  if line.startswith("=") and "warnings summary" in line), None)
+    if begin is not None:
+        end = next((index for index in range(begin + 1, len(lines))
+                    if lines[index].startswith("=")), len(lines))
+        warnings = lines[begin:end]
     start = next((index for index, line in enumerate(lines)
                   if "short test summary info" in line), None)
     closing = [line for line in lines[-5:] if _COUNTS.search(line) and line.startswith("=")]
     picked = lines[start:] if start is not None else closing
-    return [line for line in picked if not _DURATION.match(line)]
+    return [*warnings, *(line for line in picked if not _DURATION.match(line))]
 
 
 def counts(output: str) -> dict[str, int]:

@@ -63,5 +63,17 @@ def test_the_summary_is_the_short_summary_and_closing_line():
     assert shards.summary_lines(OUTPUT) == OUTPUT.splitlines()[-3:]
 
 
+def test_the_summary_shows_the_warnings_summary_too():
+    warned = OUTPUT.replace(
+        "=========================== short test summary info",
+        "============================== warnings summary ===============================\n"
+        "test/x.py::test_slow\n"
+        "  ResourceWarning: unclosed <socket>\n"
+        "=========================== short test summary info")
+    summary = shards.summary_lines(warned)
+    assert summary[:3] == warned.splitlines()[5:8]
+    assert summary[3:] == warned.splitlines()[-3:]
+
+
 def test_seconds_per_file_add_up_setup_call_and_teardown():
     assert shards.file_seconds(OUTPUT) == {"test/x.py": 3.5, "test/y.py": 0.3}
